@@ -1,0 +1,40 @@
+# The two commands of the README:
+#   make demo   set up .venv (first time only) and run the demo on the built-in synthetic corpus
+#   make test   set up .venv (first time only), run ruff and the test suite
+# Torch is installed first from the pinned CPU wheel so that no multi-GB CUDA build is downloaded.
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.moodscope-installed
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/moodscope demo
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/damff_speed.py
+	$(BIN)/python benchmarks/adff_seg_num.py
+
+clean:
+	rm -rf $(VENV) demo-output runs .pytest_cache .ruff_cache

@@ -1,0 +1,24 @@
+"""moodscope: music emotion recognition from audio.
+
+Valence-arousal per track, a valence-arousal curve every 0.5 s and emotion tags, with the DAMFF,
+ADFF and spectrogram-CNN tagger methods. See the README for the command line.
+
+>>> import moodscope
+>>> model = moodscope.load_model()                 # the bundled demo model  # doctest: +SKIP
+>>> result = model.predict("song.mp3")             # doctest: +SKIP
+>>> result.static.valence, result.dynamic.arousal  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def load_model(path=None, device: str = "cpu"):
+    """Load a model file (default: the bundled demo model) as a :class:`moodscope.predict.Predictor`."""
+    from .predict import Predictor
+
+    return Predictor.from_file(path, device=device)
+
+
+__all__ = ["__version__", "load_model"]

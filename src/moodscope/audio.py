@@ -1,0 +1,569 @@
+"""Audio decoding: any supported file to a mono float32 waveform at the configured rate.
+
+WAV, FLAC, OGG (Vorbis), Opus, MP3 and AIFF are decoded with soundfile (libsndfile), which seeks,
+so ``offset``/``duration`` reads decode only the requested span. M4A/AAC go through the ``ffmpeg``
+binary when it is installed (``-ss``/``-t`` on the input); otherwise they raise a clear
+:class:`~moodscope.errors.AudioError` saying how to install it. Channels are mixed down by their
+mean and the result is resampled with soxr (quality ``"HQ"``) when the file's rate differs.
+
+Every problem with an input file raises one :class:`~moodscope.errors.AudioError` whose message
+names the file and the cause, e.g. ``song.wav: silent: every sample is zero``.
+
+>>> from moodscope.audio import load_audio
+>>> y = load_audio("song.mp3", sr=44100, offset=30.0, duration=30.0)  # doctest: +SKIP
+>>> y.shape, y.dtype  # doctest: +SKIP
+((1323000,), dtype('float32'))
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import AudioError
+
+#: File extensions moodscope reads (lower case, with the dot).
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff"}
+)
+#: Extensions decoded through the ffmpeg binary rather than libsndfile.
+FFMPEG_EXTENSIONS: frozenset[str] = frozenset({".m4a", ".aac"})
+
+#: A signal whose largest absolute sample is below this is "silent".
+SILENCE_THRESHOLD = 1e-8
+#: Default shortest accepted audio, in seconds.
+MIN_DURATION_S = 0.05
+#: Quality setting passed to :func:`soxr.resample`.
+RESAMPLE_QUALITY = "HQ"
+
+#: Samples decoded before an MP3 seek target and dropped (8 MPEG frames of 1152 samples).
+_MP3_PREROLL = 8 * 1152
+
+_FFMPEG_HINT = "install it (apt-get install -y --no-install-recommends ffmpeg)"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says, read without decoding.
+
+    Attributes
+    ----------
+    samplerate : int
+        The file's own sampling rate in Hz.
+    frames : int
+        Number of samples per channel (for M4A/AAC an estimate from the container's duration).
+    channels : int
+        Number of channels.
+    format : str
+        ``"WAV"``, ``"FLAC"``, ``"OGG"``, ``"MP3"``, ... or ``"FFMPEG"`` for M4A/AAC.
+    """
+
+    samplerate: int
+    frames: int
+    channels: int
+    format: str
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds (``frames / samplerate``)."""
+        return self.frames / self.samplerate
+
+
+def is_audio_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` has one of :data:`SUPPORTED_EXTENSIONS` (case-insensitive); the file is not opened."""
+    return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def _format_seconds(x: float) -> str:
+    """``2.27e-5 -> '0.00002'``, ``0.05 -> '0.05'``, ``12.0 -> '12'``."""
+    s = f"{x:.5f}".rstrip("0").rstrip(".")
+    return s if s not in ("", "-0") else "0"
+
+
+def _check_path(path: Path) -> str:
+    """Validate that ``path`` is a non-empty file with a supported extension; return the extension."""
+    if not path.exists():
+        raise AudioError(path, "no such file")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    ext = path.suffix.lower()
+    if ext not in SUPPORTED_EXTENSIONS:
+        shown = repr(ext) if ext else "(no extension)"
+        supported = ", ".join(sorted(e.lstrip(".") for e in SUPPORTED_EXTENSIONS))
+        raise AudioError(path, f"unknown audio format {shown} (supported: {supported})")
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise AudioError(path, f"cannot read file ({e.strerror or e})") from e
+    if size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    return ext
+
+
+def _unreadable(path: Path, e: BaseException) -> AudioError:
+    msg = " ".join(str(e).split()) or type(e).__name__
+    msg = re.sub(r"^Error(?: opening '.*?')? ?: ", "", msg).rstrip(".")  # libsndfile repeats the path
+    if "does not exist or is not a regular file" in msg:  # what libsndfile says about non-MP3 bytes in .mp3
+        msg = "no decodable audio frames"
+    return AudioError(path, f"not a readable audio file ({msg})")
+
+
+# ----------------------------------------------------------------------------------------------------
+# ffmpeg back end (M4A / AAC)
+
+
+def _ffmpeg_tools(path: Path) -> tuple[str, str]:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise AudioError(path, f"M4A/AAC needs ffmpeg; {_FFMPEG_HINT}")
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        raise AudioError(path, f"M4A/AAC needs ffprobe (part of ffmpeg); {_FFMPEG_HINT}")
+    return ffmpeg, ffprobe
+
+
+def _last_line(text: bytes) -> str:
+    lines = [ln.strip() for ln in text.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def _ffprobe_info(path: Path) -> AudioInfo:
+    _, ffprobe = _ffmpeg_tools(path)
+    cmd = [
+        ffprobe, "-v", "error", "-select_streams", "a:0",
+        "-show_entries", "stream=sample_rate,channels,duration:format=duration",
+        "-of", "json", str(path),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise AudioError(path, f"not a readable audio file (ffprobe: {_last_line(proc.stderr)})")
+    try:
+        meta = json.loads(proc.stdout or b"{}")
+        streams = meta.get("streams") or []
+        if not streams:
+            raise AudioError(path, "not a readable audio file (no audio stream)")
+        stream = streams[0]
+        sr = int(stream["sample_rate"])
+        channels = int(stream["channels"])
+        dur = stream.get("duration") or (meta.get("format") or {}).get("duration") or 0.0
+        frames = int(round(float(dur) * sr))
+    except (KeyError, TypeError, ValueError) as e:
+        raise AudioError(path, f"not a readable audio file (ffprobe output: {e})") from e
+    return AudioInfo(samplerate=sr, frames=frames, channels=channels, format="FFMPEG")
+
+
+# ----------------------------------------------------------------------------------------------------
+# public API
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Read a file's rate, length and channel count without decoding it.
+
+    Raises
+    ------
+    AudioError
+        Missing file, directory, unknown extension, empty file, unreadable header, 0-sample file.
+    """
+    path = Path(path)
+    ext = _check_path(path)
+    if ext in FFMPEG_EXTENSIONS:
+        info = _ffprobe_info(path)
+    else:
+        try:
+            i = sf.info(str(path))
+        except (sf.SoundFileError, RuntimeError) as e:
+            raise _unreadable(path, e) from e
+        info = AudioInfo(
+            samplerate=int(i.samplerate), frames=int(i.frames), channels=int(i.channels), format=i.format
+        )
+    if info.frames <= 0:
+        # libsndfile reports 0 frames both for empty streams and for Ogg files cut before their last page
+        raise AudioError(path, "no audio samples (0-sample or truncated file)")
+    if info.samplerate <= 0 or info.channels <= 0:
+        raise AudioError(
+            path, f"not a readable audio file (rate {info.samplerate}, {info.channels} channels)"
+        )
+    return info
+
+
+def audio_duration(path: str | os.PathLike) -> float:
+    """Length of an audio file in seconds, from its header (no decoding).
+
+    Raises the same :class:`AudioError` as :func:`audio_info`.
+    """
+    return audio_info(path).duration
+
+
+def _truncation_tolerance(info: AudioInfo) -> int:
+    """Samples a full read may fall short of the header's count before the file counts as truncated.
+
+    MP3 and ffmpeg lengths are estimates (encoder delay and padding, VBR headers); the other formats'
+    counts are exact.
+    """
+    if info.format in ("MP3", "FFMPEG"):
+        return max(4096, info.frames // 100)
+    return 0
+
+
+def _sf_read(f: sf.SoundFile, n: int) -> np.ndarray:
+    """Read the next ``n`` frames as float32 ``(m, channels)`` straight from libsndfile.
+
+    ``SoundFile.read`` seeks to its own position after every call, and for MP3 that re-seek makes
+    mpg123 resynchronise (wrong samples for a few frames), so consecutive reads would not equal one
+    big read. Calling ``sf_readf_float`` directly keeps the decoder running; if soundfile's internals
+    change, fall back to the public method.
+    """
+    lib, ffi = getattr(sf, "_snd", None), getattr(sf, "_ffi", None)
+    handle = getattr(f, "_file", None)
+    if lib is None or ffi is None or handle is None or not hasattr(sf, "_error_check"):
+        return f.read(n, dtype="float32", always_2d=True)
+    out = np.empty((n, f.channels), dtype=np.float32)
+    got = lib.sf_readf_float(handle, ffi.cast("float *", out.ctypes.data), n)
+    sf._error_check(f._errorcode)
+    return out[:got]
+
+
+class AudioStream:
+    """Sequential reader of samples ``[start, stop)`` of a file at its own rate, all channels.
+
+    Each :meth:`read` continues where the previous one stopped, so a file is decoded once, in order,
+    whatever the block sizes (the decoder never re-seeks; results equal one big read). soundfile
+    formats seek once to ``start``; M4A/AAC stream from one ``ffmpeg`` process started at ``start``.
+    Use as a context manager or call :meth:`close`.
+
+    Parameters
+    ----------
+    path : path-like
+    start, stop : int
+        Sample indices at the file's own rate; ``stop=None`` reads to the end.
+    info : AudioInfo, optional
+        The file's :func:`audio_info`, to skip reading the header again.
+
+    Raises
+    ------
+    AudioError
+        Bad input (see :func:`audio_info`), undecodable data, or (from :meth:`read`) a stream that
+        ends well before the length its header declares ("truncated").
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        start: int = 0,
+        stop: int | None = None,
+        *,
+        info: AudioInfo | None = None,
+    ):
+        self.path = Path(path)
+        self.info = info if info is not None else audio_info(self.path)
+        self.start = int(start)
+        if self.start < 0:
+            raise ValueError(f"start must be >= 0, not {start}")
+        self.stop = self.info.frames if stop is None else min(int(stop), self.info.frames)
+        self.position = self.start  #: index of the next sample :meth:`read` returns
+        self._file: sf.SoundFile | None = None
+        self._proc: subprocess.Popen | None = None
+        self._stderr = None
+        if self.stop <= self.start:
+            return
+        if self.info.format == "FFMPEG":
+            self._open_ffmpeg()
+            return
+        try:
+            self._file = sf.SoundFile(str(self.path))
+            if self.start > 0:
+                # libsndfile's MP3 seek lands a few frames off; decode a pre-roll and drop it
+                preroll = min(self.start, _MP3_PREROLL) if self.info.format == "MP3" else 0
+                self._file.seek(self.start - preroll)
+                if preroll:
+                    _sf_read(self._file, preroll)
+        except (sf.SoundFileError, RuntimeError) as e:
+            self.close()
+            raise _unreadable(self.path, e) from e
+
+    def _open_ffmpeg(self) -> None:
+        ffmpeg, _ = _ffmpeg_tools(self.path)
+        sr, ch = self.info.samplerate, self.info.channels
+        cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"]
+        if self.start > 0:
+            cmd += ["-ss", f"{self.start / sr:.9f}"]
+        cmd += ["-t", f"{(self.stop - self.start) / sr:.9f}", "-i", str(self.path), "-map", "0:a:0", "-vn"]
+        cmd += ["-f", "f32le", "-acodec", "pcm_f32le", "-ar", str(sr), "-ac", str(ch), "pipe:1"]
+        self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: ffmpeg can never block on it
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr
+        )
+
+    def _read_ffmpeg(self, n: int) -> np.ndarray:
+        ch = self.info.channels
+        raw = self._proc.stdout.read(n * 4 * ch)
+        if len(raw) < n * 4 * ch:  # end of stream: the process must have succeeded
+            rc = self._proc.wait()
+            if rc != 0:
+                self._stderr.seek(0)
+                msg = _last_line(self._stderr.read())
+                self.close()
+                raise AudioError(self.path, f"not a readable audio file (ffmpeg: {msg})")
+        m = len(raw) // (4 * ch)
+        return np.frombuffer(raw[: m * 4 * ch], dtype="<f4").reshape(m, ch).astype(np.float32)
+
+    def read(self, n: int) -> np.ndarray:
+        """Decode the next ``n`` samples (fewer at the end of the span).
+
+        Returns
+        -------
+        np.ndarray [shape=(m, channels), dtype=float32], ``m <= n``
+        """
+        n = max(0, min(int(n), self.stop - self.position))
+        if n == 0 or (self._file is None and self._proc is None):
+            return np.zeros((0, self.info.channels), dtype=np.float32)
+        if self._proc is not None:
+            data = self._read_ffmpeg(n)
+        else:
+            try:
+                data = _sf_read(self._file, n)
+            except (sf.SoundFileError, RuntimeError) as e:
+                self.close()
+                raise _unreadable(self.path, e) from e
+        self.position += data.shape[0]
+        if data.shape[0] < n:
+            self.stop = self.position  # the stream ended here
+            if self.info.frames - self.position > _truncation_tolerance(self.info):
+                self.close()
+                raise AudioError(
+                    self.path,
+                    f"truncated: decoded {_format_seconds(self.position / self.info.samplerate)} s "
+                    f"of {_format_seconds(self.info.duration)} s",
+                )
+        return np.ascontiguousarray(data)
+
+    def close(self) -> None:
+        """Release the file or the ffmpeg process."""
+        f, proc, err = (
+            getattr(self, "_file", None),
+            getattr(self, "_proc", None),
+            getattr(self, "_stderr", None),
+        )
+        self._file = self._proc = self._stderr = None
+        if f is not None:
+            f.close()
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+            proc.stdout.close()
+            proc.wait()
+        if err is not None:
+            err.close()
+
+    def __enter__(self) -> AudioStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+def read_frames(
+    path: str | os.PathLike, start: int = 0, stop: int | None = None, *, info: AudioInfo | None = None
+) -> np.ndarray:
+    """Decode samples ``[start, stop)`` of a file at its own rate, all channels, no checks on the content.
+
+    This is the low-level reader behind :func:`load_audio` (which adds mixdown, resampling and content
+    checks); only the requested span is decoded where the format seeks.
+
+    Parameters
+    ----------
+    path : path-like
+    start, stop : int
+        Sample indices at the file's own rate; ``stop=None`` reads to the end.
+    info : AudioInfo, optional
+        The file's :func:`audio_info`, to skip reading the header again.
+
+    Returns
+    -------
+    np.ndarray [shape=(n, channels), dtype=float32]
+        ``n`` may be less than ``stop - start`` only near the end of files whose length is an estimate.
+
+    Raises
+    ------
+    AudioError
+        Any bad input (see :func:`audio_info`), undecodable or truncated data.
+    """
+    with AudioStream(path, start, stop, info=info) as stream:
+        return stream.read(stream.stop - stream.start)
+
+
+def to_mono(data: np.ndarray) -> np.ndarray:
+    """Mix ``(n, channels)`` samples down to ``(n,)`` by their mean (float32)."""
+    if data.ndim == 1:
+        return data.astype(np.float32, copy=False)
+    if data.shape[1] == 1:
+        return np.ascontiguousarray(data[:, 0], dtype=np.float32)
+    return data.mean(axis=1, dtype=np.float32)
+
+
+def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample with soxr (quality ``"HQ"``) along the first axis; a no-op when the rates are equal.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,) or (n, channels)]
+    orig_sr, target_sr : int
+
+    Returns
+    -------
+    np.ndarray [shape=(ceil(n * target_sr / orig_sr),) or (..., channels), dtype=float32]
+    """
+    if orig_sr == target_sr:
+        return y.astype(np.float32, copy=False)
+    out = soxr.resample(
+        np.ascontiguousarray(y, dtype=np.float32), orig_sr, target_sr, quality=RESAMPLE_QUALITY
+    )
+    return np.asarray(out, dtype=np.float32)
+
+
+def native_span(
+    info: AudioInfo,
+    offset: float = 0.0,
+    duration: float | None = None,
+    *,
+    path: str | os.PathLike | None = None,
+) -> tuple[int, int]:
+    """Sample range ``[start, stop)`` at the file's own rate for ``offset``/``duration`` in seconds.
+
+    Raises ``ValueError`` for a negative ``offset`` or a non-positive ``duration``, and
+    :class:`AudioError` (naming ``path``) for an ``offset`` at or past the end.
+    """
+    if offset < 0 or not math.isfinite(offset):
+        raise ValueError(f"offset must be a finite number >= 0, not {offset}")
+    if duration is not None and (duration <= 0 or not math.isfinite(duration)):
+        raise ValueError(f"duration must be a finite number > 0 or None, not {duration}")
+    start = int(round(offset * info.samplerate))
+    stop = (
+        info.frames if duration is None else min(info.frames, start + int(round(duration * info.samplerate)))
+    )
+    if start >= info.frames:
+        raise AudioError(
+            path,
+            f"offset {_format_seconds(offset)} s is at or past the end ({_format_seconds(info.duration)} s)",
+        )
+    return start, stop
+
+
+def check_length(
+    path: str | os.PathLike | None, n: int, sr: int, *, min_duration: float = MIN_DURATION_S
+) -> None:
+    """Raise :class:`AudioError` when ``n`` samples at ``sr`` last less than ``min_duration`` seconds."""
+    if n / sr < min_duration:
+        raise AudioError(path, f"too short ({_format_seconds(n / sr)} s < {_format_seconds(min_duration)} s)")
+
+
+def check_samples(
+    path: str | os.PathLike | None,
+    data: np.ndarray,
+    sr: int,
+    *,
+    min_duration: float = MIN_DURATION_S,
+    check_silent: bool = True,
+) -> None:
+    """Raise :class:`AudioError` for NaN/inf samples, fewer than ``min_duration`` seconds, or silence.
+
+    ``data`` is ``(n,)`` or ``(n, channels)`` at rate ``sr``.
+    """
+    n = data.shape[0]
+    if n == 0:
+        raise AudioError(path, "no audio samples (0-sample file)")
+    if not np.isfinite(data).all():
+        raise AudioError(path, "contains NaN or infinite samples")
+    check_length(path, n, sr, min_duration=min_duration)
+    if check_silent and float(np.max(np.abs(data))) < SILENCE_THRESHOLD:
+        raise AudioError(path, "silent: every sample is zero")
+
+
+def load_audio(
+    path: str | os.PathLike,
+    *,
+    sr: int = 44100,
+    offset: float = 0.0,
+    duration: float | None = None,
+    mono: bool = True,
+    min_duration: float = MIN_DURATION_S,
+    check_silent: bool = True,
+) -> np.ndarray:
+    """Decode an audio file to a float32 waveform at ``sr``.
+
+    Parameters
+    ----------
+    path : path-like
+        A file with one of :data:`SUPPORTED_EXTENSIONS`.
+    sr : int
+        Target rate in Hz; the file is resampled with soxr (``"HQ"``) when its own rate differs.
+    offset : float
+        Start reading this many seconds into the file (seeks; earlier audio is not decoded).
+    duration : float, optional
+        Read at most this many seconds; ``None`` reads to the end.
+    mono : bool
+        Mix channels down by their mean (default). With ``False`` the result is ``(channels, n)``.
+    min_duration : float
+        Shortest accepted read, in seconds (checked at the file's own rate, before resampling).
+    check_silent : bool
+        Raise for audio whose every sample is (near) zero; pass ``False`` to accept silence.
+
+    Returns
+    -------
+    np.ndarray [shape=(n,) or (channels, n), dtype=float32]
+
+    Raises
+    ------
+    AudioError
+        Missing file, directory, unknown extension, empty or 0-sample file, unreadable or truncated
+        data, NaN/inf samples, too short, silent, ``offset`` at or past the end, or M4A/AAC without ffmpeg.
+    ValueError
+        Negative ``offset`` or non-positive ``duration``.
+
+    Examples
+    --------
+    >>> y = load_audio("song.flac", sr=44100)  # doctest: +SKIP
+    >>> y.ndim, y.dtype  # doctest: +SKIP
+    (1, dtype('float32'))
+    """
+    path = Path(path)
+    info = audio_info(path)
+    start, stop = native_span(info, offset, duration, path=path)
+    data = read_frames(path, start, stop, info=info)
+    check_samples(path, data, info.samplerate, min_duration=min_duration, check_silent=check_silent)
+    if mono:
+        return resample(to_mono(data), info.samplerate, sr)
+    return np.ascontiguousarray(resample(data, info.samplerate, sr).T)
+
+
+__all__ = [
+    "AudioStream",
+    "FFMPEG_EXTENSIONS",
+    "MIN_DURATION_S",
+    "SUPPORTED_EXTENSIONS",
+    "AudioInfo",
+    "audio_duration",
+    "audio_info",
+    "check_length",
+    "check_samples",
+    "is_audio_file",
+    "load_audio",
+    "native_span",
+    "read_frames",
+    "resample",
+    "to_mono",
+]

@@ -1,0 +1,369 @@
+"""The ``moodscope`` command line. Each verb is a thin wrapper over one library function.
+
+``main(argv=None)`` returns the exit code, so tests call it directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+from . import __version__
+from .errors import MoodscopeError
+
+EXAMPLES = {
+    "predict": "moodscope predict song.mp3 --plot --out results/",
+    "demo": "moodscope demo",
+    "train": "moodscope train --config configs/damff_synthetic.yaml --set train.epochs=5",
+    "evaluate": "moodscope evaluate --model runs/x/fold_0/model.safetensors --dataset folder --root my_dataset/",
+    "compare": "moodscope compare --config configs/damff_synthetic.yaml --models damff,crnn --folds 3",
+    "corpus": "moodscope corpus synth --out corpus/ --n-clips 40 --duration 45 --seed 0",
+    "features": "moodscope features a.mp3 b.flac --out feats/",
+    "datasets": "moodscope datasets check deam --root ~/data/DEAM",
+    "models": "moodscope models",
+}
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _add(sub, name: str, help_: str, description: str = "") -> argparse.ArgumentParser:
+    epilog = f"example:\n  {EXAMPLES[name]}" if name in EXAMPLES else None
+    return sub.add_parser(
+        name,
+        help=f"{help_}   e.g. {EXAMPLES.get(name, '')}",
+        description=textwrap.dedent(description or help_),
+        epilog=epilog,
+        formatter_class=_Formatter,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="moodscope",
+        description="Music emotion recognition: valence-arousal per track, a V-A curve every 0.5 s, emotion tags.",
+        formatter_class=_Formatter,
+        epilog="Run 'moodscope VERB --help' for a verb's options and an example.",
+    )
+    p.add_argument("--version", action="version", version=f"moodscope {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    sub = p.add_subparsers(dest="verb", metavar="VERB")
+
+    s = _add(
+        sub,
+        "predict",
+        "predict emotion of audio files or folders",
+        """Predict valence/arousal (and tags, for tagger models) of audio files or whole folders (recursive).
+        Without --out, one JSON object per track is printed on stdout. With --out, a JSON or CSV per track,
+        a summary and (with --plot) a PNG per track are written there. Bad files are reported and skipped;
+        the exit code is 1 if any file failed.""",
+    )
+    s.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
+    s.add_argument("--model", help="model file (.safetensors); default: the bundled demo model")
+    s.add_argument("--out", help="output folder")
+    s.add_argument(
+        "--format", choices=["json", "csv"], default="json", help="per-track output format (default json)"
+    )
+    s.add_argument("--plot", action="store_true", help="also write a PNG per track (needs --out)")
+    s.add_argument(
+        "--hop-valence", type=float, help="sliding-window hop for valence in seconds (default: model's)"
+    )
+    s.add_argument(
+        "--hop-arousal", type=float, help="sliding-window hop for arousal in seconds (default: model's)"
+    )
+    s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    s = _add(
+        sub,
+        "demo",
+        "synthetic corpus -> train a CPU-sized DAMFF -> evaluate -> predict with a plot",
+        """The whole pipeline on the built-in synthetic corpus (no download): render the corpus, train a
+        CPU-sized DAMFF, evaluate it on held-out songs (CCC/PCC/RMSE per dimension) and predict one held-out
+        song with its plot. Everything goes to --out (default demo-output/).""",
+    )
+    s.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    s.add_argument(
+        "--minutes", type=float, default=None, help="training time budget in minutes (default 5.5)"
+    )
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--quiet", action="store_true")
+
+    s = _add(
+        sub,
+        "train",
+        "train (k-fold) from a YAML config",
+        """Train and evaluate a model as a config describes (see configs/). Results per fold and mean ± std
+        go to the run directory (results.json, results.md), with the model file of each fold.""",
+    )
+    s.add_argument("--config", required=True, help="YAML config file")
+    s.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=5 --set data.root=~/DEAM (repeatable)",
+    )
+    s.add_argument("--out", help="run directory (default <output_dir>/<name>)")
+    s.add_argument("--resume", action="store_true", help="skip finished folds, continue an interrupted one")
+    s.add_argument("--folds", type=int, help="number of folds (= --set split.folds=N)")
+    s.add_argument("--device", help="cpu, cuda or auto (= --set train.device=...)")
+    s.add_argument("--fast-dev-run", action="store_true", help="one batch of training per fold (smoke test)")
+    s.add_argument("--quiet", action="store_true")
+
+    s = _add(
+        sub,
+        "evaluate",
+        "score a model file on a labelled dataset",
+        """Predict every labelled track of a dataset with a model file and print the metrics
+        (CCC/PCC/RMSE per song for dynamic models, R²/RMSE or accuracy for static ones, P/R/F1/AUC for taggers).""",
+    )
+    s.add_argument("--model", help="model file (default: the bundled demo model)")
+    s.add_argument("--dataset", default="folder", help="dataset adapter name (default folder)")
+    s.add_argument("--root", required=True, help="dataset folder")
+    s.add_argument("--ids", help="file with the track ids to evaluate (default: all labelled tracks)")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--json", dest="json_out", help="also write the metrics to this JSON file")
+
+    s = _add(sub, "corpus", "build the synthetic labelled corpus", "Synthetic corpus tools.")
+    csub = s.add_subparsers(dest="corpus_verb", metavar="ACTION")
+    c = csub.add_parser(
+        "synth",
+        help="render a synthetic labelled corpus",
+        epilog=f"example:\n  {EXAMPLES['corpus']}",
+        formatter_class=_Formatter,
+    )
+    c.add_argument("--out", required=True)
+    c.add_argument("--n-clips", type=int, default=40)
+    c.add_argument("--duration", type=float, default=45.0, help="clip length in seconds")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+
+    s = _add(
+        sub,
+        "features",
+        "write log-Mel features (.npy) of audio files",
+        "Compute the log-Mel features (128 bands, 60 ms window, 10 ms hop, dB) of each file into DIR/<stem>.npy.",
+    )
+    s.add_argument("paths", nargs="+", metavar="AUDIO")
+    s.add_argument("--out", required=True)
+    s.add_argument("--no-cache", action="store_true", help="do not use the feature cache")
+
+    s = _add(
+        sub,
+        "datasets",
+        "list dataset adapters or check a release on disk",
+        "List the dataset adapters, or check that a release on disk reads as expected.",
+    )
+    dsub = s.add_subparsers(dest="datasets_verb", metavar="ACTION")
+    dsub.add_parser("list", help="list dataset adapters")
+    d = dsub.add_parser(
+        "check",
+        help="check a dataset release",
+        epilog=f"example:\n  {EXAMPLES['datasets']}",
+        formatter_class=_Formatter,
+    )
+    d.add_argument("name")
+    d.add_argument("--root", required=True)
+    d.add_argument("--no-audio-check", action="store_true", help="skip decoding each audio file's header")
+
+    _add(
+        sub,
+        "models",
+        "list the registered models",
+        "List the registered models with their paper and output kind.",
+    )
+
+    s = _add(
+        sub,
+        "compare",
+        "train several models under one protocol and tabulate them",
+        """Train and evaluate each model under the identical protocol of a config (same splits, seeds,
+             metrics) and write one table (markdown + CSV) with mean ± std per metric per model, the paper's
+             numbers where the config has them, and a paired t-test across folds against the first model.""",
+    )
+    s.add_argument("--config", required=True)
+    s.add_argument("--models", required=True, help="comma-separated model names; the first is the reference")
+    s.add_argument("--folds", type=int)
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--out", help="output folder (default runs/compare-<config name>)")
+    s.add_argument("--quiet", action="store_true")
+    return p
+
+
+# --------------------------------------------------------------------------------------------------------------
+def cmd_predict(a) -> int:
+    from .predict import predict_paths
+
+    if a.plot and not a.out:
+        raise MoodscopeError("--plot needs --out DIR (where the PNGs go)")
+    results, failures = predict_paths(
+        a.paths,
+        model=a.model,
+        out_dir=a.out,
+        fmt=a.format,
+        plot=a.plot,
+        device=a.device,
+        hop_valence=a.hop_valence,
+        hop_arousal=a.hop_arousal,
+        progress=not a.quiet,
+    )
+    if a.out:
+        print(f"{len(results)} track(s) predicted -> {a.out}", file=sys.stderr)
+    if failures:
+        print(f"{len(failures)} file(s) failed:", file=sys.stderr)
+        for f, m in failures:
+            print(f"  {f}: {m}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_train(a) -> int:
+    from .train import run_experiment
+
+    ov = list(a.overrides)
+    if a.folds:
+        ov.append(f"split.folds={a.folds}")
+    if a.device:
+        ov.append(f"train.device={a.device}")
+    if a.fast_dev_run:
+        ov.append("train.fast_dev_run=true")
+    out = run_experiment(a.config, ov, out_dir=a.out, resume=a.resume, progress=not a.quiet)
+    print(out["table"])
+    print(f"run directory: {out['run_dir']}")
+    return 0
+
+
+def cmd_evaluate(a) -> int:
+    from .train import evaluate_model_on_dataset
+
+    ids = None
+    if a.ids:
+        ids = [t for t in Path(a.ids).read_text().replace(",", " ").split() if t]
+    metrics, n = evaluate_model_on_dataset(a.model, a.dataset, a.root, ids=ids, device=a.device)
+    print(f"{n} track(s) evaluated")
+    for k, v in metrics.items():
+        print(f"{k:>24s}  {v:.4f}")
+    if a.json_out:
+        Path(a.json_out).write_text(json.dumps(dict(metrics), indent=2))
+    return 0
+
+
+def cmd_demo(a) -> int:
+    from .demo import run_demo
+
+    run_demo(out=a.out, minutes=a.minutes, seed=a.seed, device=a.device, progress=not a.quiet)
+    return 0
+
+
+def cmd_corpus(a) -> int:
+    from .corpus import synthesize
+
+    if a.corpus_verb != "synth":
+        raise MoodscopeError("usage: moodscope corpus synth --out DIR [--n-clips N --duration S --seed K]")
+    synthesize(a.out, n_clips=a.n_clips, duration=a.duration, seed=a.seed, workers=a.workers)
+    print(f"corpus written to {a.out}")
+    return 0
+
+
+def cmd_features(a) -> int:
+    from .features import extract_to_dir
+
+    written, failures = extract_to_dir(a.paths, a.out, cache=False if a.no_cache else None)
+    print(f"{len(written)} feature file(s) written to {a.out}")
+    for f, m in failures:
+        print(f"error: {f}: {m}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_datasets(a) -> int:
+    from .datasets import check, list_datasets
+
+    if a.datasets_verb == "list":
+        for name, desc in list_datasets():
+            print(f"{name:<12s} {desc}")
+        return 0
+    if a.datasets_verb == "check":
+        from .errors import DatasetError
+
+        try:
+            report = check.check_dataset(a.name, a.root, durations=not a.no_audio_check, progress=True)
+        except DatasetError as e:
+            print(f"moodscope datasets check: error: {e}", file=sys.stderr)
+            return 1
+        print(report.format())
+        return 0 if report.ok else 1
+    raise MoodscopeError("usage: moodscope datasets list | moodscope datasets check NAME --root DIR")
+
+
+def cmd_models(a) -> int:
+    from .models import MODELS
+
+    for name in MODELS.names():
+        cls = MODELS.get(name)
+        doc = (cls.__doc__ or "").strip().splitlines()
+        print(f"{name:<10s} [{cls.output}] {doc[0] if doc else ''}")
+    return 0
+
+
+def cmd_compare(a) -> int:
+    from .compare import run_compare
+
+    ov = list(a.overrides)
+    if a.folds:
+        ov.append(f"split.folds={a.folds}")
+    out = run_compare(
+        a.config, [m for m in a.models.split(",") if m], ov, out_dir=a.out, progress=not a.quiet
+    )
+    print(out["table"])
+    return 0
+
+
+COMMANDS = {
+    "predict": cmd_predict,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "demo": cmd_demo,
+    "corpus": cmd_corpus,
+    "features": cmd_features,
+    "datasets": cmd_datasets,
+    "models": cmd_models,
+    "compare": cmd_compare,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if a.verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.INFO if a.verbose else logging.ERROR)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    if not a.verb:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[a.verb](a)
+    except (MoodscopeError, KeyError, ValueError, FileNotFoundError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"moodscope {a.verb}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""``moodscope compare``: several models under one protocol, one table.
+
+Every model is trained and evaluated by :func:`moodscope.train.run_experiment` with the same config — the same
+dataset, splits (same seed), training settings and metrics — only ``model.name`` (and the model's own
+arguments) change. Per-model constructor arguments come from the config's ``compare.args`` mapping::
+
+    compare:
+      args:
+        damff: {width: 0.25}
+        crnn: {width: 0.5}
+      paper:                      # published numbers per model, shown beside ours
+        crnn: {arousal_ccc: 0.2798, ...}
+
+The table has, per model and metric, the mean ± std over folds, the paper's number where given, and a paired
+t-test across folds against the first model (the papers mark significance this way); ``*`` marks p < 0.05.
+Written as ``compare.md`` and ``compare.csv`` in the output folder, each model's run directory beside them.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .experiment import load_config
+from .metrics import paired_ttest
+
+
+def run_compare(config, models: list[str], overrides=None, *, out_dir=None, progress: bool = True) -> dict:
+    from .models import MODELS
+    from .train import run_experiment
+
+    if not models:
+        raise ValueError("--models needs at least one model name")
+    for m in models:
+        MODELS.get(m)  # unknown names fail before any training
+    cfg = load_config(config, overrides)
+    comp = cfg.get("compare") or {}
+    out = Path(out_dir) if out_dir else Path(cfg["output_dir"]) / f"compare-{cfg['name']}"
+    out.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for name in models:
+        c = copy.deepcopy(cfg)
+        c["model"] = {"name": name, "args": dict((comp.get("args") or {}).get(name) or {})}
+        if name == cfg["model"]["name"] and not c["model"]["args"]:
+            c["model"]["args"] = dict(cfg["model"].get("args") or {})
+        c["name"] = f"{cfg['name']}-{name}"
+        runs[name] = run_experiment(c, out_dir=out / name, progress=progress)
+    table_md, rows = comparison_table(runs, models, comp.get("paper") or {})
+    (out / "compare.md").write_text(table_md, encoding="utf-8")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    (out / "compare.csv").write_text(buf.getvalue(), encoding="utf-8")
+    (out / "compare.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    return {"table": table_md, "rows": rows, "out_dir": str(out)}
+
+
+def comparison_table(runs: dict, models: list[str], paper: dict) -> tuple[str, list[dict]]:
+    """Markdown table and CSV rows from the results of :func:`run_experiment` per model."""
+    ref = models[0]
+    metrics = list(runs[ref]["summary"])
+    ref_folds = {m: [f["metrics"][m] for f in runs[ref]["folds"]] for m in metrics}
+    rows = []
+    for name in models:
+        res = runs[name]
+        for m in metrics:
+            vals = [f["metrics"][m] for f in res["folds"]]
+            t, p = (float("nan"), float("nan")) if name == ref else paired_ttest(vals, ref_folds[m])
+            pub = (paper.get(name) or {}).get(m)
+            rows.append(
+                {
+                    "model": name,
+                    "metric": m,
+                    "mean": res["summary"][m]["mean"],
+                    "std": res["summary"][m]["std"],
+                    "n_folds": len(vals),
+                    "paper": "" if pub is None else pub,
+                    "t_vs_" + ref: "" if np.isnan(t) else round(t, 4),
+                    "p_vs_" + ref: "" if np.isnan(p) else round(p, 4),
+                }
+            )
+    lines = [f"Models under one protocol; mean ± std over folds; p: paired t-test vs {ref} (* p < 0.05).", ""]
+    lines.append("| model | " + " | ".join(metrics) + " |")
+    lines.append("|---|" + "---|" * len(metrics))
+    by = {(r["model"], r["metric"]): r for r in rows}
+    for name in models:
+        cells = []
+        for m in metrics:
+            r = by[(name, m)]
+            cell = f"{r['mean']:.4f} ± {r['std']:.4f}"
+            p = r["p_vs_" + ref]
+            if p != "":
+                cell += f" (p={p:.3f}{'*' if p < 0.05 else ''})"
+            if r["paper"] != "":
+                cell += f" [paper {r['paper']:.4f}]"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n", rows

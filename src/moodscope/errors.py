@@ -1,0 +1,34 @@
+"""Exceptions raised by moodscope.
+
+Every error that reaches a user carries one line naming the file (or dataset, or model file)
+and the cause, e.g. ``AudioError: song.mp3: no audio samples (0-sample file)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MoodscopeError(Exception):
+    """Base class of all moodscope errors."""
+
+
+class AudioError(MoodscopeError):
+    """An audio file could not be used: missing, unreadable, empty, silent, too short, NaN/inf."""
+
+    def __init__(self, path: str | Path | None, cause: str):
+        self.path = None if path is None else str(path)
+        self.cause = cause
+        super().__init__(f"{self.path}: {cause}" if self.path is not None else cause)
+
+
+class DatasetError(MoodscopeError):
+    """A dataset release does not have the layout or labels its adapter expects."""
+
+
+class ModelFileError(MoodscopeError):
+    """A model file is unreadable or does not match the architecture it names."""
+
+
+class ConfigError(MoodscopeError):
+    """A configuration file or ``--set`` override is invalid."""

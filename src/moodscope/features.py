@@ -1,0 +1,728 @@
+"""Log-Mel features (the papers' settings) as a batched torch module, with an on-disk cache.
+
+The default :class:`~moodscope.config.FeatureConfig` is 44.1 kHz, 128 Slaney mel bands, a 60 ms
+periodic Hann window (``n_fft=2646``), a 10 ms hop (``hop_length=441``, 100 frames/s), the power
+spectrogram (``power=2``) and ``10 * log10(max(amin, S))`` with ``amin=1e-10`` and no ``top_db``
+clipping. :class:`LogMel` equals ::
+
+    librosa.power_to_db(
+        librosa.feature.melspectrogram(y=y, sr=44100, n_fft=2646, hop_length=441, n_mels=128, power=2.0),
+        ref=1.0, amin=1e-10, top_db=None,
+    ).T
+
+within 1e-3 dB (tested): the frames are centred (``center=True``) with librosa's default zero
+(``"constant"``) padding of ``n_fft // 2`` samples at both ends, the mel filterbank is librosa's own
+(built once), and the STFT runs in float64 by default so that quiet bins agree too. ``T`` seconds give
+``1 + floor(T * sr / hop_length)`` frames (30 s -> 3001).
+
+Arrays in numpy are ``(frames, n_bins)``: ``n_bins = n_mels`` for log-Mel; for ``kind="waveform"`` the
+"features" are the mono waveform itself as ``(samples, 1)``.
+
+Features of a file are cached on disk (:class:`FeatureCache`) under a key made of the sha256 of the
+file's bytes, the feature settings and the ``offset``/``duration`` read; entries are written atomically
+and a corrupted entry is detected, removed and recomputed.
+
+>>> from moodscope.features import file_features
+>>> X = file_features("song.mp3")  # (frames, 128) float32 log-power dB   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import librosa
+import numpy as np
+import torch
+from torch import nn
+
+from .audio import (
+    MIN_DURATION_S,
+    SILENCE_THRESHOLD,
+    AudioInfo,
+    AudioStream,
+    audio_info,
+    check_length,
+    load_audio,
+    native_span,
+    resample,
+    to_mono,
+)
+from .config import FeatureConfig
+from .errors import AudioError
+
+_DEFAULT = FeatureConfig()  # the papers' settings (immutable, so safe as a default argument)
+_WAVEFORM = FeatureConfig(kind="waveform")
+
+#: Bump when the feature computation changes in a way that invalidates cached arrays.
+CACHE_VERSION = 1
+#: ``file_features`` decodes files (regions) longer than this in chunks to bound memory.
+LONG_FILE_S = 600.0
+#: Elements of the complex STFT computed per block inside :func:`log_mel_spectrogram` (bounds memory).
+_BLOCK_ELEMENTS = 1 << 21
+#: Extra decoded context (seconds) around each chunk when resampling chunk by chunk.
+_RESAMPLE_MARGIN_S = 0.1
+
+
+# ----------------------------------------------------------------------------------------------------
+# pure functions
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)  # Slaney, float32
+    basis.flags.writeable = False
+    return basis
+
+
+def mel_filterbank(config: FeatureConfig = _DEFAULT) -> np.ndarray:
+    """librosa's Slaney mel filterbank for ``config`` (built once per setting and reused).
+
+    Returns
+    -------
+    np.ndarray [shape=(n_mels, 1 + n_fft // 2), dtype=float32], read-only
+    """
+    return _mel_basis(config.sr, config.n_fft, config.n_mels, float(config.fmin), config.fmax)
+
+
+def log_mel_spectrogram(
+    y: torch.Tensor,
+    *,
+    window: torch.Tensor,
+    mel_basis: torch.Tensor,
+    hop_length: int,
+    center: bool = True,
+    power: float = 2.0,
+    amin: float = 1e-10,
+    top_db: float | None = None,
+) -> torch.Tensor:
+    """Log-power mel spectrogram in dB; the computation behind :class:`LogMel`.
+
+    Parameters
+    ----------
+    y : torch.Tensor [shape=(..., samples)]
+        Waveform(s). Computation happens in ``window.dtype`` on ``window.device``.
+    window : torch.Tensor [shape=(n_fft,)]
+        Analysis window (its length is ``n_fft``).
+    mel_basis : torch.Tensor [shape=(n_mels, 1 + n_fft // 2)]
+    hop_length : int
+    center : bool
+        Pad ``n_fft // 2`` zeros at both ends so that frame ``t`` is centred on sample ``t * hop_length``
+        (librosa's default ``pad_mode="constant"``). With ``False``, frame ``t`` starts at that sample.
+    power : float
+        Exponent of the magnitude (2 = power).
+    amin : float
+        Floor before the logarithm: ``10 * log10(max(amin, S))`` (``ref=1``).
+    top_db : float, optional
+        If given, clip each item to ``max - top_db`` (librosa's ``power_to_db`` rule, per item).
+
+    Returns
+    -------
+    torch.Tensor [shape=(..., frames, n_mels), dtype=float32]
+        ``frames = 1 + samples // hop_length`` with ``center``, else ``1 + (samples - n_fft) // hop_length``.
+    """
+    n_fft = window.shape[-1]
+    lead = y.shape[:-1]
+    x = y.reshape(-1, y.shape[-1]).to(device=window.device, dtype=window.dtype)  # (batch, samples)
+    if center:
+        x = torch.nn.functional.pad(x, (n_fft // 2, n_fft // 2))
+    if x.shape[-1] < n_fft:
+        raise ValueError(
+            f"signal of {y.shape[-1]} samples is shorter than one window ({n_fft}) with center=False"
+        )
+    n_frames = 1 + (x.shape[-1] - n_fft) // hop_length
+    n_freq = n_fft // 2 + 1
+    block = max(1, _BLOCK_ELEMENTS // (x.shape[0] * n_freq))
+    blocks = []
+    for t0 in range(0, n_frames, block):
+        t1 = min(n_frames, t0 + block)
+        seg = x[:, t0 * hop_length : (t1 - 1) * hop_length + n_fft]
+        spec = torch.stft(seg, n_fft, hop_length, window=window, center=False, return_complex=True)
+        if power == 2.0:
+            mag = spec.real.square() + spec.imag.square()  # (batch, n_freq, t), cheaper than abs() ** 2
+        else:
+            mag = spec.abs() ** power
+        mel = torch.matmul(mel_basis, mag)  # (batch, n_mels, t)
+        blocks.append((10.0 * torch.log10(torch.clamp(mel, min=amin))).transpose(-1, -2))
+    db = torch.cat(blocks, dim=1)  # (batch, frames, n_mels)
+    if top_db is not None:
+        peak = db.amax(dim=(-2, -1), keepdim=True)
+        db = torch.maximum(db, peak - top_db)
+    return db.to(torch.float32).reshape(*lead, n_frames, mel_basis.shape[0])
+
+
+# ----------------------------------------------------------------------------------------------------
+# modules
+
+
+class LogMel(nn.Module):
+    """Waveform to log-Mel (dB), batched, on any device: a thin module over :func:`log_mel_spectrogram`.
+
+    Parameters
+    ----------
+    config : FeatureConfig
+        Must have ``kind="logmel"``.
+    dtype : torch.dtype
+        Precision of the STFT and mel projection. float64 (default) keeps every bin, quiet ones
+        included, within 1e-3 dB of librosa; float32 is faster on GPUs (typically within 1e-4 dB on
+        music, but quiet bins next to loud ones can drift further).
+
+    Examples
+    --------
+    >>> logmel = LogMel(FeatureConfig())
+    >>> logmel(torch.zeros(2, 44100)).shape
+    torch.Size([2, 101, 128])
+    """
+
+    def __init__(self, config: FeatureConfig = _DEFAULT, *, dtype: torch.dtype = torch.float64):
+        super().__init__()
+        if config.kind != "logmel":
+            raise ValueError(f"LogMel needs a FeatureConfig with kind='logmel', not {config.kind!r}")
+        self.config = config
+        window = torch.hann_window(
+            config.n_fft, periodic=True, dtype=dtype
+        )  # librosa's 'hann' (fftbins=True)
+        self.register_buffer("window", window, persistent=False)
+        basis = torch.from_numpy(np.array(mel_filterbank(config))).to(dtype)
+        self.register_buffer("mel_basis", basis, persistent=False)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """Map ``(batch, samples)`` to ``(batch, frames, n_mels)``, or ``(samples,)`` to ``(frames, n_mels)``.
+
+        Output is float32 log-power in dB; ``frames = 1 + samples // hop_length`` (``center=True``).
+        """
+        c = self.config
+        return log_mel_spectrogram(
+            y,
+            window=self.window,
+            mel_basis=self.mel_basis,
+            hop_length=c.hop_length,
+            center=c.center,
+            power=c.power,
+            amin=c.amin,
+            top_db=c.top_db,
+        )
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return f"sr={c.sr}, n_fft={c.n_fft}, hop_length={c.hop_length}, n_mels={c.n_mels}, dtype={self.window.dtype}"
+
+
+class WaveformFeatures(nn.Module):
+    """The ``kind="waveform"`` "features": ``(batch, samples)`` -> ``(batch, samples, 1)`` float32."""
+
+    def __init__(self, config: FeatureConfig = _WAVEFORM):
+        super().__init__()
+        self.config = config
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return y.to(torch.float32).unsqueeze(-1)
+
+
+def feature_extractor(config: FeatureConfig = _DEFAULT, **kwargs) -> nn.Module:
+    """The module computing ``config``'s features: :class:`LogMel` or :class:`WaveformFeatures`."""
+    return LogMel(config, **kwargs) if config.kind == "logmel" else WaveformFeatures(config)
+
+
+@functools.lru_cache(maxsize=8)
+def _extractor(config: FeatureConfig, device: str) -> nn.Module:
+    return feature_extractor(config).to(device).eval()
+
+
+def compute_features(y: np.ndarray, config: FeatureConfig = _DEFAULT, *, device: str = "cpu") -> np.ndarray:
+    """Features of one mono waveform.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(samples,)]
+        Mono audio at ``config.sr``.
+    config : FeatureConfig
+    device : str
+        Torch device for the computation (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
+
+    Returns
+    -------
+    np.ndarray [shape=(frames, n_bins), dtype=float32]
+        Log-Mel dB ``(1 + samples // hop_length, n_mels)``, or the waveform ``(samples, 1)``.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1 or y.size == 0:
+        raise ValueError(
+            f"compute_features expects a non-empty mono waveform (samples,), got shape {y.shape}"
+        )
+    if config.kind == "waveform":
+        return np.ascontiguousarray(y, dtype=np.float32)[:, None]
+    with torch.inference_mode():
+        out = _extractor(config, str(torch.device(device)))(torch.from_numpy(np.ascontiguousarray(y)))
+    return out.cpu().numpy()
+
+
+# ----------------------------------------------------------------------------------------------------
+# chunked decoding of long files
+
+
+class _Region:
+    """Sequential access to the mono samples of ``[offset, offset + duration)`` of a file at ``sr``.
+
+    ``read(a, b)`` returns region samples ``[a, b)`` with zeros outside ``[0, n)``; calls must move
+    forward (``a`` never decreases). It equals slicing ``load_audio(path, sr=sr, offset=offset,
+    duration=duration)``: the file is decoded once, in order, through one :class:`AudioStream`
+    (exactly the samples of one big read); with resampling, each piece starts on the common sample
+    grid of both rates and carries extra decoded context so that soxr's edge transients fall outside
+    the returned samples (equal within float32 rounding).
+    """
+
+    def __init__(self, path: Path, info: AudioInfo, sr: int, offset: float, duration: float | None):
+        self.path, self.info, self.sr = path, info, sr
+        start, stop = native_span(info, offset, duration, path=path)
+        g = math.gcd(sr, info.samplerate)
+        self.step_out, self.step_in = sr // g, info.samplerate // g  # common grid, in out / in samples
+        self.margin = int(math.ceil(_RESAMPLE_MARGIN_S * sr))
+        self.peak = 0.0
+        self._stream = AudioStream(path, start, stop, info=info)
+        self._buf = np.zeros(0, dtype=np.float32)  # native mono samples [_buf_lo, _buf_lo + len)
+        self._buf_lo = 0
+        self._set_native_length(stop - start)
+
+    def _set_native_length(self, n_native: int) -> None:
+        self.n_native = n_native
+        self.n = (
+            n_native
+            if self.sr == self.info.samplerate
+            else math.ceil(n_native * self.sr / self.info.samplerate)
+        )
+
+    def _more(self, count: int) -> np.ndarray:
+        data = self._stream.read(count)
+        if data.shape[0] < count:  # the stream ended (header lengths of MP3 are estimates)
+            self._set_native_length(self._stream.position - self._stream.start)
+        if not np.isfinite(data).all():
+            raise AudioError(self.path, "contains NaN or infinite samples")
+        x = to_mono(data)
+        if x.size:
+            self.peak = max(self.peak, float(np.max(np.abs(x))))
+        return x
+
+    def _native(self, lo: int, hi: int) -> np.ndarray:
+        """Native-rate mono samples ``[lo, hi)`` of the region (fewer at its end)."""
+        end = self._buf_lo + self._buf.size
+        if lo >= end:
+            self._more(lo - end)  # skipped samples are decoded (the stream does not seek) and dropped
+            self._buf, self._buf_lo = np.zeros(0, dtype=np.float32), lo
+        elif lo > self._buf_lo:
+            self._buf, self._buf_lo = self._buf[lo - self._buf_lo :], lo
+        elif lo < self._buf_lo:
+            raise RuntimeError("_Region reads must move forward")
+        need = hi - (self._buf_lo + self._buf.size)
+        if need > 0:
+            self._buf = np.concatenate([self._buf, self._more(need)])
+        return self._buf[: hi - lo]
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        out = np.zeros(b - a, dtype=np.float32)
+        lo, hi = max(a, 0), min(b, self.n)
+        if lo >= hi:
+            return out
+        if self.sr == self.info.samplerate:
+            x = self._native(lo, hi)
+        else:
+            k0 = max(0, lo - self.margin) // self.step_out
+            k1 = -(-(hi + self.margin) // self.step_out)
+            native = self._native(k0 * self.step_in, min(self.n_native, k1 * self.step_in))
+            x = resample(native, self.info.samplerate, self.sr)[
+                lo - k0 * self.step_out : hi - k0 * self.step_out
+            ]
+        x = x[: max(0, min(hi, self.n) - lo)]
+        out[lo - a : lo - a + x.size] = x
+        return out
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def iter_file_features(
+    path: str | os.PathLike,
+    config: FeatureConfig = _DEFAULT,
+    *,
+    chunk_s: float = 60.0,
+    offset: float = 0.0,
+    duration: float | None = None,
+    device: str = "cpu",
+    min_duration: float = MIN_DURATION_S,
+    check_silent: bool = True,
+) -> Iterator[np.ndarray]:
+    """Features of a (long) file as consecutive blocks, decoding about ``chunk_s`` seconds at a time.
+
+    Each chunk is decoded with ``n_fft // 2`` samples of context on both sides and analysed with
+    ``center=False``; only the true start and end of the file (or region) are zero-padded, so
+    ``np.concatenate(list(iter_file_features(path, config)))`` equals ``file_features(path, config)``
+    (exactly at the file's own rate, within float32 rounding when resampling). Memory stays
+    proportional to ``chunk_s``, not to the file's length.
+
+    Parameters
+    ----------
+    path : path-like
+    config : FeatureConfig
+    chunk_s : float
+        Seconds of output per block (the last block is shorter).
+    offset, duration : float
+        Region of the file, as in :func:`moodscope.audio.load_audio`.
+    device : str
+    min_duration, check_silent
+        As in :func:`~moodscope.audio.load_audio`. Silence is only known at the end: the
+        :class:`AudioError` for an all-silent file is raised after the last block.
+
+    Notes
+    -----
+    ``config.top_db`` is not applied here (it clips relative to the whole file's maximum); clip the
+    concatenation, as :func:`file_features` does.
+
+    Yields
+    ------
+    np.ndarray [shape=(frames_k, n_bins), dtype=float32]
+
+    Raises
+    ------
+    AudioError
+        As :func:`~moodscope.audio.load_audio`.
+    """
+    if chunk_s <= 0:
+        raise ValueError(f"chunk_s must be > 0, not {chunk_s}")
+    path = Path(path)
+    info = audio_info(path)
+    region = _Region(path, info, config.sr, offset, duration)
+    # too short is decided from the header; a shorter-than-declared decode is caught per chunk
+    check_length(path, region.n_native, info.samplerate, min_duration=min_duration)
+    try:
+        yield from _iter_region(region, config, chunk_s=chunk_s, device=device)
+    finally:
+        region.close()
+    if check_silent and region.peak < SILENCE_THRESHOLD:
+        raise AudioError(path, "silent: every sample is zero")
+
+
+def _iter_region(
+    region: _Region, config: FeatureConfig, *, chunk_s: float, device: str
+) -> Iterator[np.ndarray]:
+    if config.kind == "waveform":
+        block = max(1, int(round(chunk_s * config.sr)))
+        a = 0
+        while a < region.n:
+            y = region.read(a, min(a + block, region.n))
+            y = y[: max(0, min(y.size, region.n - a))]
+            if y.size:
+                yield y[:, None]
+            a += block
+    else:
+        hop, n_fft = config.hop_length, config.n_fft
+        pad = n_fft // 2 if config.center else 0
+        block = max(1, int(round(chunk_s * config.sr / hop)))
+        t0 = 0
+        while True:
+            n_frames = 1 + (region.n + 2 * pad - n_fft) // hop
+            if t0 >= n_frames:
+                break
+            t1 = min(t0 + block, n_frames)
+            a = t0 * hop - pad
+            y = region.read(a, (t1 - 1) * hop - pad + n_fft)
+            n_frames = 1 + (region.n + 2 * pad - n_fft) // hop  # the read may have found the true end
+            t1 = min(t1, n_frames)
+            if t1 > t0:
+                with torch.inference_mode():
+                    x = torch.from_numpy(y)
+                    feats = _chunk_logmel(config, str(torch.device(device)))(x)
+                yield feats[: t1 - t0].cpu().numpy()
+            t0 = t1
+
+
+@functools.lru_cache(maxsize=8)
+def _chunk_logmel(config: FeatureConfig, device: str) -> LogMel:
+    return LogMel(dataclasses.replace(config, center=False, top_db=None)).to(device).eval()
+
+
+# ----------------------------------------------------------------------------------------------------
+# cache
+
+
+def default_cache_dir() -> Path:
+    """``$MOODSCOPE_CACHE/features`` if ``MOODSCOPE_CACHE`` is set, else ``~/.cache/moodscope/features``.
+
+    ``MOODSCOPE_CACHE`` is moodscope's cache root (the synthetic corpus lives there too).
+    """
+    env = os.environ.get("MOODSCOPE_CACHE")
+    root = Path(env).expanduser() if env else Path.home() / ".cache" / "moodscope"
+    return root / "features"
+
+
+def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Write ``array`` to ``path`` as ``.npy`` through a temporary file in the same directory + rename.
+
+    Readers never see a partial file; the temporary file is removed if writing fails.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, np.asarray(array), allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+class FeatureCache:
+    """Content-addressed on-disk cache of feature arrays.
+
+    The key is the sha256 of the file's bytes (streamed), the feature settings
+    (:meth:`FeatureConfig.key`), the ``offset``/``duration`` read and :data:`CACHE_VERSION`, so a renamed
+    file hits and an edited file or a changed setting misses. Entries are ``<root>/<k[:2]>/<k>.npy``,
+    written atomically. An entry that does not load or fails the checks (2-D float32, ``n_bins``
+    columns, at least one frame, all finite) is removed and reported as a miss.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        Cache directory; default :func:`default_cache_dir`.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self._hashes: dict[tuple, str] = {}
+
+    def __repr__(self) -> str:
+        return f"FeatureCache({str(self.root)!r})"
+
+    def file_hash(self, path: str | os.PathLike) -> str:
+        """sha256 hex digest of a file's bytes (remembered per path, size and mtime within this object)."""
+        path = Path(path)
+        st = path.stat()
+        ident = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+        if ident not in self._hashes:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            self._hashes[ident] = h.hexdigest()
+        return self._hashes[ident]
+
+    def key(
+        self,
+        path: str | os.PathLike,
+        config: FeatureConfig = _DEFAULT,
+        *,
+        offset: float = 0.0,
+        duration: float | None = None,
+    ) -> str:
+        """Cache key of ``path``'s features for ``config`` and the region ``offset``/``duration``."""
+        region = f"{float(offset)!r}:{None if duration is None else float(duration)!r}"
+        parts = [f"v{CACHE_VERSION}", self.file_hash(path), config.key(), region]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def entry(self, key: str) -> Path:
+        """Path of the ``.npy`` file for ``key``."""
+        return self.root / key[:2] / f"{key}.npy"
+
+    def load(self, key: str, config: FeatureConfig = _DEFAULT) -> np.ndarray | None:
+        """The cached array for ``key``, or ``None`` (missing, or corrupted and now removed)."""
+        p = self.entry(key)
+        if not p.is_file():
+            return None
+        try:
+            arr = np.load(p, allow_pickle=False)
+            ok = (
+                isinstance(arr, np.ndarray)
+                and arr.dtype == np.float32
+                and arr.ndim == 2
+                and arr.shape[0] > 0
+                and arr.shape[1] == config.n_bins
+                and bool(np.isfinite(arr).all())
+            )
+        except Exception:  # any failure to read means a corrupted entry
+            ok = False
+        if not ok:
+            p.unlink(missing_ok=True)
+            return None
+        return arr
+
+    def save(self, key: str, array: np.ndarray) -> Path:
+        """Store ``array`` under ``key`` atomically; returns the entry's path."""
+        return save_npy_atomic(self.entry(key), np.ascontiguousarray(array, dtype=np.float32))
+
+    def clear(self) -> None:
+        """Remove every cached entry."""
+        if self.root.is_dir():
+            for p in self.root.glob("*/*.npy"):
+                p.unlink(missing_ok=True)
+
+
+def _resolve_cache(cache: FeatureCache | bool | None) -> FeatureCache | None:
+    if cache is None or cache is True:
+        return FeatureCache()
+    if cache is False:
+        return None
+    if isinstance(cache, FeatureCache):
+        return cache
+    raise TypeError(f"cache must be a FeatureCache, True, False or None, not {type(cache).__name__}")
+
+
+def file_features(
+    path: str | os.PathLike,
+    config: FeatureConfig = _DEFAULT,
+    *,
+    cache: FeatureCache | bool | None = None,
+    device: str = "cpu",
+    offset: float = 0.0,
+    duration: float | None = None,
+) -> np.ndarray:
+    """Features of an audio file (decoded with :func:`~moodscope.audio.load_audio` at ``config.sr``).
+
+    Parameters
+    ----------
+    path : path-like
+    config : FeatureConfig
+    cache : FeatureCache, bool or None
+        ``None`` or ``True``: the default cache (:func:`default_cache_dir`); ``False``: no cache;
+        or a :class:`FeatureCache`.
+    device : str
+        Torch device for the feature computation.
+    offset, duration : float
+        Region of the file in seconds (as in ``load_audio``).
+
+    Returns
+    -------
+    np.ndarray [shape=(frames, n_bins), dtype=float32]
+
+    Raises
+    ------
+    AudioError
+        Bad input, as :func:`~moodscope.audio.load_audio`.
+
+    Notes
+    -----
+    A cache that cannot be written (read-only, full) gives a ``RuntimeWarning``, not an error.
+    Regions longer than :data:`LONG_FILE_S` seconds are decoded chunk by chunk
+    (:func:`iter_file_features`), so peak memory is a minute of audio plus the result.
+    """
+    store = _resolve_cache(cache)
+    info = audio_info(path)  # bad input fails here, before the file is hashed
+    start, stop = native_span(info, offset, duration, path=path)
+    key = None
+    if store is not None:
+        key = store.key(path, config, offset=offset, duration=duration)
+        hit = store.load(key, config)
+        if hit is not None:
+            return hit
+    if (stop - start) / info.samplerate > LONG_FILE_S:
+        blocks = iter_file_features(path, config, offset=offset, duration=duration, device=device)
+        feats = np.concatenate(list(blocks), axis=0)
+        if config.kind == "logmel" and config.top_db is not None:
+            feats = np.maximum(feats, feats.max() - np.float32(config.top_db))
+    else:
+        y = load_audio(path, sr=config.sr, offset=offset, duration=duration)
+        feats = compute_features(y, config, device=device)
+    if store is not None:
+        try:
+            store.save(key, feats)
+        except OSError as e:  # a read-only or full cache must not cost the user the result
+            warnings.warn(f"{path}: features not cached in {store.root} ({e})", RuntimeWarning, stacklevel=2)
+    return feats
+
+
+class Extraction(NamedTuple):
+    """What :func:`extract_to_dir` did: unpack as ``written, failures = extract_to_dir(...)``."""
+
+    written: list[Path]
+    """The ``.npy`` files written, in input order."""
+    failures: list[tuple[Path, str]]
+    """Each input that failed, with the cause (e.g. ``"silent: every sample is zero"``)."""
+
+
+def extract_to_dir(
+    paths: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    config: FeatureConfig = _DEFAULT,
+    *,
+    cache: FeatureCache | bool | None = None,
+    device: str = "cpu",
+) -> Extraction:
+    """Write the features of each audio file to ``out_dir/<stem>.npy`` (atomically).
+
+    Bad files do not stop the batch: each failure is recorded with its cause and the other files are
+    still written; the caller reports the failures (``moodscope features AUDIO... --out DIR`` prints
+    one line per failed file and exits non-zero).
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Audio files. Two inputs with the same stem would write the same output: ``ValueError``
+        before anything is written.
+    out_dir : path-like
+        Created if missing.
+    config, cache, device
+        As in :func:`file_features`.
+
+    Returns
+    -------
+    Extraction
+        ``(written, failures)``: the written ``.npy`` paths in input order, and ``(path, cause)``
+        for each input that failed (bad audio, :class:`~moodscope.errors.AudioError`, or an OS error).
+
+    Examples
+    --------
+    >>> written, failures = extract_to_dir(["a.mp3", "b.flac"], "feats/")  # doctest: +SKIP
+    """
+    paths = [Path(p) for p in paths]
+    out_dir = Path(out_dir)
+    seen: dict[str, Path] = {}
+    for p in paths:
+        if p.stem in seen:
+            raise ValueError(f"{seen[p.stem]} and {p} would both write {out_dir / (p.stem + '.npy')}")
+        seen[p.stem] = p
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = Extraction([], [])
+    for p in paths:
+        try:
+            result.written.append(
+                save_npy_atomic(
+                    out_dir / f"{p.stem}.npy", file_features(p, config, cache=cache, device=device)
+                )
+            )
+        except AudioError as e:
+            result.failures.append((p, e.cause))
+        except OSError as e:
+            result.failures.append((p, e.strerror or str(e)))
+    return result
+
+
+__all__: Sequence[str] = [
+    "CACHE_VERSION",
+    "LONG_FILE_S",
+    "FeatureCache",
+    "Extraction",
+    "LogMel",
+    "WaveformFeatures",
+    "compute_features",
+    "default_cache_dir",
+    "extract_to_dir",
+    "feature_extractor",
+    "file_features",
+    "iter_file_features",
+    "log_mel_spectrogram",
+    "mel_filterbank",
+    "save_npy_atomic",
+]

@@ -1,0 +1,337 @@
+"""Predicting the emotion of audio files with a trained model (``moodscope predict`` and the Python API).
+
+>>> import moodscope
+>>> model = moodscope.load_model()                  # bundled demo DAMFF  # doctest: +SKIP
+>>> res = model.predict("song.mp3")                 # doctest: +SKIP
+>>> res.static["valence"], res.quadrant             # doctest: +SKIP
+>>> res.to_dict()                                   # JSON-ready (schema below)  # doctest: +SKIP
+
+Output schema (one object per track, design.md): ``file``, ``duration_s``, ``model``, ``static {valence, arousal}``,
+``dynamic {hop_s, times_s[], valence[], arousal[]}`` (dynamic models), ``tags {name: prob}`` (taggers),
+``quadrant``. A dynamic model's static point is the mean of its curve. ``times_s[i]`` is the start of the 0.5 s
+segment value *i* describes. CSV has one row per time step (``time_s,valence,arousal``) for dynamic models, one
+row per track otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import SEGMENT_S
+from .errors import MoodscopeError
+
+QUADRANTS = {
+    (True, True): "happy (V+ A+)",
+    (False, True): "angry (V- A+)",
+    (False, False): "sad (V- A-)",
+    (True, False): "calm (V+ A-)",
+}
+
+
+def quadrant_name(valence: float, arousal: float) -> str:
+    """Russell quadrant of a V-A point; zero counts as positive."""
+    return QUADRANTS[(valence >= 0, arousal >= 0)]
+
+
+def bundled_model_path() -> Path:
+    """The demo model shipped in the package (a CPU-sized DAMFF trained on the synthetic corpus)."""
+    return Path(__file__).parent / "assets" / "demo_damff.safetensors"
+
+
+@dataclass
+class Result:
+    """What ``predict`` returns for one track."""
+
+    file: str
+    duration_s: float
+    model: str
+    static: dict
+    quadrant: str
+    dynamic: dict | None = None
+    tags: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = {
+            "file": self.file,
+            "duration_s": round(float(self.duration_s), 3),
+            "model": self.model,
+            "static": {k: round(float(v), 4) for k, v in self.static.items()},
+            "quadrant": self.quadrant,
+        }
+        if self.dynamic is not None:
+            d["dynamic"] = {
+                "hop_s": self.dynamic["hop_s"],
+                "times_s": [round(float(t), 2) for t in self.dynamic["times_s"]],
+                "valence": [round(float(v), 4) for v in self.dynamic["valence"]],
+                "arousal": [round(float(v), 4) for v in self.dynamic["arousal"]],
+            }
+        if self.tags is not None:
+            d["tags"] = {k: round(float(v), 4) for k, v in self.tags.items()}
+        d.update(self.extra)
+        return d
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        if self.dynamic is not None:
+            w.writerow(["time_s", "valence", "arousal"])
+            for t, v, a in zip(self.dynamic["times_s"], self.dynamic["valence"], self.dynamic["arousal"]):
+                w.writerow([f"{t:.2f}", f"{v:.4f}", f"{a:.4f}"])
+        else:
+            tag_names = list(self.tags or {})
+            w.writerow(["file", "valence", "arousal", "quadrant", *tag_names])
+            w.writerow(
+                [
+                    self.file,
+                    f"{self.static['valence']:.4f}",
+                    f"{self.static['arousal']:.4f}",
+                    self.quadrant,
+                    *[f"{self.tags[t]:.4f}" for t in tag_names],
+                ]
+            )
+        return buf.getvalue()
+
+
+class Predictor:
+    """A loaded model file with everything needed to predict audio files or arrays."""
+
+    def __init__(self, bundle, device: str = "cpu", *, hop_valence=None, hop_arousal=None, cache=False):
+        from .tasks import make_task
+
+        self.bundle = bundle
+        self.model = bundle.model
+        self.features = bundle.features
+        self.device = device
+        self.cache = cache
+        opts = dict(bundle.info.get("task") or {})
+        kind = opts.pop("kind", self.model.output)
+        if kind == "dynamic":
+            opts = {k: v for k, v in opts.items() if k in ("window_s", "hop_valence", "hop_arousal")}
+            if hop_valence is not None:
+                opts["hop_valence"] = hop_valence
+            if hop_arousal is not None:
+                opts["hop_arousal"] = hop_arousal
+        self.task = make_task(kind, self.features, **opts)
+
+    @classmethod
+    def from_file(cls, path=None, device: str = "cpu", **kw) -> Predictor:
+        from .modelfile import load_model
+        from .train import resolve_device
+
+        device = resolve_device(device)
+        path = Path(path) if path else bundled_model_path()
+        if not path.is_file() and path == bundled_model_path():
+            raise MoodscopeError(f"{path}: the bundled demo model is missing from this installation")
+        return cls(load_model(path, device=device), device=device, **kw)
+
+    @property
+    def name(self) -> str:
+        desc = self.bundle.info.get("description") or ""
+        return f"{self.model.model_name}" + (f" ({desc})" if desc else "")
+
+    def _features(self, source, sr=None) -> tuple[np.ndarray, str, float]:
+        from .features import compute_features, file_features
+
+        if isinstance(source, (str, os.PathLike)):
+            feats = file_features(source, self.features, cache=self.cache, device=self.device)
+            label = str(source)
+        else:
+            from .audio import resample
+
+            y = np.asarray(source, dtype=np.float32)
+            if y.ndim == 2:
+                y = y.mean(axis=0 if y.shape[0] <= 8 else 1)
+            if sr is None:
+                raise ValueError("predict(array) needs sr= (the array's sample rate)")
+            if sr != self.features.sr:
+                y = resample(y, sr, self.features.sr)
+            feats = compute_features(y, self.features, device=self.device)
+            label = "<array>"
+        duration = feats.shape[0] / self.features.frames_per_second
+        return feats, label, duration
+
+    def predict(self, source, *, sr: int | None = None) -> Result:
+        """Predict a file path or a waveform array (``sr`` required for arrays)."""
+        feats, label, duration = self._features(source, sr)
+        out = self.task.predict(self.model, feats, device=self.device)
+        kind = self.task.kind
+        dynamic = tags = None
+        if kind == "dynamic":
+            n_audio = max(1, int(round(duration / SEGMENT_S)))
+            curve = np.asarray(out)[:n_audio]
+            times = np.arange(len(curve)) * SEGMENT_S
+            dynamic = {
+                "hop_s": SEGMENT_S,
+                "times_s": times,
+                "valence": curve[:, 0],
+                "arousal": curve[:, 1],
+            }
+            v, a = float(curve[:, 0].mean()), float(curve[:, 1].mean())
+        elif kind == "static":
+            v, a = _static_from_output(np.asarray(out), self.task.head)
+        else:
+            names = self.task.tag_names or [f"tag{i}" for i in range(len(out))]
+            tags = {n: float(p) for n, p in zip(names, out)}
+            v = a = float("nan")
+        res = Result(
+            file=label,
+            duration_s=duration,
+            model=self.name,
+            static={"valence": v, "arousal": a},
+            quadrant=quadrant_name(v, a) if not np.isnan(v) else "",
+            dynamic=dynamic,
+            tags=tags,
+        )
+        if tags is not None and self.task.thresholds is not None:
+            res.extra["tags_predicted"] = [n for n, p, t in zip(names, out, self.task.thresholds) if p >= t]
+        return res
+
+
+def _static_from_output(out: np.ndarray, head: str) -> tuple[float, float]:
+    """Static (valence, arousal) from a static model's aggregated output; classes map to quadrant centres."""
+    if head == "multitask":
+        return float(out[0]), float(out[1])
+    if head == "valence":
+        return float(out[0]), float("nan")
+    if head == "arousal":
+        return float("nan"), float(out[0])
+    if head == "binary":
+        # expected value of the sign per dimension: P(pos) - P(neg) in [-1, 1]
+        return float(out[1] - out[0]), float(out[3] - out[2])
+    # quadrant probabilities (0 happy, 1 angry, 2 sad, 3 calm) -> expected quadrant-centre position
+    centres = np.array([[0.5, 0.5], [-0.5, 0.5], [-0.5, -0.5], [0.5, -0.5]])
+    p = out / max(out.sum(), 1e-9)
+    return tuple(float(x) for x in p @ centres)
+
+
+def _atomic_write(path: Path, data: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def collect_audio(paths) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Expand files and folders (recursively) into audio files; returns ``(files, problems)``."""
+    from .audio import is_audio_file
+
+    files, problems = [], []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and is_audio_file(f))
+            if not found:
+                problems.append((str(p), "folder holds no supported audio files"))
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            problems.append((str(p), "no such file or folder"))
+    return files, problems
+
+
+def predict_paths(
+    paths,
+    *,
+    model=None,
+    out_dir=None,
+    fmt: str = "json",
+    plot: bool = False,
+    device: str = "cpu",
+    hop_valence=None,
+    hop_arousal=None,
+    progress: bool = True,
+    stream=None,
+) -> tuple[list[Result], list[tuple[str, str]]]:
+    """Predict every audio file under ``paths``; write one JSON/CSV (+PNG) per track and a summary.
+
+    Bad files are reported and skipped; returns ``(results, failures)``. Outputs are written atomically.
+    Without ``out_dir`` the JSON results go to ``stream`` (stdout).
+    """
+    from tqdm import tqdm
+
+    predictor = Predictor.from_file(model, device=device, hop_valence=hop_valence, hop_arousal=hop_arousal)
+    files, failures = collect_audio(paths)
+    out = Path(out_dir) if out_dir else None
+    stream = stream or sys.stdout
+    results: list[Result] = []
+    used_names: set[str] = set()
+    bar = tqdm(files, unit="file", disable=not progress or len(files) < 2, file=sys.stderr)
+    for f in bar:
+        bar.set_postfix_str(f.name[-30:])
+        t0 = time.time()
+        try:
+            res = predictor.predict(f)
+        except MoodscopeError as e:
+            failures.append((str(f), e.cause if hasattr(e, "cause") else str(e)))
+            print(f"error: {e}", file=sys.stderr)
+            continue
+        res.extra["seconds"] = round(time.time() - t0, 3)
+        results.append(res)
+        if out is not None:
+            stem = _unique_stem(f, used_names)
+            if fmt == "json":
+                _atomic_write(out / f"{stem}.json", json.dumps(res.to_dict(), indent=1))
+            else:
+                _atomic_write(out / f"{stem}.csv", res.to_csv())
+            if plot:
+                from .plot import plot_result
+
+                plot_result(res, out / f"{stem}.png")
+    if out is not None:
+        summary = {
+            "model": predictor.name,
+            "n_files": len(files),
+            "n_ok": len(results),
+            "n_failed": len(failures),
+            "tracks": [
+                {"file": r.file, "duration_s": round(r.duration_s, 2), **r.static, "quadrant": r.quadrant}
+                for r in results
+            ],
+            "failures": [{"file": f, "error": m} for f, m in failures],
+        }
+        _atomic_write(out / "summary.json", json.dumps(summary, indent=1))
+        if fmt == "csv":
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerow(["file", "duration_s", "valence", "arousal", "quadrant"])
+            for r in results:
+                w.writerow(
+                    [
+                        r.file,
+                        f"{r.duration_s:.2f}",
+                        f"{r.static['valence']:.4f}",
+                        f"{r.static['arousal']:.4f}",
+                        r.quadrant,
+                    ]
+                )
+            _atomic_write(out / "summary.csv", buf.getvalue())
+    else:
+        for r in results:
+            stream.write(json.dumps(r.to_dict()) + "\n")
+    return results, failures
+
+
+def _unique_stem(path: Path, used: set[str]) -> str:
+    stem = path.stem
+    cand, k = stem, 1
+    while cand in used:
+        k += 1
+        cand = f"{stem}-{k}"
+    used.add(cand)
+    return cand

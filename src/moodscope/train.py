@@ -1,0 +1,721 @@
+"""Training and evaluation runs: config -> dataset -> folds -> Lightning -> run directory.
+
+``moodscope train --config FILE [--set key=value ...]`` calls :func:`run_experiment`. For each fold it
+
+1. splits the tracks by song (:mod:`moodscope.datasets.splits`), carving a validation set out of the training
+   songs (``split.val_fraction``, at least one song);
+2. sets the model's input normalisation from the training songs' features;
+3. trains with Lightning: Adam (``train.lr``, ``train.weight_decay``), optional step decay (``train.milestones``,
+   ``train.gamma``), early stopping on the validation score (mean CCC for dynamic models, mean R² or accuracy for
+   static ones, macro ROC-AUC for taggers) with ``train.patience``, keeping the best checkpoint;
+4. evaluates the best weights on the fold's test songs exactly as ``predict`` would (whole songs, sliding window);
+5. writes ``fold_<k>/model.safetensors`` and ``fold_<k>/metrics.json``.
+
+The run directory then holds ``config.yaml`` (resolved), ``results.json`` (per fold and mean ± std) and
+``results.md`` (a table, with the paper's published numbers beside ours when the config has them).
+``--resume`` skips finished folds and continues an interrupted one from its last Lightning checkpoint.
+
+Fixed splits (``deam2015``, ``mer1101``, ``holdout``, ``predefined``) with ``split.folds = N > 1`` repeat the
+training N times with seeds ``seed + k`` (and a different validation carve-out); the papers' "5-fold
+cross-validation" on DEAM2015, whose test set is fixed, can only mean this.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import SEGMENT_S, FeatureConfig
+from .errors import ConfigError, MoodscopeError
+from .experiment import dump_config, load_config
+from .tasks import Item, make_task
+
+log = logging.getLogger("moodscope")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# data
+# ------------------------------------------------------------------------------------------------------------
+def resolve_device(device: str | None) -> str:
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MoodscopeError(f"--device {device}: CUDA is not available on this machine")
+    return device
+
+
+def synthetic_root(opts: dict, cache_root: Path | None = None) -> Path:
+    """Render (once) the built-in synthetic corpus with ``opts`` and return its folder."""
+    from .corpus import synthesize
+
+    base = Path(cache_root or os.environ.get("MOODSCOPE_CACHE") or Path.home() / ".cache" / "moodscope")
+    n, d, s = int(opts.get("n_clips", 48)), float(opts.get("duration", 45.0)), int(opts.get("seed", 0))
+    root = base / "corpora" / f"synthetic-n{n}-d{d:g}-s{s}"
+    if not (root / "dataset.yaml").is_file():
+        synthesize(root, n_clips=n, duration=d, seed=s)
+    return root
+
+
+def load_tracks(cfg: dict):
+    """The dataset named by ``cfg['data']`` as a :class:`moodscope.datasets.Dataset`."""
+    from .datasets import load_dataset
+
+    data = cfg["data"]
+    name, root = data["dataset"], data.get("root")
+    if name == "synthetic":
+        root = Path(root) if root else synthetic_root(data.get("synthetic") or {})
+        name = "folder"
+    if not root:
+        raise ConfigError(f"data.root is not set for dataset {name!r} (use --set data.root=DIR)")
+    return load_dataset(name, root, **(data.get("options") or {}))
+
+
+def tracks_to_items(tracks, features: FeatureConfig, *, cache=True, tag_names=None, progress=True):
+    """Features and grid-aligned labels of every track with readable audio.
+
+    Returns ``(items, failures)`` where ``failures`` lists ``(track_id, message)`` for unreadable audio.
+    """
+    from tqdm import tqdm
+
+    from .features import FeatureCache, file_features
+
+    cache_obj = FeatureCache() if cache is True else (cache or False)
+    items, failures = [], []
+    fps_seg = features.frames_per_segment
+    for tr in tqdm(tracks, desc="features", unit="track", disable=not progress, leave=False):
+        if tr.audio is None:
+            failures.append((tr.id, "no audio file"))
+            continue
+        try:
+            feats = file_features(tr.audio, features, cache=cache_obj)
+        except MoodscopeError as e:
+            failures.append((tr.id, str(e)))
+            continue
+        dyn = None
+        if tr.dynamic is not None and len(tr.dynamic.times_s):
+            n_seg = max(feats.shape[0] // fps_seg, int(np.max(np.round(tr.dynamic.times_s / SEGMENT_S))) + 1)
+            dyn = np.full((n_seg, 2), np.nan, dtype=np.float32)
+            idx = np.round(tr.dynamic.times_s / SEGMENT_S).astype(int)
+            ok = idx >= 0
+            dyn[idx[ok], 0] = tr.dynamic.valence[ok]
+            dyn[idx[ok], 1] = tr.dynamic.arousal[ok]
+        static = np.array([tr.valence, tr.arousal], np.float32) if tr.has_static else None
+        tags = None
+        if tag_names and tr.tags:
+            tags = np.array([float(tr.tags.get(t, 0.0)) for t in tag_names], np.float32)
+        segs = []
+        if tag_names and tr.segments:
+            segs = [
+                (s.start_s, s.end_s, np.array([float(s.tags.get(t, 0.0)) for t in tag_names], np.float32))
+                for s in tr.segments
+            ]
+        items.append(Item(id=tr.id, feats=feats, dynamic=dyn, static=static, tags=tags, segments=segs))
+    return items, failures
+
+
+def input_stats(items: list[Item], max_frames: int = 200_000, seed: int = 0):
+    """Per-band mean and std of the items' features (a random subset of at most ``max_frames`` frames)."""
+    rng = np.random.default_rng(seed)
+    total = sum(it.n_frames for it in items)
+    take = min(1.0, max_frames / max(total, 1))
+    parts = []
+    for it in items:
+        n = it.n_frames
+        k = max(1, int(n * take))
+        idx = np.sort(rng.choice(n, size=k, replace=False)) if k < n else np.arange(n)
+        parts.append(np.asarray(it.feats[idx], dtype=np.float64))
+    x = np.concatenate(parts)
+    return x.mean(0).astype(np.float32), x.std(0).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# splits
+# ------------------------------------------------------------------------------------------------------------
+def make_folds(cfg: dict, dataset, items: list[Item]) -> list[tuple[list[str], list[str]]]:
+    """``[(train_ids, test_ids), ...]`` for the configured protocol, restricted to usable items."""
+    from .datasets import splits
+
+    sp = cfg["split"]
+    kind, k, seed = sp["kind"], int(sp.get("folds") or 1), int(sp.get("seed", 0))
+    ids = [it.id for it in items]
+    have = set(ids)
+    if kind == "kfold":
+        if k < 2:
+            raise ConfigError("split.folds must be >= 2 for k-fold (use split.kind=holdout for one split)")
+        folds = splits.kfold_by_song(ids, k=k, seed=seed)
+    else:
+        if kind == "holdout":
+            rng = np.random.default_rng(seed)
+            perm = list(rng.permutation(ids))
+            n_test = max(1, int(round(len(ids) * float(sp.get("test_fraction", 0.2)))))
+            one = (sorted(perm[n_test:]), sorted(perm[:n_test]))
+        elif kind == "deam2015":
+            one = splits.deam2015_split(dataset, dev_ids_file=sp.get("dev_ids_file"))
+        elif kind == "mer1101":
+            durations = {it.id: it.n_frames / dataset_fps(cfg) for it in items}
+            one = splits.mer1101_split([t for t in dataset.tracks if t.id in have], durations, seed=seed)
+        elif kind == "predefined":
+            tr = [
+                t.id
+                for t in dataset.tracks
+                if (t.split or "").lower() in ("train", "training", "development")
+            ]
+            te = [t.id for t in dataset.tracks if (t.split or "").lower() in ("test", "evaluation", "eval")]
+            one = (tr, te)
+        else:
+            raise ConfigError(
+                f"unknown split.kind {kind!r}; known: kfold, holdout, deam2015, mer1101, predefined"
+            )
+        folds = [one] * k
+    out = []
+    for tr, te in folds:
+        tr2, te2 = [i for i in tr if i in have], [i for i in te if i in have]
+        if not tr2 or not te2:
+            raise MoodscopeError(
+                f"split {kind!r} leaves {len(tr2)} training and {len(te2)} test tracks with audio"
+            )
+        out.append((tr2, te2))
+    return out
+
+
+def dataset_fps(cfg: dict) -> float:
+    return FeatureConfig.from_dict(cfg["features"]).frames_per_second
+
+
+def carve_validation(train_ids: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng(seed)
+    perm = list(rng.permutation(sorted(train_ids)))
+    n_val = max(1, int(round(len(perm) * fraction))) if len(perm) > 1 else 0
+    if n_val == 0:
+        return perm, perm
+    return sorted(perm[n_val:]), sorted(perm[:n_val])
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Lightning system
+# ------------------------------------------------------------------------------------------------------------
+def _lightning():
+    """Import Lightning quietly (its INFO banners and tips are noise for a CLI user; -v shows them)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import lightning as L
+    level = logging.INFO if log.isEnabledFor(logging.INFO) else logging.WARNING
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(level)
+    return L
+
+
+def make_system(model, task, train_cfg: dict, val_items: list[Item]):
+    L = _lightning()
+
+    class MoodSystem(L.LightningModule):
+        """model + task loss + Adam (+ step decay); validation predicts whole songs as at test time."""
+
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.task = task
+            self.cfg = train_cfg
+            self.val_items = val_items
+            self._val_preds: dict[int, np.ndarray] = {}
+            self.last_val_metrics: dict = {}
+
+        def forward(self, x):
+            return self.model(x)
+
+        def training_step(self, batch, batch_idx):
+            x, y, m = batch
+            losses = self.task.loss(self.model(x), y, m)
+            aux = getattr(self.model, "auxiliary_loss", None)
+            if aux is not None:  # e.g. BCRSN's sparsity penalty
+                losses["loss_aux"] = aux()
+                losses["loss"] = losses["loss"] + losses["loss_aux"]
+            for k, v in losses.items():
+                self.log(
+                    f"train_{k}", v, prog_bar=(k == "loss"), on_step=False, on_epoch=True, batch_size=len(x)
+                )
+            return losses["loss"]
+
+        def validation_step(self, batch, batch_idx):
+            i = int(batch if not hasattr(batch, "__getitem__") else batch[0])
+            self._val_preds[i] = self.task.predict_item(self.model, self.val_items[i], device=self.device)
+
+        def on_validation_epoch_end(self):
+            if not self._val_preds:
+                return
+            order = sorted(self._val_preds)
+            metrics = self.task.evaluate(
+                [self.val_items[i] for i in order], [self._val_preds[i] for i in order]
+            )
+            score = self.task.score(metrics)
+            if math.isnan(score):
+                score = -1.0
+            self.last_val_metrics = dict(metrics)
+            self.log("val_score", float(score), prog_bar=True)
+            for k, v in metrics.items():
+                if isinstance(v, (int, float)) and not math.isnan(v):
+                    self.log(f"val_{k}", float(v))
+            self._val_preds = {}
+
+        def configure_optimizers(self):
+            opt = torch.optim.Adam(
+                self.model.parameters(),
+                lr=float(self.cfg["lr"]),
+                weight_decay=float(self.cfg["weight_decay"] or 0),
+            )
+            if self.cfg.get("milestones"):
+                sched = torch.optim.lr_scheduler.MultiStepLR(
+                    opt, milestones=list(self.cfg["milestones"]), gamma=float(self.cfg.get("gamma", 0.5))
+                )
+                return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+            return opt
+
+    return MoodSystem()
+
+
+class _IndexDataset(torch.utils.data.Dataset):
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return i
+
+
+def task_options(cfg: dict, model) -> dict:
+    opts = dict(cfg.get("task") or {})
+    if model.output == "static":
+        opts.setdefault("head", model.model_args.get("task", "multitask"))
+    return opts
+
+
+def model_features(cfg: dict, model_name: str) -> FeatureConfig:
+    """Feature settings for a model: config overrides, plus the model class's own needs (waveform models)."""
+    from .models import MODELS
+
+    feats = dict(cfg.get("features") or {})
+    cls = MODELS.get(model_name)
+    if getattr(cls, "feature_kind", "logmel") == "waveform":
+        feats.setdefault("kind", "waveform")
+        sr = (cfg["model"].get("args") or {}).get("sr") or getattr(cls, "default_sr", 16000)
+        feats.setdefault("sr", int(sr))
+    return FeatureConfig.from_dict(feats)
+
+
+def train_fold(
+    cfg: dict,
+    items_by_id: dict[str, Item],
+    train_ids: list[str],
+    test_ids: list[str],
+    fold_dir: Path,
+    *,
+    fold: int,
+    resume: bool = False,
+    tag_names=None,
+    progress: bool = True,
+) -> dict:
+    """Train one fold and evaluate it; writes ``model.safetensors`` and ``metrics.json`` into ``fold_dir``."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from .modelfile import save_model
+    from .models import build
+
+    L = _lightning()
+    tc = cfg["train"]
+    seed = int(cfg["seed"]) + fold
+    L.seed_everything(seed, workers=True, verbose=False)
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    features = model_features(cfg, cfg["model"]["name"])
+
+    tr_ids, val_ids = carve_validation(train_ids, float(cfg["split"].get("val_fraction", 0.1)), seed)
+    tr_items = [items_by_id[i] for i in tr_ids]
+    val_items = [items_by_id[i] for i in val_ids]
+    test_items = [items_by_id[i] for i in test_ids]
+
+    from .models import MODELS
+
+    args = dict(cfg["model"].get("args") or {})
+    if MODELS.get(cfg["model"]["name"]).output == "tags" and tag_names:
+        args["n_tags"] = len(tag_names)  # one output per tag the adapter read
+    model = build(cfg["model"]["name"], **args)
+    model.set_input_stats(*input_stats(tr_items, seed=seed))
+    task_opts = task_options(cfg, model)
+    if model.output == "tags":
+        task_opts.setdefault("tag_names", tag_names or [])
+    task = make_task(model.output, features, **task_opts)
+    train_ds = task.examples(tr_items, model, seed=seed)
+    if len(train_ds) == 0:
+        raise MoodscopeError(
+            f"fold {fold}: no training examples (are the training tracks labelled for this task?)"
+        )
+    device = resolve_device(tc.get("device"))
+    loader = torch.utils.data.DataLoader(
+        train_ds,
+        batch_size=int(tc["batch_size"]),
+        shuffle=True,
+        num_workers=int(tc.get("num_workers") or 0),
+        generator=torch.Generator().manual_seed(seed),
+        drop_last=len(train_ds) > int(tc["batch_size"]),
+    )
+    val_loader = torch.utils.data.DataLoader(_IndexDataset(len(val_items)), batch_size=None)
+    system = make_system(model, task, tc, val_items)
+    ckpt = ModelCheckpoint(
+        dirpath=fold_dir / "checkpoints", filename="best", monitor="val_score", mode="max", save_last=True
+    )
+    callbacks = [ckpt, EarlyStopping(monitor="val_score", mode="max", patience=int(tc["patience"]))]
+    max_time = tc.get("max_time_s")
+    trainer = L.Trainer(
+        max_epochs=int(tc["epochs"]),
+        accelerator="gpu" if device.startswith("cuda") else "cpu",
+        devices=tc.get("devices", 1) if device.startswith("cuda") else 1,
+        strategy=tc.get("strategy", "auto"),
+        precision=tc.get("precision", "32-true"),
+        callbacks=callbacks,
+        logger=L.pytorch.loggers.CSVLogger(str(fold_dir), name="logs", version=""),
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        deterministic=False,
+        max_time={"seconds": float(max_time)} if max_time else None,
+        fast_dev_run=bool(tc.get("fast_dev_run")),
+        limit_train_batches=tc.get("limit_train_batches"),
+        check_val_every_n_epoch=int(tc.get("val_every", 1)),
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
+    last = fold_dir / "checkpoints" / "last.ckpt"
+    t0 = time.time()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*")
+        warnings.filterwarnings("ignore", ".*litlogger.*")
+        trainer.fit(system, loader, val_loader, ckpt_path=str(last) if resume and last.is_file() else None)
+    train_s = time.time() - t0
+    best = ckpt.best_model_path
+    if best and Path(best).is_file() and not tc.get("fast_dev_run"):
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        model.load_state_dict(
+            {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+        )
+    model.eval().to(device)
+
+    if model.output == "tags":
+        task.thresholds = tag_thresholds(task, model, val_items, device=device)
+    preds = [task.predict_item(model, it, device=device) for it in test_items]
+    metrics = task.evaluate(test_items, preds)
+    model.cpu()
+    info = {
+        "description": cfg.get("name"),
+        "task": task.info(),
+        "trained_on": cfg["data"].get("dataset"),
+        "fold": fold,
+        "test_metrics": dict(metrics),
+        "n_train": len(tr_items),
+        "n_val": len(val_items),
+        "n_test": len(test_items),
+        "epochs": int(trainer.current_epoch),
+        "seed": seed,
+    }
+    save_model(fold_dir / "model.safetensors", model, features, info)
+    result = {
+        "fold": fold,
+        "metrics": dict(metrics),
+        "n_train": len(tr_items),
+        "n_val": len(val_items),
+        "n_test": len(test_items),
+        "epochs": int(trainer.current_epoch),
+        "train_seconds": round(train_s, 1),
+        "best_val_score": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
+        "test_ids": list(test_ids),
+    }
+    _write_json(fold_dir / "metrics.json", result)
+    return result
+
+
+def tag_thresholds(task, model, val_items, *, device="cpu"):
+    """Per-tag thresholds maximising F1 on the validation songs (0.5 where a tag has no positives)."""
+    from .tagging import choose_thresholds
+
+    ys, ps = [], []
+    for it in val_items:
+        p = task.predict_item(model, it, device=device)
+        if it.segments:
+            ys.extend(tags for _, _, tags in it.segments)
+            ps.extend(np.atleast_2d(p))
+        elif it.tags is not None:
+            ys.append(it.tags)
+            ps.append(p)
+    if not ys:
+        return None
+    probs = np.stack(ps)
+    y = (np.stack(ys) >= 0.5).astype(int)
+    return np.asarray(choose_thresholds(y, probs), dtype=np.float32)
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_json_default), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if hasattr(o, "item"):
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# results
+# ------------------------------------------------------------------------------------------------------------
+def summarize(fold_results: list[dict]) -> OrderedDict:
+    from .metrics import summarize_folds
+
+    return summarize_folds([r["metrics"] for r in fold_results])
+
+
+def results_table(summary: dict, paper: dict | None = None, title: str = "") -> str:
+    """Markdown table: metric, ours (mean ± std over folds), the paper's number where the config gives it."""
+    paper_res = (paper or {}).get("results") or {}
+    lines = []
+    if title:
+        lines.append(f"### {title}\n")
+    if paper:
+        src = " — ".join(str(paper[k]) for k in ("source", "table", "row") if paper.get(k))
+        if src:
+            lines.append(f"Paper: {src}\n")
+    lines.append("| metric | ours (mean ± std) | paper |")
+    lines.append("|---|---|---|")
+    for k, (m, s) in summary.items():
+        p = paper_res.get(k)
+        lines.append(f"| {k} | {m:.4f} ± {s:.4f} | {'' if p is None else f'{p:.4f}'} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_experiment(
+    config: str | Path | dict | None = None,
+    overrides: list[str] | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Run a whole experiment (all folds). Returns the results dict also written to ``results.json``.
+
+    Two config forms expand into several runs:
+
+    - ``sweep``: an ordered mapping ``{row label: {dotted.key: value, ...}}``; each row is run with its
+      overrides into ``<run_dir>/<label>/`` and ``results.md`` gets one row per label, with the paper's numbers
+      from ``paper.results[label]`` beside ours (e.g. ADFF Table 3 over ``task.seg_len_s``).
+    - ``model.args.task: [valence, arousal]`` (static models): the papers' *single-task* setting, one model per
+      dimension; the fold metrics of the heads are merged.
+    """
+    cfg = (
+        load_config(None, overrides, base=config)
+        if isinstance(config, dict)
+        else load_config(config, overrides)
+    )
+    run_dir = Path(out_dir) if out_dir else Path(cfg["output_dir"]) / cfg["name"]
+    if cfg.get("sweep"):
+        return _run_sweep(cfg, run_dir, resume=resume, progress=progress)
+    heads = (cfg["model"].get("args") or {}).get("task")
+    if isinstance(heads, list):
+        return _run_heads(cfg, heads, run_dir, resume=resume, progress=progress)
+    return _run_single(cfg, out_dir=run_dir, resume=resume, progress=progress)
+
+
+def _run_heads(cfg: dict, heads: list[str], run_dir: Path, *, resume: bool, progress: bool) -> dict:
+    """One single-task model per head; fold metrics merged (fold k of every head uses the same split)."""
+    import copy
+
+    parts = []
+    for h in heads:
+        c = copy.deepcopy(cfg)
+        c["model"]["args"]["task"] = h
+        parts.append(_run_single(c, out_dir=run_dir / h, resume=resume, progress=progress))
+    folds = []
+    for k in range(len(parts[0]["folds"])):
+        merged = OrderedDict()
+        for p in parts:
+            merged.update(p["folds"][k]["metrics"])
+        folds.append(
+            {"fold": k, "metrics": dict(merged), "heads": {h: p["folds"][k] for h, p in zip(heads, parts)}}
+        )
+    return _finish(cfg, run_dir, folds, extra={"heads": heads, "n_tracks": parts[0]["n_tracks"]})
+
+
+def _run_sweep(cfg: dict, run_dir: Path, *, resume: bool, progress: bool) -> dict:
+    from .experiment import apply_overrides
+
+    rows = OrderedDict()
+    paper_rows = ((cfg.get("paper") or {}).get("results")) or {}
+    lines = [f"### {cfg['name']}: sweep of {len(cfg['sweep'])} settings", ""]
+    metric_names: list[str] = []
+    for label, over in cfg["sweep"].items():
+        sub = apply_overrides(
+            {k: v for k, v in cfg.items() if k != "sweep"},
+            [f"{k}={_yaml_value(v)}" for k, v in (over or {}).items()],
+        )
+        sub["paper"] = {
+            **(cfg.get("paper") or {}),
+            "results": paper_rows.get(label) or paper_rows.get(str(label)) or {},
+        }
+        res = run_experiment(sub, out_dir=run_dir / _slug(label), resume=resume, progress=progress)
+        rows[str(label)] = res
+        for m in res["summary"]:
+            if m not in metric_names:
+                metric_names.append(m)
+    lines.append("| setting | " + " | ".join(metric_names) + " |")
+    lines.append("|---|" + "---|" * len(metric_names))
+    for label, res in rows.items():
+        pub = paper_rows.get(label) or paper_rows.get(_maybe_number(label)) or {}
+        cells = []
+        for m in metric_names:
+            s = res["summary"].get(m)
+            cell = "" if s is None else f"{s['mean']:.4f} ± {s['std']:.4f}"
+            if m in pub:
+                cell += f" (paper {pub[m]:.4f})"
+            cells.append(cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines) + "\n"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "results.md").write_text(table, encoding="utf-8")
+    out = {
+        "name": cfg["name"],
+        "sweep": {k: {"summary": v["summary"], "run_dir": v["run_dir"]} for k, v in rows.items()},
+    }
+    _write_json(run_dir / "results.json", out)
+    out["table"] = table
+    out["run_dir"] = str(run_dir)
+    return out
+
+
+def _yaml_value(v) -> str:
+    import yaml
+
+    return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _slug(label) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(label)).strip("_") or "row"
+
+
+def _maybe_number(label: str):
+    try:
+        return int(label)
+    except ValueError:
+        try:
+            return float(label)
+        except ValueError:
+            return label
+
+
+def _finish(cfg: dict, run_dir: Path, results: list[dict], extra: dict | None = None) -> dict:
+    """Write ``results.json`` / ``results.md`` for a list of fold results."""
+    summary = summarize(results)
+    out = {
+        "name": cfg["name"],
+        "model": cfg["model"],
+        "dataset": cfg["data"].get("dataset"),
+        **(extra or {}),
+        "folds": results,
+        "summary": {k: {"mean": m, "std": s} for k, (m, s) in summary.items()},
+        "paper": cfg.get("paper") or {},
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / "results.json", out)
+    table = results_table(summary, cfg.get("paper"), title=f"{cfg['name']} ({len(results)} fold(s))")
+    (run_dir / "results.md").write_text(table, encoding="utf-8")
+    out["table"] = table
+    out["run_dir"] = str(run_dir)
+    return out
+
+
+def _run_single(cfg: dict, *, out_dir: Path, resume: bool = False, progress: bool = True) -> dict:
+    """All folds of one resolved configuration (no sweep, one model head)."""
+    run_dir = Path(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, run_dir / "config.yaml")
+    features = model_features(cfg, cfg["model"]["name"])
+
+    dataset = load_tracks(cfg)
+    tracks = dataset.tracks
+    min_d = cfg["data"].get("min_duration_s")
+    tag_names = list(getattr(dataset, "tag_names", None) or [])
+    items, failures = tracks_to_items(
+        tracks, features, cache=bool(cfg["data"].get("cache", True)), tag_names=tag_names, progress=progress
+    )
+    for tid, msg in failures:
+        log.warning("skipped track %s: %s", tid, msg)
+    if min_d:
+        items = [it for it in items if it.n_frames / features.frames_per_second > float(min_d)]
+    if not items:
+        raise MoodscopeError(f"{dataset.root}: no usable tracks (all {len(tracks)} failed or were filtered)")
+    items_by_id = {it.id: it for it in items}
+    folds = make_folds(cfg, dataset, items)
+    only = cfg["split"].get("only_fold")
+    results = []
+    for k, (tr, te) in enumerate(folds):
+        if only is not None and k != int(only):
+            continue
+        fold_dir = run_dir / f"fold_{k}"
+        done = fold_dir / "metrics.json"
+        if resume and done.is_file():
+            results.append(json.loads(done.read_text()))
+            continue
+        log.info("fold %d/%d: %d train, %d test tracks", k + 1, len(folds), len(tr), len(te))
+        results.append(
+            train_fold(
+                cfg,
+                items_by_id,
+                tr,
+                te,
+                fold_dir,
+                fold=k,
+                resume=resume,
+                tag_names=tag_names,
+                progress=progress,
+            )
+        )
+    extra = {"n_tracks": len(items), "skipped_tracks": [{"id": t, "error": m} for t, m in failures]}
+    return _finish(cfg, run_dir, results, extra)
+
+
+def evaluate_model_on_dataset(
+    model_path, dataset: str, root, *, ids=None, device: str = "cpu", progress=True
+):
+    """Score a model file on the labelled tracks of a dataset; returns ``(metrics, n_tracks)``."""
+    from .datasets import load_dataset
+    from .predict import Predictor
+
+    pred = Predictor.from_file(model_path, device=device)
+    ds = load_dataset(dataset, root)
+    tracks = [t for t in ds.tracks if ids is None or t.id in set(ids)]
+    tag_names = pred.task.tag_names if pred.task.kind == "tags" else None
+    items, failures = tracks_to_items(tracks, pred.features, tag_names=tag_names, progress=progress)
+    for tid, msg in failures:
+        log.warning("skipped track %s: %s", tid, msg)
+    kind = pred.task.kind
+    items = [
+        it
+        for it in items
+        if (kind == "dynamic" and it.dynamic is not None)
+        or (kind == "static" and it.static is not None)
+        or (kind == "tags" and (it.tags is not None or it.segments))
+    ]
+    if not items:
+        raise MoodscopeError(f"{root}: no track has the labels a {kind} model is scored on")
+    preds = [pred.task.predict_item(pred.model, it, device=pred.device) for it in items]
+    return pred.task.evaluate(items, preds), len(items)

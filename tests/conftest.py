@@ -1,0 +1,85 @@
+"""Shared test helpers: seeded synthetic audio written in ``tmp_path``, and an isolated feature cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+SR = 44100
+
+#: soundfile arguments per extension (libsndfile does not infer every container from the name)
+_SF_FORMATS = {
+    ".wav": {"format": "WAV"},
+    ".flac": {"format": "FLAC"},
+    ".ogg": {"format": "OGG", "subtype": "VORBIS"},
+    ".oga": {"format": "OGG", "subtype": "VORBIS"},
+    ".opus": {"format": "OGG", "subtype": "OPUS"},  # Opus needs sr in {8, 12, 16, 24, 48} kHz
+    ".mp3": {"format": "MP3"},
+    ".aiff": {"format": "AIFF"},
+    ".aif": {"format": "AIFF"},
+}
+
+
+def make_tone(
+    freq: float = 1000.0,
+    duration: float = 1.0,
+    *,
+    sr: int = SR,
+    amp: float = 0.5,
+    noise: float = 0.0,
+    channels: int = 1,
+    seed: int = 0,
+) -> np.ndarray:
+    """A sine (plus seeded white noise), float32, shape ``(n,)`` or ``(n, channels)``.
+
+    Channel ``c`` is the tone scaled by ``1 / (c + 1)`` with its own noise, so channels differ.
+    """
+    rng = np.random.default_rng(seed)
+    n = int(round(duration * sr))
+    t = np.arange(n) / sr
+    chans = [
+        amp / (c + 1) * np.sin(2 * np.pi * freq * t) + noise * rng.standard_normal(n) for c in range(channels)
+    ]
+    y = np.stack(chans, axis=1) if channels > 1 else chans[0]
+    return y.astype(np.float32)
+
+
+@pytest.fixture
+def tone():
+    """The :func:`make_tone` factory."""
+    return make_tone
+
+
+@pytest.fixture
+def write_audio(tmp_path):
+    """``write_audio(name, y, sr=44100, **soundfile_kwargs) -> Path`` writes ``y`` under ``tmp_path``."""
+
+    def _write(name: str, y: np.ndarray, sr: int = SR, **kwargs) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        opts = {**_SF_FORMATS.get(path.suffix.lower(), {}), **kwargs}
+        sf.write(str(path), y, sr, **opts)
+        return path
+
+    return _write
+
+
+@pytest.fixture(autouse=True)
+def _isolated_feature_cache(tmp_path_factory, monkeypatch):
+    """Point the default feature cache at a fresh temporary directory (never ``~/.cache``)."""
+    monkeypatch.setenv("MOODSCOPE_CACHE", str(tmp_path_factory.mktemp("feature-cache")))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Run the suite's small tensor ops on one thread: on a busy 2-core machine OpenMP's spinning threads
+    made small convolutions and LSTMs up to 10x slower, and one thread keeps timings and results stable."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
