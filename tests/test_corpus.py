@@ -106,7 +106,11 @@ def test_label_curves_are_smooth_wide_and_seeded():
         ([0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5], {"happy": 1, "angry": 0, "sad": 0, "calm": 0}),
         ([-0.5, -0.5, 0.2, 0.2], [0.3, 0.3, -0.1, -0.1], {"happy": 0, "angry": 1, "sad": 0, "calm": 1}),
         # 1 of 5 values (20 %) is below the 25 % rule; 0 counts as negative
-        ([0.1, 0.1, 0.1, 0.1, -0.1], [-0.2, -0.2, -0.2, -0.2, -0.3], {"happy": 0, "angry": 0, "sad": 0, "calm": 1}),
+        (
+            [0.1, 0.1, 0.1, 0.1, -0.1],
+            [-0.2, -0.2, -0.2, -0.2, -0.3],
+            {"happy": 0, "angry": 0, "sad": 0, "calm": 1},
+        ),
         ([0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], {"happy": 0, "angry": 0, "sad": 1, "calm": 0}),
     ],
 )
@@ -121,7 +125,7 @@ def test_render_clip_shape_level_and_cues():
     v, a = label_curves(12, seed=0)
     y, cues = render_clip(v, a, seed=5)
     assert y.dtype == np.float32 and y.shape == (6 * SR,)
-    assert np.all(np.isfinite(y)) and 0.05 < np.abs(y).max() <= 0.95
+    assert np.all(np.isfinite(y)) and 0.05 < np.abs(y).max() < 0.99
     assert set(cues) == {*CUE_NAMES, "valence", "arousal"}
     for name, c in cues.items():
         assert c.shape == (12,), name
@@ -180,7 +184,12 @@ def test_render_clip_rejects_bad_arguments(kwargs, match):
 
 @pytest.mark.parametrize(
     "v, a",
-    [(np.zeros(4), np.zeros(5)), (np.zeros(0), np.zeros(0)), (np.full(4, 1.5), np.zeros(4)), (np.full(4, np.nan), np.zeros(4))],
+    [
+        (np.zeros(4), np.zeros(5)),
+        (np.zeros(0), np.zeros(0)),
+        (np.full(4, 1.5), np.zeros(4)),
+        (np.full(4, np.nan), np.zeros(4)),
+    ],
 )
 def test_render_clip_rejects_bad_labels(v, a):
     with pytest.raises(ValueError):
@@ -198,7 +207,7 @@ def _pinned_pair(name: str, n: int = 16) -> tuple[np.ndarray, np.ndarray]:
 def test_loudness_cue_sets_the_level():
     lo, hi = _pinned_pair("loudness")
     rms_db = [10 * np.log10(np.mean(x[SR:-SR].astype(np.float64) ** 2)) for x in (lo, hi)]
-    assert 11.0 < rms_db[1] - rms_db[0] < 17.0  # 8 dB per cue unit: 14.4 dB between -0.9 and +0.9
+    assert 9.0 < rms_db[1] - rms_db[0] < 12.6  # 6 dB per cue unit: 10.8 dB between -0.9 and +0.9
 
 
 def test_mode_cue_switches_major_and_minor():
@@ -300,7 +309,7 @@ def test_dynamic_curves_move_within_clips(tmp_path):
         curves[tid].append((float(v), float(a)))
     for tid, c in curves.items():
         c = np.array(c)
-        assert np.all(c.std(0) > 0.15), (tid, c.std(0))
+        assert np.all(c.std(0) > 0.2), (tid, c.std(0))
 
 
 def test_deterministic_for_a_seed_whatever_the_workers(small_corpus, tmp_path):
@@ -326,7 +335,8 @@ def test_replaces_a_previous_corpus_but_not_other_data(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"n_clips": 0}, {"duration": 2.2}, {"duration": 0.0}, {"fmt": "mp3"}, {"seed": -1}, {"sr": 8000}]
+    "kwargs",
+    [{"n_clips": 0}, {"duration": 2.2}, {"duration": 0.0}, {"fmt": "mp3"}, {"seed": -1}, {"sr": 8000}],
 )
 def test_synthesize_rejects_bad_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):
@@ -365,7 +375,12 @@ def _window_features(root: Path, win_steps: int = 4):
                     [
                         bands[f0:f1].mean(0),
                         bands[f0:f1].std(0),
-                        [d["major"][f0:f1].mean(), d["minor"][f0:f1].mean(), e.std(), np.abs(np.diff(e)).mean()],
+                        [
+                            d["major"][f0:f1].mean(),
+                            d["minor"][f0:f1].mean(),
+                            e.std(),
+                            np.abs(np.diff(e)).mean(),
+                        ],
                     ]
                 )
             )
@@ -394,7 +409,9 @@ def test_labels_are_learnable_but_not_from_loudness_alone(tmp_path):
     assert len(y) == 120
     r2_all = _held_out_r2(x, y, groups)
     r2_loud = _held_out_r2(loud, y, groups)
-    print(f"held-out R^2 (valence, arousal): all features {r2_all.round(3)}, loudness alone {r2_loud.round(3)}")
+    print(
+        f"held-out R^2 (valence, arousal): all features {r2_all.round(3)}, loudness alone {r2_loud.round(3)}"
+    )
     assert r2_all[0] >= 0.5 and r2_all[1] >= 0.5
     assert r2_loud[0] < 0.3  # loudness says nothing about valence
     assert r2_loud[1] < r2_all[1] - 0.15  # ... and only part of arousal

@@ -37,7 +37,7 @@ def _add(sub, name: str, help_: str, description: str = "") -> argparse.Argument
     epilog = f"example:\n  {EXAMPLES[name]}" if name in EXAMPLES else None
     return sub.add_parser(
         name,
-        help=f"{help_}   e.g. {EXAMPLES.get(name, '')}",
+        help=help_,
         description=textwrap.dedent(description or help_),
         epilog=epilog,
         formatter_class=_Formatter,
@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="moodscope",
         description="Music emotion recognition: valence-arousal per track, a V-A curve every 0.5 s, emotion tags.",
         formatter_class=_Formatter,
-        epilog="Run 'moodscope VERB --help' for a verb's options and an example.",
+        epilog="examples:\n"
+        + "\n".join(f"  {ex}" for ex in EXAMPLES.values())
+        + "\n\nRun 'moodscope VERB --help' for a verb's options.",
     )
     p.add_argument("--version", action="version", version=f"moodscope {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log more detail")

@@ -7,9 +7,11 @@ and arousal curves and is what cue-isolation tests use (``cue_overrides`` pins o
 
 How a clip is made
 ------------------
-1. **Labels.** Valence *V(t)* and arousal *A(t)* are drawn independently of each other: smooth curves
-   through random control points 5-11 s apart (cosine interpolation), each step moving at least 0.6, so a
-   clip sweeps a good part of [-0.9, 0.9] on both axes. The 2 Hz value *i* is the curve at the centre of
+1. **Labels.** Valence *V(t)* and arousal *A(t)* are drawn independently of each other: each clip has
+   its own mood per axis (uniform in +-0.5, so static labels differ between clips and static models have
+   something to learn), and its curve moves around that mood through random control points 5-11 s apart
+   (cosine interpolation) within +-0.7 of it and within [-0.9, 0.9], each step moving at least 0.5, so
+   a clip sweeps about half of the axis. The 2 Hz value *i* is the curve at the centre of
    the segment ``[0.5 i, 0.5 (i + 1))``. The labels are the ground truth.
 2. **Cues.** Each label drives several musical cues taken from the music-emotion literature
    (Gabrielsson & Lindström 2010; Juslin & Laukka 2003; Eerola, Friberg & Bresin 2013, whose cue model is
@@ -21,42 +23,50 @@ How a clip is made
    Arousal cues never depend on valence and vice versa, so loudness, tempo, brightness... carry no
    valence information and mode, register... carry no arousal information.
 3. **Music.** A chord every two beats (roots from a per-clip progression over a random key), a pad
-   struck on every beat, an FM lead melody on a 16th-note grid, a bass and a drum kit of noise bursts are
-   scheduled from the cue curves (each event reads the cues at its onset) and rendered with band-limited
-   wavetables, 2-operator FM and filtered noise. The tonal material sits where 128 mel bands at 44.1 kHz
-   resolve a semitone (pad around A4, melody around A5, i.e. mostly above 500 Hz with harmonics above
-   1 kHz); the bass carries no mode information.
+   re-struck on beats, 8ths or 16ths, an FM lead melody on a 16th-note grid, a bass and a drum kit of
+   noise bursts are scheduled from the cue curves (each event reads the cues at its onset) and rendered
+   by inverse-FFT additive synthesis (pad, bass), 2-operator FM (lead) and filtered noise (drums). The
+   tonal material sits where 128 mel bands at 44.1 kHz resolve a semitone (pad around A4 in root
+   position with the third doubled an octave up, lead around A5: mostly above 500 Hz, harmonics above
+   1 kHz); the bass (root only) carries no mode information.
 4. **Level.** The drum bus is set to a cue-given ratio of the tonal bus, then a slowly varying gain
-   (1 s RMS smoothing) makes the mix follow the loudness cue. If a clip's peak would exceed 0.95 the
-   whole clip is scaled down (rare), so loudness stays a within-clip cue.
+   (1 s RMS smoothing) makes the mix follow the loudness cue (-30 to -18 dBFS RMS). Instead of scaling
+   each clip to its peak, a soft-knee limiter squashes the rare samples above 0.8 (tanh, peak < 0.99;
+   about 1e-5 of the samples), so loudness is an absolute cue within and across clips.
 
 Cue table (``c`` is the cue value in [-1, 1]; ``u = (c + 1) / 2`` in [0, 1])
 
-=============  ===========  ======  ===========  ===========  ===========================================
-cue            driven by    weight  jitter_clip  jitter_time  rendering, from c = -1 to c = +1
-=============  ===========  ======  ===========  ===========  ===========================================
-tempo          arousal      0.25    0.20         0.45         72 -> 158 BPM (``108 * 2**(0.55 c)``)
-density        arousal      0.20    0.20         0.45         melody notes per beat 0.3 -> 2.4 (16th grid);
-                                                              bass on 2 beats -> 8th notes
-loudness       arousal      0.20    0.20         0.45         mix RMS -32 -> -16 dBFS (1 s smoothing)
-brightness     arousal      0.20    0.20         0.45         harmonic roll-off ``k**-2.8 -> k**-0.9``,
-                                                              FM index 0.3 -> 3.5
-percussion     arousal      0.15    0.20         0.45         drums -26 -> +2 dB re tonal RMS; snare from
-                                                              u > 0.25, 8th hats u > 0.4, 16ths u > 0.75
-mode           valence      0.30    0.20         0.45         minor (c < 0) / major (c >= 0) triads and
-                                                              melody scale, decided per chord
-consonance     valence      0.25    0.20         0.45         dissonance ``d = 1 - u``: detuned doubling
-                                                              of pad and lead (0 -> 30 cents, beating),
-                                                              added tritone + minor 9th in the pad
-                                                              (amplitude ``0.7 clip((d - 0.3) / 0.7)``),
-                                                              chromatic melody notes (prob. ``0.35 d``)
-register       valence      0.25    0.20         0.45         pad centre MIDI 63 -> 75, melody centre
-                                                              MIDI 74 -> 88 (+- 2 per clip)
-articulation   valence      0.20    0.20         0.45         legato -> staccato: note length 1.1 -> 0.2
-                                                              of the inter-onset interval, attack 60 ->
-                                                              3 ms, release 0.25 -> 0.04 s
-=============  ===========  ======  ===========  ===========  ===========================================
+=============  =========  ======  ===========  ===========  ===============================================
+cue            driven by  weight  jitter_clip  jitter_time  rendering, from c = -1 to c = +1
+=============  =========  ======  ===========  ===========  ===============================================
+tempo          arousal    0.25    0.25         0.55         74 -> 158 BPM (``108 * 2**(0.55 c)``)
+density        arousal    0.20    0.25         0.55         lead notes per beat 0.17 -> 2.8 (16th grid);
+                                                            pad struck per beat / 8th / 16th (u <= 0.4,
+                                                            <= 0.8, above); bass per 2 beats -> 8ths
+loudness       arousal    0.20    0.25         0.55         mix RMS -30 -> -18 dBFS (1 s smoothing)
+brightness     arousal    0.20    0.25         0.55         harmonic roll-off ``k**-2.8 -> k**-0.9``
+                                                            (+-0.2 per clip), FM index 0.3 -> 3.5
+percussion     arousal    0.15    0.25         0.55         drums -24 -> 0 dB re tonal RMS; snare from
+                                                            u > 0.25, 8th hats u > 0.4, kick on every
+                                                            beat u > 0.6, 16th hats u > 0.75
+mode           valence    0.30    0.25         0.55         share of major chords
+                                                            ``clip(0.5 + 0.8 c, 0, 1)``, drawn per chord:
+                                                            all minor for c <= -0.625, all major for
+                                                            c >= 0.625; lead uses that chord's scale
+consonance     valence    0.25    0.25         0.55         dissonance ``d = 1 - u``: detuned doubling of
+                                                            pad and lead (0 -> 30 cents: beating),
+                                                            tritone + minor 9th added to the pad
+                                                            (amplitude ``0.7 clip((d - 0.3) / 0.7)``),
+                                                            chromatic lead notes (probability ``0.35 d``)
+register       valence    0.25    0.25         0.55         pad root within +-6 of MIDI 63 -> 75, lead
+                                                            around MIDI 74 -> 88 (+-2 per clip)
+articulation   valence    0.20    0.25         0.55         legato -> staccato: note length 1.1 -> 0.2 of
+                                                            the inter-onset interval, attack 60 -> 3 ms
+                                                            (lead: 12 -> 3 ms), release 0.25 -> 0.04 s
+=============  =========  ======  ===========  ===========  ===============================================
 
+Directions follow the reviews above: faster, denser, louder, brighter and more percussive music is
+heard as more aroused; major mode, consonance, higher register and staccato as more positive.
 Weights are normalised per label (they sum to 1). Every clip also draws its own key, chord progression,
 timbres (harmonic jitter, FM ratio), mix balance (+-2 dB) and drum sounds.
 
@@ -109,11 +119,15 @@ __all__ = [
     "synthesize",
 ]
 
-GENERATOR_VERSION = "1.0"  #: bumped whenever the same arguments would render different audio
+GENERATOR_VERSION = "1.1"  #: bumped whenever the same arguments would render different audio
 CONTROL_RATE = 100  #: Hz, rate of the internal cue curves
 TAG_NAMES = ("happy", "angry", "sad", "calm")
+MOOD_RANGE = 0.5  #: a clip's mood (centre of its curve) is uniform in +-MOOD_RANGE, per label
+SWING = 0.7  #: control points lie within +-SWING of the clip's mood (and within +-limit)
+MIN_STEP = 0.5  #: successive control points differ by at least this much
 TAG_MIN_FRACTION = 0.25  #: fraction of segments in a quadrant needed for its tag
 _FORMATS = {"wav": "WAV", "flac": "FLAC"}
+_KNEE = 0.8  # soft limiter threshold
 
 
 @dataclass(frozen=True)
@@ -129,14 +143,35 @@ class Cue:
 
 
 CUES: tuple[Cue, ...] = (
-    Cue("tempo", "arousal", 0.25, 0.25, 0.55, "72 -> 158 BPM"),
-    Cue("density", "arousal", 0.20, 0.25, 0.55, "0.3 -> 2.4 melody notes per beat; sparser -> busier bass"),
-    Cue("loudness", "arousal", 0.20, 0.25, 0.55, "mix RMS -32 -> -16 dBFS"),
+    Cue("tempo", "arousal", 0.25, 0.25, 0.55, "74 -> 158 BPM"),
+    Cue(
+        "density",
+        "arousal",
+        0.20,
+        0.25,
+        0.55,
+        "0.17 -> 2.8 lead notes per beat; pad per beat -> 16ths; bass per 2 beats -> 8ths",
+    ),
+    Cue("loudness", "arousal", 0.20, 0.25, 0.55, "mix RMS -30 -> -18 dBFS"),
     Cue("brightness", "arousal", 0.20, 0.25, 0.55, "harmonic roll-off k^-2.8 -> k^-0.9, FM index 0.3 -> 3.5"),
-    Cue("percussion", "arousal", 0.15, 0.25, 0.55, "drums -26 -> +2 dB re tonal bus, busier pattern"),
-    Cue("mode", "valence", 0.30, 0.25, 0.55, "minor (c < 0) / major (c >= 0) chords and melody scale"),
-    Cue("consonance", "valence", 0.25, 0.25, 0.55, "detuning 30 -> 0 cents, added tritone/minor 9th, chromatic notes"),
-    Cue("register", "valence", 0.25, 0.25, 0.55, "pad centre MIDI 63 -> 75, melody centre MIDI 74 -> 88"),
+    Cue("percussion", "arousal", 0.15, 0.25, 0.55, "drums -24 -> 0 dB re tonal bus, busier pattern"),
+    Cue(
+        "mode",
+        "valence",
+        0.30,
+        0.25,
+        0.55,
+        "share of major chords clip(0.5 + 0.8 c, 0, 1); lead in the chord's scale",
+    ),
+    Cue(
+        "consonance",
+        "valence",
+        0.25,
+        0.25,
+        0.55,
+        "detuning 30 -> 0 cents, added tritone/minor 9th, chromatic notes",
+    ),
+    Cue("register", "valence", 0.25, 0.25, 0.55, "pad root around MIDI 63 -> 75, lead around MIDI 74 -> 88"),
     Cue("articulation", "valence", 0.20, 0.25, 0.55, "legato -> staccato (note length 1.1 -> 0.2 of IOI)"),
 )
 _CUE_NAMES = tuple(c.name for c in CUES)
@@ -165,8 +200,9 @@ def label_curves(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw random smooth 2 Hz valence and arousal curves (independent of each other).
 
-    Control points lie 5-11 s apart; successive points differ by at least 0.6, values in
-    ``[-limit, limit]``; cosine interpolation between them. Value *i* is the curve at the centre of the
+    Each label gets a clip mood ``m`` uniform in ``+-MOOD_RANGE`` (scaled by ``limit / 0.9``); control
+    points lie 5-11 s apart within ``[m - SWING, m + SWING]`` and ``[-limit, limit]``, successive points
+    differing by at least ``MIN_STEP``; cosine interpolation between them. Value *i* is the curve at the centre of the
     segment ``[0.5 i, 0.5 (i + 1))``.
 
     Parameters
@@ -191,12 +227,15 @@ def label_curves(
     centres = (np.arange(n_steps) + 0.5) * SEGMENT_S
     out = []
     for _ in range(2):
+        # a per-clip mood (so static labels differ between clips) plus a wide movement around it
+        mood = rng.uniform(-MOOD_RANGE, MOOD_RANGE) * limit / 0.9
+        lo, hi = max(-limit, mood - SWING), min(limit, mood + SWING)
         kt = _knot_times(rng, duration, (5.0, 11.0))
-        kv = [rng.uniform(-limit, limit)]
+        kv = [rng.uniform(lo, hi)]
         for _ in range(len(kt) - 1):
             while True:
-                v = rng.uniform(-limit, limit)
-                if abs(v - kv[-1]) >= 0.6:
+                v = rng.uniform(lo, hi)
+                if abs(v - kv[-1]) >= MIN_STEP:
                     break
             kv.append(v)
         out.append(_cosine_curve(kt, np.asarray(kv), centres))
@@ -266,12 +305,11 @@ def _midi_hz(m: float | np.ndarray) -> float | np.ndarray:
 
 
 class _Synth:
-    """Renders notes and drum hits of one clip into float64 buses."""
+    """Renders the notes and drum sounds of one clip into float32 buses."""
 
     def __init__(self, n_samples: int, sr: int, rng: np.random.Generator):
         self.sr = sr
         self.n = n_samples
-        self.rng = rng
         self.pad_phases = rng.uniform(0, 2 * np.pi, 64)
         self.bass_phases = rng.uniform(0, 2 * np.pi, 64)
         self.pad_jitter = np.exp(0.35 * rng.standard_normal(64))
@@ -319,7 +357,8 @@ class _Synth:
 
         Every partial of every voice is one spectral line of an inverse real FFT whose length gives at
         most 1 Hz between bins (each partial lands within 0.5 Hz of its frequency); ``detune_cents > 0``
-        doubles each voice at +-detune/2 cents, which beats (roughness).
+        doubles each voice at +-detune/2 cents, which beats (roughness); both copies start in phase, so a
+        detuning too small to separate the bins leaves the level unchanged.
         """
         n = len(env)
         size = sp_fft.next_fast_len(max(n, self.sr), real=True)
@@ -329,10 +368,12 @@ class _Synth:
             f0 = float(_midi_hz(m))
             amps = self.partials(kind, f0, slope)
             k = np.arange(1, len(amps) + 1)
-            ratios = [1.0] if detune_cents <= 0.05 else [2 ** (-detune_cents / 2400), 2 ** (detune_cents / 2400)]
-            for i, r in enumerate(ratios):
+            ratios = (
+                [1.0] if detune_cents <= 0.05 else [2 ** (-detune_cents / 2400), 2 ** (detune_cents / 2400)]
+            )
+            for r in ratios:
                 bins = np.rint(k * f0 * r * size / self.sr).astype(np.int64)
-                lines = (amp / len(ratios) * size) * amps * np.exp(1j * (phases[: len(amps)] + 1.7 * i + 0.3 * m))
+                lines = (amp / len(ratios) * size) * amps * np.exp(1j * (phases[: len(amps)] + 0.3 * m))
                 np.add.at(spec, bins, lines)
         y = sp_fft.irfft(spec.astype(np.complex64), size, workers=1)[:n]
         y *= env
@@ -344,7 +385,11 @@ class _Synth:
         r = self.fm_ratio
         index = min(index, max(0.0, (16000.0 - f0) / (r * f0) - 1.0))
         idx = np.float32(index) * (np.float32(0.35) + np.float32(0.65) * env)
-        freqs = [f0] if detune_cents <= 0.05 else [f0 * 2 ** (-detune_cents / 2400), f0 * 2 ** (detune_cents / 2400)]
+        freqs = (
+            [f0]
+            if detune_cents <= 0.05
+            else [f0 * 2 ** (-detune_cents / 2400), f0 * 2 ** (detune_cents / 2400)]
+        )
         y = np.zeros(n, dtype=np.float32)
         to_rad = np.float32(2 * np.pi / 2.0**32)
         for f in freqs:
@@ -354,9 +399,9 @@ class _Synth:
             y += np.sin(mod)
         self._add(bus, start, np.float32(amp / len(freqs)) * env * y)
 
-    def drum_kit(self) -> dict[str, list[np.ndarray]]:
+    def drum_kit(self, rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
         """Three variants of kick, snare and closed hat from sine sweeps and filtered noise bursts."""
-        sr, rng = self.sr, self.rng
+        sr = self.sr
         kit: dict[str, list[np.ndarray]] = {"kick": [], "snare": [], "hat": []}
         sos_snare = signal.butter(2, [1500, 6000], btype="bandpass", fs=sr, output="sos")
         sos_hat = signal.butter(4, 7000, btype="highpass", fs=sr, output="sos")
@@ -368,7 +413,7 @@ class _Synth:
             t = np.arange(int(0.22 * sr)) / sr
             noise = signal.sosfilt(sos_snare, rng.standard_normal(len(t)))
             body = np.sin(2 * np.pi * rng.uniform(170, 220) * t) * np.exp(-t / 0.04)
-            snare = (3.0 * noise * np.exp(-t / rng.uniform(0.05, 0.09)) + 0.6 * body)
+            snare = 3.0 * noise * np.exp(-t / rng.uniform(0.05, 0.09)) + 0.6 * body
             kit["snare"].append(snare)
             t = np.arange(int(0.08 * sr)) / sr
             hat = signal.sosfilt(sos_hat, rng.standard_normal(len(t))) * np.exp(-t / rng.uniform(0.012, 0.03))
@@ -446,7 +491,7 @@ def render_clip(
     Returns
     -------
     audio : np.ndarray [shape=(round(0.5 n sr),)], float32
-        Mono audio, peak <= 0.95.
+        Mono audio, peak < 0.99.
     cues : dict[str, np.ndarray [shape=(n,)]]
         Each cue's value in [-1, 1] averaged over each 0.5 s segment, plus ``"valence"`` and
         ``"arousal"`` (the labels as given).
@@ -499,16 +544,20 @@ def render_clip(
     lead = np.zeros(n, dtype=np.float32)
     bass = np.zeros(n, dtype=np.float32)
     drums = np.zeros(n, dtype=np.float32)
-    kit = synth.drum_kit()
+    kit = synth.drum_kit(rng_drum)
 
     def beat_len_at(t0: float) -> float:
         return 60.0 / (108.0 * 2.0 ** (0.55 * at("tempo", t0, unit=False)))
 
     def articulation(t0: float) -> tuple[float, float, float]:
         art = at("articulation", t0)
-        return _lerp(1.1, 0.2, art), _lerp(0.06, 0.003, art), _lerp(0.25, 0.04, art)  # length, attack, release
+        return (
+            _lerp(1.1, 0.2, art),
+            _lerp(0.06, 0.003, art),
+            _lerp(0.25, 0.04, art),
+        )  # length, attack, release
 
-    # Chords: a new one every two beats; its quality is the sign of the mode cue at its onset.
+    # Chords: a new one every two beats; major or minor drawn from the mode cue at its onset.
     chord_start = np.flatnonzero((slots % 8 == 0) | (np.arange(len(slots)) == 0))
     chord_of_slot = np.searchsorted(chord_start, np.arange(len(slots)), side="right") - 1
     chords = []
@@ -561,7 +610,7 @@ def render_clip(
         slope = _lerp(2.8, 0.9, bright) + slope_offset
         root, major = chords[chord_of_slot[j]]
         # Bass: chord root on every chord change, more often when the density cue is high.
-        if j in (0,) or s % 8 == 0 or (s % 4 == 0 and dens > 0.35) or (s % 2 == 0 and dens > 0.75):
+        if j == 0 or s % 8 == 0 or (s % 4 == 0 and dens > 0.35) or (s % 2 == 0 and dens > 0.75):
             ioi = 2 * beat_len if dens <= 0.35 else (beat_len if dens <= 0.75 else beat_len / 2)
             env = synth.envelope(max(1, int(frac * ioi * sr)), max(att, 0.005), 0.3, 0.7, rel)
             voice = [(_nearest_octave(root, 38.0, 0.0), 0.5)]
@@ -583,8 +632,9 @@ def render_clip(
             m = int(rng_score.choice(cand, p=w / w.sum()))
             melody_prev = m
             ioi = min(2 * beat_len, beat_len / 4 * (1 + rng_score.integers(0, 4)))
-            env = synth.envelope(max(1, int(frac * ioi * sr)), att, 0.25, 0.6, rel)
-            synth.fm_note(lead, start, float(_midi_hz(m)), env, _lerp(0.3, 3.5, bright), 0.5, 30.0 * dis)
+            # crisp onsets whatever the articulation, so that the note density is heard
+            env = synth.envelope(max(1, int(frac * ioi * sr)), min(att, 0.012), 0.25, 0.6, rel)
+            synth.fm_note(lead, start, float(_midi_hz(m)), env, _lerp(0.3, 3.5, bright), 0.6, 30.0 * dis)
         # Drums
         vel = rng_score.uniform(0.8, 1.0)
         var = int(rng_score.integers(3))
@@ -602,16 +652,19 @@ def render_clip(
     frame_t = (np.arange(int(np.ceil(n / hop))) + 0.5) * hop / sr
     p_ton = _smoothed_power(tonal, hop, width)
     p_drm = _smoothed_power(drums, hop, width)
-    ratio_db = _lerp(-26.0, 2.0, np.interp(frame_t, tc, u["percussion"]))
+    ratio_db = _lerp(-24.0, 0.0, np.interp(frame_t, tc, u["percussion"]))
     g_drm = np.sqrt((p_ton + 1e-12) / (p_drm + 1e-9)) * 10 ** (ratio_db / 20)
     mix = tonal + _frames_to_samples(g_drm, hop, n) * drums
-    target_db = -24.0 + 8.0 * np.interp(frame_t, tc, cues["loudness"])
+    target_db = -24.0 + 6.0 * np.interp(frame_t, tc, cues["loudness"])
     p_mix = _smoothed_power(mix, hop, width)
     g = 10 ** (target_db / 20) / np.sqrt(p_mix + 1e-10)
     mix *= _frames_to_samples(np.minimum(g, 1e3), hop, n)
-    peak = float(np.max(np.abs(mix))) if n else 0.0
-    if peak > 0.95:
-        mix *= 0.95 / peak
+    # soft-knee limiter: samples above 0.8 are squashed with tanh (never reaching 1.0); it touches about
+    # 1e-5 of the samples, so the level stays an absolute cue across clips
+    over = np.abs(mix) > _KNEE
+    if over.any():
+        mag = np.abs(mix[over])
+        mix[over] = np.sign(mix[over]) * (_KNEE + (0.99 - _KNEE) * np.tanh((mag - _KNEE) / (0.99 - _KNEE)))
 
     seg = np.minimum((tc // SEGMENT_S).astype(int), n_steps - 1)
     counts = np.bincount(seg, minlength=n_steps)
@@ -688,7 +741,9 @@ def _is_corpus_dir(path: Path) -> bool:
     if not any(path.iterdir()):
         return True
     meta = path / "dataset.yaml"
-    return meta.is_file() and "generator: moodscope.corpus" in meta.read_text(encoding="utf-8", errors="replace")
+    return meta.is_file() and "generator: moodscope.corpus" in meta.read_text(
+        encoding="utf-8", errors="replace"
+    )
 
 
 def synthesize(
@@ -752,7 +807,9 @@ def synthesize(
     if sr < 16000:
         raise ValueError(f"sr must be at least 16000 Hz, not {sr}")
     if not _is_corpus_dir(out_dir):
-        raise DatasetError(f"{out_dir}: exists and is not a moodscope synthetic corpus; refusing to overwrite it")
+        raise DatasetError(
+            f"{out_dir}: exists and is not a moodscope synthetic corpus; refusing to overwrite it"
+        )
     workers = min(os.cpu_count() or 1, n_clips) if workers is None else max(1, min(int(workers), n_clips))
 
     t_start = time.perf_counter()

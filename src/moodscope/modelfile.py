@@ -12,8 +12,6 @@ Loading never unpickles. A file whose tensors do not match the architecture it n
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from safetensors.torch import save_file
 
 from .config import FeatureConfig
 from .errors import ModelFileError
+from .fileio import atomic_path
 
 FORMAT_VERSION = 1
 META_KEY = "moodscope"
@@ -55,14 +54,8 @@ def save_model(path: str | Path, model, features: FeatureConfig, info: dict | No
         "info": info or {},
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={META_KEY: json.dumps(meta, default=_json_default)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta, default=_json_default)})
     return path
 
 

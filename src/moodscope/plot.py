@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .fileio import atomic_path
 
 QUADRANT_LABELS = [(0.5, 0.5, "happy"), (-0.5, 0.5, "angry"), (-0.5, -0.5, "sad"), (0.5, -0.5, "calm")]
 
@@ -94,13 +94,9 @@ def plot_result(result, path: str | Path, *, reference: np.ndarray | None = None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig = _figure(result, reference)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

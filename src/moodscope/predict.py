@@ -20,7 +20,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from .config import SEGMENT_S
 from .errors import MoodscopeError
+from .fileio import write_atomic
 
 QUADRANTS = {
     (True, True): "happy (V+ A+)",
@@ -215,18 +215,6 @@ def _static_from_output(out: np.ndarray, head: str) -> tuple[float, float]:
     return tuple(float(x) for x in p @ centres)
 
 
-def _atomic_write(path: Path, data: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def collect_audio(paths) -> tuple[list[Path], list[tuple[str, str]]]:
     """Expand files and folders (recursively) into audio files; returns ``(files, problems)``."""
     from .audio import is_audio_file
@@ -286,9 +274,9 @@ def predict_paths(
         if out is not None:
             stem = _unique_stem(f, used_names)
             if fmt == "json":
-                _atomic_write(out / f"{stem}.json", json.dumps(res.to_dict(), indent=1))
+                write_atomic(out / f"{stem}.json", json.dumps(res.to_dict(), indent=1))
             else:
-                _atomic_write(out / f"{stem}.csv", res.to_csv())
+                write_atomic(out / f"{stem}.csv", res.to_csv())
             if plot:
                 from .plot import plot_result
 
@@ -305,7 +293,7 @@ def predict_paths(
             ],
             "failures": [{"file": f, "error": m} for f, m in failures],
         }
-        _atomic_write(out / "summary.json", json.dumps(summary, indent=1))
+        write_atomic(out / "summary.json", json.dumps(summary, indent=1))
         if fmt == "csv":
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\n")
@@ -320,7 +308,7 @@ def predict_paths(
                         r.quadrant,
                     ]
                 )
-            _atomic_write(out / "summary.csv", buf.getvalue())
+            write_atomic(out / "summary.csv", buf.getvalue())
     else:
         for r in results:
             stream.write(json.dumps(r.to_dict()) + "\n")

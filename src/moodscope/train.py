@@ -55,11 +55,11 @@ def resolve_device(device: str | None) -> str:
 
 def synthetic_root(opts: dict, cache_root: Path | None = None) -> Path:
     """Render (once) the built-in synthetic corpus with ``opts`` and return its folder."""
-    from .corpus import synthesize
+    from .corpus import GENERATOR_VERSION, synthesize
 
     base = Path(cache_root or os.environ.get("MOODSCOPE_CACHE") or Path.home() / ".cache" / "moodscope")
     n, d, s = int(opts.get("n_clips", 48)), float(opts.get("duration", 45.0)), int(opts.get("seed", 0))
-    root = base / "corpora" / f"synthetic-n{n}-d{d:g}-s{s}"
+    root = base / "corpora" / f"synthetic-v{GENERATOR_VERSION}-n{n}-d{d:g}-s{s}"
     if not (root / "dataset.yaml").is_file():
         synthesize(root, n_clips=n, duration=d, seed=s)
     return root
@@ -335,6 +335,11 @@ def train_fold(
     tc = cfg["train"]
     seed = int(cfg["seed"]) + fold
     L.seed_everything(seed, workers=True, verbose=False)
+    if not resume:  # a fresh run must not meet an earlier run's checkpoints or logs
+        import shutil
+
+        for sub in ("checkpoints", "logs"):
+            shutil.rmtree(fold_dir / sub, ignore_errors=True)
     fold_dir.mkdir(parents=True, exist_ok=True)
     features = model_features(cfg, cfg["model"]["name"])
 

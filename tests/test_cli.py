@@ -1,0 +1,87 @@
+"""The command line: help text with examples for every verb, and the thin verbs that call one function."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import make_tone
+from fixtures_datasets import make_deam
+from moodscope.cli import COMMANDS, EXAMPLES, build_parser, main
+
+
+def test_top_level_help_lists_every_verb_with_an_example(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for verb in COMMANDS:
+        assert verb in out
+        assert EXAMPLES[verb] in out
+
+
+@pytest.mark.parametrize("verb", sorted(COMMANDS))
+def test_each_verb_has_help_with_example(verb, capsys):
+    with pytest.raises(SystemExit):
+        main([verb, "--help"])
+    out = capsys.readouterr().out
+    assert "example:" in out and EXAMPLES[verb] in out
+
+
+def test_no_verb_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "usage" in capsys.readouterr().out
+
+
+def test_models_lists_registry(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("damff", "adff", "tagger", "crnn", "bcrsn", "dnn_raw", "mcrnn"):
+        assert name in out
+
+
+def test_datasets_list_and_check(tmp_path, capsys):
+    assert main(["datasets", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("folder", "pmemo", "deam", "cal500", "cal500exp"):
+        assert name in out
+    root = make_deam(tmp_path, quirks=False, duration_s=20.0, ext=".wav")
+    assert main(["datasets", "check", "deam", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "tracks" in out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["datasets", "check", "deam", "--root", str(empty)]) == 1
+    assert "empty" in capsys.readouterr().err
+
+
+def test_features_writes_npy_for_mp3_ogg_flac(write_audio, tmp_path, capsys):
+    exts = ("mp3", "ogg", "flac")
+    paths = [write_audio(f"x_{ext}.{ext}", make_tone(330.0, 1.5, noise=0.01)) for ext in exts]
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF....garbage")
+    assert main(["features", *map(str, paths), str(bad), "--out", str(tmp_path / "feats"), "--no-cache"]) == 1
+    for ext in exts:
+        f = np.load(tmp_path / "feats" / f"x_{ext}.npy")
+        assert f.shape == (151, 128)  # 1.5 s at 100 frames/s, centred frames (+1)
+    assert "bad.wav" in capsys.readouterr().err
+    # two inputs that would write the same .npy are refused before anything is written
+    same = write_audio("x_mp3.wav", make_tone(330.0, 1.0))
+    assert main(["features", str(paths[0]), str(same), "--out", str(tmp_path / "f2"), "--no-cache"]) == 2
+    assert "would both write" in capsys.readouterr().err
+
+
+def test_corpus_synth_small(tmp_path, capsys):
+    out = tmp_path / "c"
+    assert main(["corpus", "synth", "--out", str(out), "--n-clips", "2", "--duration", "4", "--seed", "3", "--workers", "1"]) == 0
+    assert (out / "dataset.yaml").is_file() and len(list((out / "audio").iterdir())) == 2
+
+
+def test_train_errors_are_one_line(tmp_path, capsys):
+    assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "missing.yaml" in err and "not found" in err
+
+
+def test_parser_builds():
+    assert build_parser().prog == "moodscope"

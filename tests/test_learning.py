@@ -1,0 +1,55 @@
+"""Learning is real: CPU-sized models learn the synthetic corpus within CI's budget.
+
+These are the CI-sized checks (a few minutes of training on a small corpus). The demo's own targets
+(DAMFF CCC >= 0.7 arousal, >= 0.5 valence after its 5.5 min of training) are printed and checked by
+``moodscope demo`` itself, and the bundled demo model is checked cue by cue in ``test_bundled_model.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from moodscope.corpus import synthesize
+from moodscope.train import run_experiment
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("learn") / "corpus"
+    return synthesize(root, n_clips=36, duration=30.0, seed=7, progress=False)
+
+
+def test_damff_learns_dynamic_labels(corpus, tmp_path):
+    cfg = {
+        "name": "learn-damff",
+        "model": {"name": "damff", "args": {"width": 0.25}},
+        "data": {"dataset": "folder", "root": str(corpus)},
+        "split": {"kind": "holdout", "folds": 1, "test_fraction": 0.25, "val_fraction": 0.1},
+        "train": {"epochs": 100, "batch_size": 8, "lr": 1e-3, "patience": 100, "max_time_s": 120,
+                  "precision": "bf16-mixed"},
+    }
+    res = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
+    m = res["folds"][0]["metrics"]
+    print("DAMFF held-out:", {k: round(v, 3) for k, v in m.items()})
+    # the demo's bars (a model that does not learn sits near CCC 0), reached here in 2 minutes of training
+    assert m["arousal_ccc"] >= 0.7
+    assert m["valence_ccc"] >= 0.5
+
+
+def test_adff_learns_static_labels(corpus, tmp_path):
+    cfg = {
+        "name": "learn-adff",
+        "model": {"name": "adff", "args": {"width": 0.125, "seg_num": 6, "task": "multitask"}},
+        "data": {"dataset": "folder", "root": str(corpus)},
+        "task": {"seg_len_s": 10.0, "dataset": "full"},
+        "split": {"kind": "holdout", "folds": 1, "test_fraction": 0.33, "val_fraction": 0.1},
+        "train": {"epochs": 40, "batch_size": 16, "lr": 1e-3, "weight_decay": 1e-5, "patience": 100,
+                  "max_time_s": 150, "precision": "bf16-mixed"},
+    }
+    res = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
+    m = res["folds"][0]["metrics"]
+    print("ADFF held-out:", {k: round(v, 3) for k, v in m.items()})
+    assert m["arousal_r2"] >= 0.6  # the issue's bar
+    assert m["valence_r2"] >= 0.4

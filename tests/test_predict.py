@@ -1,0 +1,111 @@
+"""predict: the Python API, the output schema, files and folders, bad files, plots."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_tone
+from moodscope.cli import main
+from moodscope.config import FeatureConfig
+from moodscope.modelfile import save_model
+from moodscope.models import build
+from moodscope.predict import Predictor, predict_paths, quadrant_name
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(0)
+    m = build("damff", width=0.0625, embed_dim=8, lstm_hidden=4).eval()
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    info = {"description": "tiny test model", "task": {"kind": "dynamic", "window_s": 30.0, "hop_valence": 0.5, "hop_arousal": 2.5}}
+    save_model(path, m, FeatureConfig(), info)
+    return path
+
+
+def _song(seconds: float, seed: int = 0) -> np.ndarray:
+    y = make_tone(440.0, seconds, noise=0.05, seed=seed) + make_tone(1250.0, seconds, amp=0.2, seed=seed + 1)
+    return y.astype(np.float32)
+
+
+def test_result_schema_and_time_grid(model_file, write_audio):
+    path = write_audio("song.flac", _song(12.3))
+    res = Predictor.from_file(model_file).predict(path)
+    d = res.to_dict()
+    assert list(d)[:5] == ["file", "duration_s", "model", "static", "quadrant"]
+    assert d["file"] == str(path)
+    assert d["duration_s"] == pytest.approx(12.3, abs=0.02)
+    dyn = d["dynamic"]
+    assert dyn["hop_s"] == 0.5
+    n = len(dyn["times_s"])
+    assert n == 24  # floor(12.3 / 0.5): a trailing partial segment is dropped
+    assert dyn["times_s"][:3] == [0.0, 0.5, 1.0]
+    assert len(dyn["valence"]) == len(dyn["arousal"]) == n
+    # the static point of a dynamic model is the mean of its curve
+    assert d["static"]["valence"] == pytest.approx(np.mean(res.dynamic["valence"]), abs=1e-4)
+    assert d["quadrant"] == quadrant_name(res.static["valence"], res.static["arousal"])
+    assert "tiny test model" in d["model"]
+    json.dumps(d)  # JSON-ready
+
+
+def test_array_equals_file_and_resampling(model_file, write_audio):
+    y = _song(8.0)
+    path = write_audio("a.wav", y)
+    pred = Predictor.from_file(model_file)
+    from_file = pred.predict(path)
+    from_array = pred.predict(y, sr=44100)
+    np.testing.assert_allclose(from_file.dynamic["valence"], from_array.dynamic["valence"], atol=1e-6)
+    with pytest.raises(ValueError, match="sr="):
+        pred.predict(y)
+    y22 = y[::2].copy()
+    assert pred.predict(y22, sr=22050).duration_s == pytest.approx(8.0, abs=0.02)
+
+
+def test_hops_from_model_file_and_override(model_file):
+    pred = Predictor.from_file(model_file)
+    assert (pred.task.hop_valence, pred.task.hop_arousal) == (0.5, 2.5)
+    pred2 = Predictor.from_file(model_file, hop_arousal=0.5)
+    assert pred2.task.hop_arousal == 0.5
+
+
+def test_folder_with_bad_files_keeps_going(model_file, write_audio, tmp_path):
+    write_audio("music/a.wav", _song(6.0))
+    write_audio("music/sub/b.ogg", _song(7.0, seed=3))
+    write_audio("music/silent.wav", np.zeros(44100, np.float32))
+    (tmp_path / "music" / "broken.mp3").write_bytes(b"this is not audio" * 10)
+    (tmp_path / "music" / "notes.txt").write_text("ignored")
+    out = tmp_path / "out"
+    results, failures = predict_paths([tmp_path / "music"], model=model_file, out_dir=out, plot=True, progress=False)
+    assert sorted(r.file.split("/")[-1] for r in results) == ["a.wav", "b.ogg"]
+    causes = dict((f.split("/")[-1], m) for f, m in failures)
+    assert set(causes) == {"silent.wav", "broken.mp3"}
+    assert "silent" in causes["silent.wav"]
+    for stem in ("a", "b"):
+        assert (out / f"{stem}.json").is_file() and (out / f"{stem}.png").stat().st_size > 1000
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_ok"] == 2 and summary["n_failed"] == 2
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_cli_predict_csv_and_exit_codes(model_file, write_audio, tmp_path, capsys):
+    good = write_audio("good.wav", _song(6.0))
+    assert main(["predict", str(good), "--model", str(model_file), "--out", str(tmp_path / "o"), "--format", "csv", "--quiet"]) == 0
+    rows = (tmp_path / "o" / "good.csv").read_text().splitlines()
+    assert rows[0] == "time_s,valence,arousal" and len(rows) == 1 + 12
+    assert (tmp_path / "o" / "summary.csv").is_file()
+    missing = tmp_path / "nope.mp3"
+    assert main(["predict", str(good), str(missing), "--model", str(model_file), "--quiet"]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[-1])["file"] == str(good)  # stdout: one JSON line per track
+    assert "nope.mp3" in err and "no such file" in err
+
+
+def test_cli_predict_bad_model_file(tmp_path, write_audio, capsys):
+    good = write_audio("good.wav", _song(3.0))
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    assert main(["predict", str(good), "--model", str(bad)]) == 2
+    assert "bad.safetensors" in capsys.readouterr().err

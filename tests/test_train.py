@@ -1,0 +1,105 @@
+"""Training machinery: tasks, losses, folds, run directory, resume, model file from a run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fixtures_datasets import make_folder
+from moodscope.config import FeatureConfig
+from moodscope.metrics import ccc
+from moodscope.modelfile import load_model
+from moodscope.models import build
+from moodscope.tasks import DynamicTask, Item, _masked_ccc_loss, _masked_rmse_loss, crop_frames
+from moodscope.train import carve_validation, run_experiment
+
+
+def test_masked_ccc_loss_equals_one_minus_ccc_and_ignores_masked_steps():
+    rng = np.random.default_rng(0)
+    p, t = rng.normal(size=(3, 40)), rng.normal(size=(3, 40))
+    full = _masked_ccc_loss(torch.tensor(p), torch.tensor(t), torch.ones(3, 40), eps=0.0)
+    assert float(full) == pytest.approx(np.mean([1 - ccc(t[i], p[i]) for i in range(3)]), abs=1e-9)
+    mask = torch.ones(3, 40)
+    mask[:, 30:] = 0
+    p2 = p.copy()
+    p2[:, 30:] = 1e3  # garbage where masked
+    part = _masked_ccc_loss(torch.tensor(p2), torch.tensor(t), mask, eps=0.0)
+    assert float(part) == pytest.approx(np.mean([1 - ccc(t[i, :30], p[i, :30]) for i in range(3)]), abs=1e-9)
+    r = _masked_rmse_loss(torch.tensor(p2), torch.tensor(t), mask, eps=0.0)
+    assert float(r) == pytest.approx(np.sqrt(np.mean((p[:, :30] - t[:, :30]) ** 2)), abs=1e-9)
+
+
+def test_dynamic_windows_cover_the_labelled_span():
+    task = DynamicTask(FeatureConfig(), window_s=30.0, train_hop_s=5.0)
+    dyn = np.full((90, 2), np.nan, np.float32)  # 45 s of segments, labelled from 15 s (DEAM-like)
+    dyn[30:] = 0.1
+    item = Item("a", np.zeros((4500, 128), np.float32), dynamic=dyn)
+    assert task.window_starts(item) == [30]  # exactly one 30 s window: [15 s, 45 s)
+    dyn[:] = 0.1
+    assert task.window_starts(item) == [0, 10, 20, 30]  # every 5 s, the last aligned to the end
+    short = Item("b", np.zeros((1000, 128), np.float32), dynamic=np.zeros((20, 2), np.float32))
+    m = build("damff", width=0.0625, embed_dim=8, lstm_hidden=4)
+    ds = task.examples([short], m)
+    x, y, mask = ds[0]
+    assert x.shape == (1, 3000, 128) and y.shape == (60, 2)
+    assert mask[:20].all() and not mask[20:].any()  # padded segments carry no label
+    np.testing.assert_allclose(x[0, 1000:, 0].numpy(), m.norm.mean[0].item())  # padding = normalisation mean
+
+
+def test_crop_frames_pads_both_sides():
+    f = np.arange(10, dtype=np.float32)[:, None]
+    np.testing.assert_array_equal(crop_frames(f, -2, 5, -1.0)[:, 0], [-1, -1, 0, 1, 2])
+    np.testing.assert_array_equal(crop_frames(f, 8, 4, -1.0)[:, 0], [8, 9, -1, -1])
+
+
+def test_validation_carve_out_is_disjoint():
+    ids = [f"s{i}" for i in range(20)]
+    tr, va = carve_validation(ids, 0.1, seed=1)
+    assert len(va) == 2 and not set(tr) & set(va) and set(tr) | set(va) == set(ids)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    root = make_folder(tmp, quirks=False, n_tracks=6, duration_s=31.0)
+    cfg = {
+        "name": "tiny",
+        "model": {"name": "damff", "args": {"width": 0.0625, "embed_dim": 8, "lstm_hidden": 4}},
+        "data": {"dataset": "folder", "root": str(root)},
+        "task": {"train_hop_s": 10.0},
+        "split": {"kind": "kfold", "folds": 2},
+        "train": {"epochs": 2, "batch_size": 2, "patience": 5},
+    }
+    out = run_experiment(cfg, out_dir=tmp / "run", progress=False)
+    return cfg, out, tmp / "run", root
+
+
+def test_run_directory_contents(tiny_run):
+    cfg, out, run, _ = tiny_run
+    for name in ("config.yaml", "results.json", "results.md", "fold_0/model.safetensors", "fold_1/metrics.json"):
+        assert (run / name).is_file(), name
+    res = json.loads((run / "results.json").read_text())
+    assert len(res["folds"]) == 2
+    test_ids = [set(f["test_ids"]) for f in res["folds"]]
+    assert not test_ids[0] & test_ids[1] and len(test_ids[0] | test_ids[1]) == 6  # k-fold by song covers all
+    for key in ("valence_ccc", "arousal_ccc", "valence_rmse"):
+        assert key in res["summary"]
+        assert f"| {key} |" in (run / "results.md").read_text()
+
+
+def test_model_file_from_run_predicts_like_the_task(tiny_run):
+    _, out, run, root = tiny_run
+    bundle = load_model(run / "fold_0" / "model.safetensors")
+    assert bundle.info["task"]["kind"] == "dynamic"
+    assert bundle.model.norm.std.min() > 0 and not torch.allclose(bundle.model.norm.mean, torch.full((128,), -40.0))
+
+
+def test_resume_skips_finished_folds(tiny_run):
+    cfg, out, run, _ = tiny_run
+    before = (run / "fold_0" / "model.safetensors").stat().st_mtime_ns
+    again = run_experiment(cfg, out_dir=run, resume=True, progress=False)
+    assert (run / "fold_0" / "model.safetensors").stat().st_mtime_ns == before
+    assert again["summary"] == out["summary"]
