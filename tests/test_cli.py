@@ -73,7 +73,25 @@ def test_features_writes_npy_for_mp3_ogg_flac(write_audio, tmp_path, capsys):
 
 def test_corpus_synth_small(tmp_path, capsys):
     out = tmp_path / "c"
-    assert main(["corpus", "synth", "--out", str(out), "--n-clips", "2", "--duration", "4", "--seed", "3", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "corpus",
+                "synth",
+                "--out",
+                str(out),
+                "--n-clips",
+                "2",
+                "--duration",
+                "4",
+                "--seed",
+                "3",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert (out / "dataset.yaml").is_file() and len(list((out / "audio").iterdir())) == 2
 
 

@@ -21,7 +21,10 @@ def model_file(tmp_path_factory):
     torch.manual_seed(0)
     m = build("damff", width=0.0625, embed_dim=8, lstm_hidden=4).eval()
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    info = {"description": "tiny test model", "task": {"kind": "dynamic", "window_s": 30.0, "hop_valence": 0.5, "hop_arousal": 2.5}}
+    info = {
+        "description": "tiny test model",
+        "task": {"kind": "dynamic", "window_s": 30.0, "hop_valence": 0.5, "hop_arousal": 2.5},
+    }
     save_model(path, m, FeatureConfig(), info)
     return path
 
@@ -78,7 +81,9 @@ def test_folder_with_bad_files_keeps_going(model_file, write_audio, tmp_path):
     (tmp_path / "music" / "broken.mp3").write_bytes(b"this is not audio" * 10)
     (tmp_path / "music" / "notes.txt").write_text("ignored")
     out = tmp_path / "out"
-    results, failures = predict_paths([tmp_path / "music"], model=model_file, out_dir=out, plot=True, progress=False)
+    results, failures = predict_paths(
+        [tmp_path / "music"], model=model_file, out_dir=out, plot=True, progress=False
+    )
     assert sorted(r.file.split("/")[-1] for r in results) == ["a.wav", "b.ogg"]
     causes = dict((f.split("/")[-1], m) for f, m in failures)
     assert set(causes) == {"silent.wav", "broken.mp3"}
@@ -92,7 +97,22 @@ def test_folder_with_bad_files_keeps_going(model_file, write_audio, tmp_path):
 
 def test_cli_predict_csv_and_exit_codes(model_file, write_audio, tmp_path, capsys):
     good = write_audio("good.wav", _song(6.0))
-    assert main(["predict", str(good), "--model", str(model_file), "--out", str(tmp_path / "o"), "--format", "csv", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(good),
+                "--model",
+                str(model_file),
+                "--out",
+                str(tmp_path / "o"),
+                "--format",
+                "csv",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     rows = (tmp_path / "o" / "good.csv").read_text().splitlines()
     assert rows[0] == "time_s,valence,arousal" and len(rows) == 1 + 12
     assert (tmp_path / "o" / "summary.csv").is_file()
@@ -109,3 +129,18 @@ def test_cli_predict_bad_model_file(tmp_path, write_audio, capsys):
     bad.write_bytes(b"garbage")
     assert main(["predict", str(good), "--model", str(bad)]) == 2
     assert "bad.safetensors" in capsys.readouterr().err
+
+
+def test_very_short_and_one_sample_files_fail_clearly(model_file, write_audio):
+    pred = Predictor.from_file(model_file)
+    from moodscope.errors import AudioError
+
+    short = write_audio("short.wav", _song(0.3))
+    with pytest.raises(AudioError, match=r"short\.wav: .*short"):
+        pred.predict(short)
+    one = write_audio("one.wav", np.array([0.5], np.float32))
+    with pytest.raises(AudioError, match=r"one\.wav: .*short"):
+        pred.predict(one)
+    empty = write_audio("empty.wav", np.zeros(0, np.float32))
+    with pytest.raises(AudioError, match=r"empty\.wav"):
+        pred.predict(empty)

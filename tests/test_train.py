@@ -79,7 +79,13 @@ def tiny_run(tmp_path_factory):
 
 def test_run_directory_contents(tiny_run):
     cfg, out, run, _ = tiny_run
-    for name in ("config.yaml", "results.json", "results.md", "fold_0/model.safetensors", "fold_1/metrics.json"):
+    for name in (
+        "config.yaml",
+        "results.json",
+        "results.md",
+        "fold_0/model.safetensors",
+        "fold_1/metrics.json",
+    ):
         assert (run / name).is_file(), name
     res = json.loads((run / "results.json").read_text())
     assert len(res["folds"]) == 2
@@ -94,7 +100,9 @@ def test_model_file_from_run_predicts_like_the_task(tiny_run):
     _, out, run, root = tiny_run
     bundle = load_model(run / "fold_0" / "model.safetensors")
     assert bundle.info["task"]["kind"] == "dynamic"
-    assert bundle.model.norm.std.min() > 0 and not torch.allclose(bundle.model.norm.mean, torch.full((128,), -40.0))
+    assert bundle.model.norm.std.min() > 0 and not torch.allclose(
+        bundle.model.norm.mean, torch.full((128,), -40.0)
+    )
 
 
 def test_resume_skips_finished_folds(tiny_run):

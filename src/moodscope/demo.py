@@ -26,7 +26,7 @@ DEMO_MODEL_ARGS = {"width": 0.25}
 TARGETS = {"arousal_ccc": 0.7, "valence_ccc": 0.5}
 
 
-def demo_config(corpus_root: Path, *, seed: int = 0, minutes: float = 5.5, device: str = "cpu") -> dict:
+def demo_config(corpus_root: Path, *, seed: int = 0, minutes: float = 7.0, device: str = "cpu") -> dict:
     return {
         "name": "demo",
         "seed": seed,
@@ -66,7 +66,7 @@ def run_demo(
         synthesize(corpus, seed=seed, progress=progress, **DEMO_CORPUS)
     else:
         print(f"[1/4] using the synthetic corpus in {corpus}")
-    budget = 5.5 if minutes is None else float(minutes)
+    budget = 7.0 if minutes is None else float(minutes)
     print(f"[2/4] training a CPU-sized DAMFF (width {DEMO_MODEL_ARGS['width']}) for up to {budget:g} min")
     cfg = demo_config(corpus, seed=seed, minutes=budget, device=device)
     res = run_experiment(cfg, out_dir=out / "run", progress=progress)
@@ -79,7 +79,9 @@ def run_demo(
     for dim in ("arousal", "valence"):
         print(f"  {dim:<9s} {m[f'{dim}_ccc']:7.3f} {m[f'{dim}_pcc']:7.3f} {m[f'{dim}_rmse']:7.3f}")
     met = {k: m[k] >= v for k, v in TARGETS.items()}
-    print("  targets: " + ", ".join(f"{k} >= {v} {'met' if met[k] else 'NOT met'}" for k, v in TARGETS.items()))
+    print(
+        "  targets: " + ", ".join(f"{k} >= {v} {'met' if met[k] else 'NOT met'}" for k, v in TARGETS.items())
+    )
     # predict one held-out song with its plot
     test_id = sorted(fold["test_ids"])[0]
     ds = load_dataset("folder", corpus)

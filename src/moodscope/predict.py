@@ -161,10 +161,50 @@ class Predictor:
         duration = feats.shape[0] / self.features.frames_per_second
         return feats, label, duration
 
+    def _stream_dynamic(self, path) -> tuple[np.ndarray, float]:
+        """Dynamic curve of a file decoded and embedded chunk by chunk (memory independent of its length)."""
+        from .errors import AudioError
+        from .features import iter_file_features
+        from .inference import predict_from_blocks
+
+        n_frames = 0
+
+        def blocks():
+            nonlocal n_frames
+            for b in iter_file_features(path, self.features, device=self.device):
+                n_frames += b.shape[0]
+                yield b
+
+        try:
+            curve = predict_from_blocks(
+                self.model,
+                blocks(),
+                window_segments=self.task.window_segments,
+                hop_valence=self.task.hop_valence,
+                hop_arousal=self.task.hop_arousal,
+                device=self.device,
+            )
+        except AudioError as e:
+            if e.path is None:
+                raise AudioError(path, e.cause) from None
+            raise
+        return curve, n_frames / self.features.frames_per_second
+
     def predict(self, source, *, sr: int | None = None) -> Result:
         """Predict a file path or a waveform array (``sr`` required for arrays)."""
-        feats, label, duration = self._features(source, sr)
-        out = self.task.predict(self.model, feats, device=self.device)
+        streamable = (
+            isinstance(source, (str, os.PathLike))
+            and self.task.kind == "dynamic"
+            and hasattr(self.model, "embed_segments")
+            and self.features.kind == "logmel"
+            and not self.cache
+        )
+        if streamable:
+            out, duration = self._stream_dynamic(source)
+            label = str(source)
+        else:
+            feats, label, duration = self._features(source, sr)
+            out = self.task.predict(self.model, feats, device=self.device)
         kind = self.task.kind
         dynamic = tags = None
         if kind == "dynamic":

@@ -25,6 +25,7 @@ import csv
 import inspect
 import io
 import math
+import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -169,6 +170,23 @@ def convert_pair(
     return v, a
 
 
+def convert_tags(
+    names: Sequence[str], raw: Sequence[float], log: IssueLog, where: str, track_id: str
+) -> dict[str, float]:
+    """Validate tag values on [0, 1] (:data:`UNIT`) into ``{name: value}``; a missing/invalid value is left out.
+
+    Slight overshoots are clipped and counted; NaN or far-out values are counted and left unset.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    vals, n_clip, n_bad = UNIT.validate(raw)
+    n_nan = int((~np.isfinite(raw)).sum())
+    if n_clip:
+        log.add(where, "tag values slightly outside [0, 1] clipped", track_id, count=n_clip)
+    if n_bad or n_nan:
+        log.add(where, "tag values missing/NaN/out of range (tag left unset)", track_id, count=n_bad + n_nan)
+    return {name: float(x) for name, x in zip(names, vals) if np.isfinite(x)}
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Reading files
 # ----------------------------------------------------------------------------------------------------------
@@ -271,6 +289,84 @@ def normalize_id(raw: str) -> str:
     return s
 
 
+def cell(row: Sequence[str], j: int | None) -> str | None:
+    """Cell ``j`` of a (possibly short, ragged) row; ``None`` when ``j`` is ``None`` or past the row's end."""
+    return row[j] if j is not None and j < len(row) else None
+
+
+def float_cell(row: Sequence[str], j: int | None) -> float:
+    """Cell ``j`` of a row parsed with :func:`parse_float` (NaN when absent, empty or not a number)."""
+    return parse_float(cell(row, j))
+
+
+def iter_id_rows(
+    rows: Iterable[Sequence[str]],
+    i_id: int,
+    log: IssueLog,
+    where: str,
+    *,
+    id_name: str,
+    seen: set[str] | None = None,
+) -> Iterator[tuple[str, Sequence[str]]]:
+    """``(id, row)`` for the rows of a one-row-per-track table, first row of each id only.
+
+    Rows without an id (``"rows without a <id_name> skipped"``) and rows repeating an id already in
+    ``seen`` (``"duplicate ids (first row kept)"``) are skipped and counted under ``where``. Pass ``seen``
+    to carry the ids over several files; it is updated in place. Line numbers count the header as line 1.
+    """
+    seen = set() if seen is None else seen
+    for n, row in enumerate(rows, start=2):
+        tid = normalize_id(cell(row, i_id) or "")
+        if not tid:
+            log.add(where, f"rows without a {id_name} skipped", f"line {n}")
+            continue
+        if tid in seen:
+            log.add(where, "duplicate ids (first row kept)", tid)
+            continue
+        seen.add(tid)
+        yield tid, row
+
+
+def iter_known_rows(
+    rows: Iterable[Sequence[str]], i_id: int, tracks: dict[str, Track], log: IssueLog, where: str, what: str
+) -> Iterator[tuple[Track, Sequence[str]]]:
+    """``(track, row)`` for the rows of a side table (metadata) whose id is already in ``tracks``.
+
+    Rows with an id not in ``tracks`` are counted under ``where`` as ``what``; rows without an id are
+    passed over silently.
+    """
+    for row in rows:
+        tid = normalize_id(cell(row, i_id) or "")
+        t = tracks.get(tid)
+        if t is None:
+            if tid:
+                log.add(where, what, tid)
+            continue
+        yield t, row
+
+
+def copy_meta(track: Track, row: Sequence[str], columns: dict[str, int | None]) -> None:
+    """Set ``track.meta[key]`` to the cell of each ``key -> column`` that is present and non-empty."""
+    for key, j in columns.items():
+        value = cell(row, j)
+        if value:
+            track.meta[key] = value
+
+
+def attach_audio(tracks: dict[str, Track], folder: Path, log: IssueLog) -> None:
+    """Set ``Track.audio`` from the audio files of ``folder`` (:func:`index_audio`), ids from file stems
+    (:func:`normalize_id`); a file whose id has no track yet gets a new, unlabelled track."""
+    for stem, path in index_audio(folder, log).items():
+        track_of(tracks, normalize_id(stem)).audio = path
+
+
+def track_of(tracks: dict[str, Track], track_id: str) -> Track:
+    """The track ``track_id`` of ``tracks``, created (without labels) if absent."""
+    if track_id not in tracks:
+        tracks[track_id] = Track(id=track_id)
+    return tracks[track_id]
+
+
 def natural_key(track_id: str) -> tuple:
     """Sort key that orders numeric ids by value (``"2" < "10"``) and others alphabetically after them."""
     s = str(track_id)
@@ -299,6 +395,22 @@ def index_audio(folder: Path, log: IssueLog, *, recursive: bool = False) -> dict
             log.add(folder.name, "audio files sharing an id with another file ignored", drop.name)
         else:
             out[stem] = p
+    return out
+
+
+def find_dirs(root: Path, names: Sequence[str], max_depth: int = 4) -> list[Path]:
+    """Directories below ``root`` (itself included, at most ``max_depth`` levels down) whose name is one
+    of ``names`` (case-insensitive), in sorted walk order."""
+    wanted = {n.lower() for n in names}
+    out = []
+    base_depth = len(root.parts)
+    for dirpath, dirnames, _ in os.walk(root):
+        p = Path(dirpath)
+        if p.name.lower() in wanted:
+            out.append(p)
+        if len(p.parts) - base_depth >= max_depth:
+            dirnames[:] = []
+        dirnames.sort()
     return out
 
 
@@ -350,16 +462,13 @@ def read_long_dynamic(
         header, ("arousal", "arousal_mean", "arousal(mean)", "mean_arousal"), path, what="arousal"
     )
 
-    def cell(row, j):
-        return row[j] if j < len(row) else None
-
     per: dict[str, dict[float, tuple[float, float]]] = {}
     for n, row in enumerate(rows, start=2):
         tid = normalize_id(cell(row, i_id) or "")
         if not tid:
             log.add(path.name, "rows without a track id skipped", f"line {n}")
             continue
-        t = parse_float(cell(row, i_t)) * factor
+        t = float_cell(row, i_t) * factor
         if not math.isfinite(t) or t < 0:
             log.add(path.name, "rows with a missing or negative time skipped", f"{tid} (line {n})")
             continue
@@ -368,7 +477,7 @@ def read_long_dynamic(
         if t in pts:
             log.add(path.name, "duplicate (track id, time) rows (first kept)", f"{tid}@{t:g}s")
             continue
-        pts[t] = (parse_float(cell(row, i_v)), parse_float(cell(row, i_a)))
+        pts[t] = (float_cell(row, i_v), float_cell(row, i_a))
     out = {}
     for tid, pts in per.items():
         va = np.array(list(pts.values()), dtype=np.float64).reshape(-1, 2)
@@ -407,7 +516,7 @@ def resample_to_grid(
     --------
     >>> g, v = resample_to_grid(np.array([0.0, 0.25, 1.0]), np.array([1.0, 3.0, 5.0]))
     >>> g.tolist(), v.tolist()
-    ([0.0, 0.5, 1.0], [2.0, 3.0, 5.0])
+    ([0.0, 0.5, 1.0], [2.0, 3.6666666666666665, 5.0])
     """
     t = np.asarray(times_s, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)

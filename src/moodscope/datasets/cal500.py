@@ -29,8 +29,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import DatasetError
 from ..tracks import Track
 from .base import (
@@ -39,6 +37,7 @@ from .base import (
     Dataset,
     DatasetAdapter,
     IssueLog,
+    convert_tags,
     find_child,
     index_audio,
     norm_name,
@@ -192,20 +191,9 @@ class CAL500Dataset(DatasetAdapter):
                 log.add(ann_path.name, f"rows without {len(vocab)} values skipped (no tags)", song)
                 tracks[song] = Track(id=song)
                 continue
-            raw = np.array([parse_float(cells[i]) for i in cols])
-            vals, n_clip, n_bad = UNIT.validate(raw)
-            n_nan = int((~np.isfinite(raw)).sum())
-            if n_clip:
-                log.add(ann_path.name, "tag values slightly outside [0, 1] clipped", song, count=n_clip)
-            if n_bad or n_nan:
-                log.add(
-                    ann_path.name,
-                    "tag values missing/NaN/out of range (tag left unset)",
-                    song,
-                    count=n_bad + n_nan,
-                )
+            raw = [parse_float(cells[i]) for i in cols]
             tracks[song] = Track(
-                id=song, tags={n: float(x) for n, x in zip(tag_names, vals) if np.isfinite(x)}, meta={}
+                id=song, tags=convert_tags(tag_names, raw, log, ann_path.name, song), meta={}
             )
         mp3 = find_child(base, "mp3") or find_child(base, "audio")
         if mp3 is None:

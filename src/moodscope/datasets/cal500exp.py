@@ -22,7 +22,6 @@ Tag selection (option ``tags``): ``None`` (default) keeps the ``Emotion-*`` colu
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,10 @@ from .base import (
     Dataset,
     DatasetAdapter,
     IssueLog,
+    convert_tags,
     find_child,
+    find_dirs,
+    float_cell,
     index_audio,
     parse_float,
     read_csv,
@@ -46,14 +48,10 @@ from .cal500 import read_lines, select_tags
 def _label_dir(root: Path, name: str) -> Path | None:
     """The deepest folder called ``name`` (case-insensitive) below ``root`` that holds .csv files."""
     best = None
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        p = Path(dirpath)
-        if p.name.lower() == name.lower() and any(f.lower().endswith(".csv") for f in filenames):
+    for p in find_dirs(root, (name,), max_depth=3):
+        if any(not f.is_dir() and f.name.lower().endswith(".csv") for f in p.iterdir()):
             if best is None or len(p.parts) > len(best.parts):
                 best = p
-        if len(p.parts) - len(root.parts) >= 3:
-            dirnames[:] = []
     return best
 
 
@@ -143,8 +141,8 @@ class CAL500expDataset(DatasetAdapter):
                 continue
             segments = []
             for n, row in enumerate(rows, start=line0):
-                start = parse_float(row[0] if row else None)
-                end = parse_float(row[1] if len(row) > 1 else None)
+                start = float_cell(row, 0)
+                end = float_cell(row, 1)
                 if not (np.isfinite(start) and np.isfinite(end)) or end <= start or start < 0:
                     log.add(
                         labels.name,
@@ -152,19 +150,8 @@ class CAL500expDataset(DatasetAdapter):
                         f"{song} line {n}",
                     )
                     continue
-                raw = np.array([parse_float(row[2 + i]) if 2 + i < len(row) else np.nan for i in file_cols])
-                vals, n_clip, n_bad = UNIT.validate(raw)
-                n_nan = int((~np.isfinite(raw)).sum())
-                if n_clip:
-                    log.add(labels.name, "tag values slightly outside [0, 1] clipped", song, count=n_clip)
-                if n_bad or n_nan:
-                    log.add(
-                        labels.name,
-                        "tag values missing/NaN/out of range (tag left unset)",
-                        song,
-                        count=n_bad + n_nan,
-                    )
-                tags = {name: float(x) for name, x in zip(tag_names, vals) if np.isfinite(x)}
+                raw = [float_cell(row, 2 + i) for i in file_cols]
+                tags = convert_tags(tag_names, raw, log, labels.name, song)
                 segments.append(Segment(start_s=float(start), end_s=float(end), tags=tags))
             if not segments:
                 log.add(labels.name, "songs without a valid segment", song)

@@ -41,7 +41,6 @@ Handled quirks:
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -56,34 +55,23 @@ from .base import (
     DatasetAdapter,
     IssueLog,
     Scale,
+    attach_audio,
     build_dynamic,
     convert_pair,
+    copy_meta,
     find_child,
     find_column,
-    index_audio,
-    normalize_id,
-    parse_float,
+    find_dirs,
+    float_cell,
+    iter_id_rows,
+    iter_known_rows,
     read_csv,
+    track_of,
 )
 
 DEAM_STATIC = Scale(1.0, 9.0)
 ID_COLUMNS = ("song_id", "songid", "id")
 _SAMPLE = re.compile(r"^sample_(\d+(?:\.\d+)?)ms$", re.IGNORECASE)
-
-
-def _find_dirs(root: Path, names: tuple[str, ...], max_depth: int = 4) -> list[Path]:
-    """Directories below ``root`` (itself included) whose name is one of ``names`` (case-insensitive)."""
-    wanted = {n.lower() for n in names}
-    out = []
-    base_depth = len(root.parts)
-    for dirpath, dirnames, _ in os.walk(root):
-        p = Path(dirpath)
-        if p.name.lower() in wanted:
-            out.append(p)
-        if len(p.parts) - base_depth >= max_depth:
-            dirnames[:] = []
-        dirnames.sort()
-    return out
 
 
 def read_wide_dynamic(path: Path, log: IssueLog) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -114,17 +102,10 @@ def read_wide_dynamic(path: Path, log: IssueLog) -> dict[str, tuple[np.ndarray, 
         )
     times_arr = np.array(times)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for n, row in enumerate(rows, start=2):
-        tid = normalize_id(row[i_id]) if i_id < len(row) else ""
-        if not tid:
-            log.add(path.name, "rows without a song_id skipped", f"line {n}")
-            continue
-        if tid in out:
-            log.add(path.name, "duplicate ids (first row kept)", tid)
-            continue
+    for tid, row in iter_id_rows(rows, i_id, log, path.name, id_name="song_id"):
         if len(row) > len(header) and any(c for c in row[len(header) :]):
             log.add(path.name, "rows with more cells than the header (extra cells ignored)", tid)
-        vals = np.array([parse_float(row[j]) if j < len(row) else np.nan for j in cols])
+        vals = np.array([float_cell(row, j) for j in cols])
         filled = np.flatnonzero(np.array([j < len(row) and row[j] != "" for j in cols]))
         end = int(filled[-1]) + 1 if len(filled) else 0
         out[tid] = (times_arr[:end], vals[:end])
@@ -152,17 +133,17 @@ class DEAMDataset(DatasetAdapter):
         self.release = release
 
     def load(self, root: Path) -> Dataset:
-        averaged = _find_dirs(root, ("annotations averaged per song",))
+        averaged = find_dirs(root, ("annotations averaged per song",))
         ann2013 = [
             d
-            for d in _find_dirs(root, ("annotations",))
+            for d in find_dirs(root, ("annotations",))
             if find_child(d, "arousal_cont_average.csv") is not None
         ]
         release = self.release
         if release == "auto":
             if averaged:
                 release = "full"
-            elif ann2013 or _find_dirs(root, ("clips_45seconds",)):
+            elif ann2013 or find_dirs(root, ("clips_45seconds",)):
                 release = "2013"
             else:
                 raise DatasetError(
@@ -184,10 +165,6 @@ class DEAMDataset(DatasetAdapter):
         )
 
     # ------------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _track(tracks: dict[str, Track], tid: str) -> Track:
-        return tracks.setdefault(tid, Track(id=tid))
-
     def _read_static(self, path: Path, log: IssueLog, tracks: dict[str, Track], seen: set[str]) -> None:
         header, rows = read_csv(path, log)
         i_id = find_column(header, ID_COLUMNS, path, what="song_id")
@@ -195,25 +172,13 @@ class DEAMDataset(DatasetAdapter):
         i_a = find_column(header, ("arousal_mean", "mean_arousal"), path)
         i_vs = find_column(header, ("valence_std", "std_valence"), path, required=False)
         i_as = find_column(header, ("arousal_std", "std_arousal"), path, required=False)
-
-        def cell(row, j):
-            return parse_float(row[j]) if j is not None and j < len(row) else np.nan
-
-        for n, row in enumerate(rows, start=2):
-            tid = normalize_id(row[i_id]) if i_id < len(row) else ""
-            if not tid:
-                log.add(path.name, "rows without a song_id skipped", f"line {n}")
-                continue
-            if tid in seen:
-                log.add(path.name, "duplicate ids (first row kept)", tid)
-                continue
-            seen.add(tid)
-            t = self._track(tracks, tid)
+        for tid, row in iter_id_rows(rows, i_id, log, path.name, id_name="song_id", seen=seen):
+            t = track_of(tracks, tid)
             t.valence, t.arousal = convert_pair(
-                cell(row, i_v), cell(row, i_a), DEAM_STATIC, log, path.name, tid
+                float_cell(row, i_v), float_cell(row, i_a), DEAM_STATIC, log, path.name, tid
             )
             for key, j in (("valence_std", i_vs), ("arousal_std", i_as)):
-                s = cell(row, j)
+                s = float_cell(row, j)
                 if np.isfinite(s):
                     t.meta[key] = float(s * 2.0 / (DEAM_STATIC.hi - DEAM_STATIC.lo))
 
@@ -231,14 +196,13 @@ class DEAMDataset(DatasetAdapter):
                 continue
             dyn = build_dynamic(tv, yv, ta, ya, CANONICAL, log, f"{v_path.name}/{a_path.name}", tid)
             if dyn is not None:
-                self._track(tracks, tid).dynamic = dyn
+                track_of(tracks, tid).dynamic = dyn
 
     def _attach_audio(self, dirs: list[Path], what: str, root: Path, log: IssueLog, tracks) -> None:
         if not dirs:
             log.note(root.name, f"no {what}/ audio folder found (all tracks without audio)")
             return
-        for stem, path in index_audio(dirs[0], log).items():
-            self._track(tracks, normalize_id(stem)).audio = path
+        attach_audio(tracks, dirs[0], log)
 
     # ------------------------------------------------------------------------------------------------------
     def _load_full(self, root: Path, averaged: list[Path], log: IssueLog, tracks: dict[str, Track]) -> None:
@@ -269,8 +233,8 @@ class DEAMDataset(DatasetAdapter):
             if p is None:
                 raise DatasetError(f"{dyn_dir / name}: missing file (DEAM dynamic annotations)")
         self._read_dynamic(v_path, a_path, log, tracks)
-        self._attach_audio(_find_dirs(root, ("MEMD_audio",)), "MEMD_audio", root, log, tracks)
-        for meta_dir in _find_dirs(root, ("metadata",))[:1]:
+        self._attach_audio(find_dirs(root, ("MEMD_audio",)), "MEMD_audio", root, log, tracks)
+        for meta_dir in find_dirs(root, ("metadata",))[:1]:
             for f in sorted(meta_dir.glob("metadata_*.csv")):
                 self._read_metadata(f, log, tracks)
 
@@ -283,17 +247,12 @@ class DEAMDataset(DatasetAdapter):
             "title": find_column(header, ("Song title", "title", "Track"), path, required=False),
             "genre": find_column(header, ("Genre",), path, required=False),
         }
-        for row in rows:
-            tid = normalize_id(row[i_id]) if i_id < len(row) else ""
-            t = tracks.get(tid)
-            if t is None:
-                if tid:
-                    log.add(path.name, "metadata rows for ids without labels or audio (ignored)", tid)
-                continue
+        unknown = "metadata rows for ids without labels or audio (ignored)"
+        for t, row in iter_known_rows(rows, i_id, tracks, log, path.name, unknown):
             t.meta.setdefault("year", year)
             if len(row) != len(header):
                 log.add(
-                    path.name, "rows whose cell count differs from the header (only id and year read)", tid
+                    path.name, "rows whose cell count differs from the header (only id and year read)", t.id
                 )
                 continue
             for key, j in fields.items():
@@ -318,7 +277,7 @@ class DEAMDataset(DatasetAdapter):
             )
         self._read_dynamic(v_path, find_child(ann, "arousal_cont_average.csv"), log, tracks)
         base = ann.parent
-        clips = [d for d in (find_child(base, "clips_45seconds"),) if d is not None] or _find_dirs(
+        clips = [d for d in (find_child(base, "clips_45seconds"),) if d is not None] or find_dirs(
             root, ("clips_45seconds",)
         )
         self._attach_audio(clips, "clips_45seconds", root, log, tracks)
@@ -345,15 +304,8 @@ class DEAMDataset(DatasetAdapter):
             "segment_end": find_column(header, ("end of the segment (min.sec)",), path, required=False),
             "genre": find_column(header, ("Genre",), path, required=False),
         }
-        for row in rows:
-            tid = normalize_id(row[i_id]) if i_id < len(row) else ""
-            t = tracks.get(tid)
-            if t is None:
-                if tid:
-                    log.add(path.name, "rows for ids without labels or audio (ignored)", tid)
-                continue
+        unknown = "rows for ids without labels or audio (ignored)"
+        for t, row in iter_known_rows(rows, i_id, tracks, log, path.name, unknown):
             if i_set < len(row) and row[i_set]:
                 t.split = row[i_set].lower()
-            for key, j in fields.items():
-                if j is not None and j < len(row) and row[j]:
-                    t.meta[key] = row[j]
+            copy_meta(t, row, fields)

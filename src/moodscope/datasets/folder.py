@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from ..errors import DatasetError
@@ -43,15 +42,18 @@ from .base import (
     DatasetAdapter,
     IssueLog,
     Scale,
+    attach_audio,
     build_dynamic,
     convert_pair,
+    convert_tags,
     find_column,
-    index_audio,
+    float_cell,
+    iter_id_rows,
     normalize_id,
-    parse_float,
     read_csv,
     read_long_dynamic,
     read_text,
+    track_of,
 )
 
 ID_COLUMNS = ("track_id", "id", "song_id", "track")
@@ -153,18 +155,13 @@ class FolderDataset(DatasetAdapter):
         splits: dict[str, str] = {}
         self._split_found = False
 
-        def track(tid: str) -> Track:
-            if tid not in tracks:
-                tracks[tid] = Track(id=tid)
-            return tracks[tid]
-
         if (root / "static.csv").is_file():
-            self._read_static(root / "static.csv", scales["static"], split_column, log, track, splits)
+            self._read_static(root / "static.csv", scales["static"], split_column, log, tracks, splits)
         tag_names: list[str] = []
         if (root / "tags.csv").is_file():
-            tag_names = self._read_tags(root / "tags.csv", split_column, log, track, splits)
+            tag_names = self._read_tags(root / "tags.csv", split_column, log, tracks, splits)
         if (root / "dynamic.csv").is_file():
-            self._read_dynamic(root / "dynamic.csv", scales["dynamic"], split_column, log, track, splits)
+            self._read_dynamic(root / "dynamic.csv", scales["dynamic"], split_column, log, tracks, splits)
 
         if split_column and not self._split_found:
             raise DatasetError(
@@ -183,8 +180,7 @@ class FolderDataset(DatasetAdapter):
                 if t.split is None:
                     log.add("split", "tracks without a split assignment", t.id)
 
-        for stem, path in index_audio(audio_dir, log).items():
-            track(normalize_id(stem)).audio = path
+        attach_audio(tracks, audio_dir, log)
 
         native = {k: s.as_tuple() for k, s in scales.items()}
         native["tags"] = UNIT.as_tuple()
@@ -209,33 +205,24 @@ class FolderDataset(DatasetAdapter):
         if old != value:
             log.add(where, "tracks with conflicting split values (first kept)", tid)
 
-    def _read_static(self, path, scale, split_column, log, track, splits):
+    def _read_static(self, path, scale, split_column, log, tracks, splits):
         header, rows = read_csv(path, log)
         i_id = find_column(header, ID_COLUMNS, path)
         i_v = find_column(header, ("valence", "valence_mean"), path)
         i_a = find_column(header, ("arousal", "arousal_mean"), path)
         i_split = find_column(header, (split_column,), path, required=False) if split_column else None
         extra = [j for j in range(len(header)) if j not in (i_id, i_v, i_a, i_split)]
-        seen: set[str] = set()
-        for n, row in enumerate(rows, start=2):
-            tid = normalize_id(row[i_id]) if i_id < len(row) else ""
-            if not tid:
-                log.add(path.name, "rows without a track id skipped", f"line {n}")
-                continue
-            if tid in seen:
-                log.add(path.name, "duplicate ids (first row kept)", tid)
-                continue
-            seen.add(tid)
-            v = parse_float(row[i_v] if i_v < len(row) else None)
-            a = parse_float(row[i_a] if i_a < len(row) else None)
-            t = track(tid)
-            t.valence, t.arousal = convert_pair(v, a, scale, log, path.name, tid)
+        for tid, row in iter_id_rows(rows, i_id, log, path.name, id_name="track id"):
+            t = track_of(tracks, tid)
+            t.valence, t.arousal = convert_pair(
+                float_cell(row, i_v), float_cell(row, i_a), scale, log, path.name, tid
+            )
             for j in extra:
                 if j < len(row) and row[j]:
                     t.meta[header[j]] = row[j]
             self._split_value(row, i_split, tid, splits, log, path.name)
 
-    def _read_tags(self, path, split_column, log, track, splits) -> list[str]:
+    def _read_tags(self, path, split_column, log, tracks, splits) -> list[str]:
         header, rows = read_csv(path, log)
         i_id = find_column(header, ID_COLUMNS, path)
         i_split = find_column(header, (split_column,), path, required=False) if split_column else None
@@ -243,34 +230,13 @@ class FolderDataset(DatasetAdapter):
         if not cols:
             raise DatasetError(f"{path}: no tag columns (expected track_id,<tag>,<tag>,...)")
         names = [header[j] for j in cols]
-        seen: set[str] = set()
-        for n, row in enumerate(rows, start=2):
-            tid = normalize_id(row[i_id]) if i_id < len(row) else ""
-            if not tid:
-                log.add(path.name, "rows without a track id skipped", f"line {n}")
-                continue
-            if tid in seen:
-                log.add(path.name, "duplicate ids (first row kept)", tid)
-                continue
-            seen.add(tid)
-            raw = np.array([parse_float(row[j] if j < len(row) else None) for j in cols])
-            vals, n_clip, n_bad = UNIT.validate(raw)
-            n_nan = int((~np.isfinite(raw)).sum())
-            if n_clip:
-                log.add(path.name, "tag values slightly outside [0, 1] clipped", tid, count=n_clip)
-            if n_bad or n_nan:
-                log.add(
-                    path.name,
-                    "tag values missing/NaN/out of range (tag left unset)",
-                    tid,
-                    count=n_bad + n_nan,
-                )
-            t = track(tid)
-            t.tags = {name: float(x) for name, x in zip(names, vals) if np.isfinite(x)}
+        for tid, row in iter_id_rows(rows, i_id, log, path.name, id_name="track id"):
+            tags = convert_tags(names, [float_cell(row, j) for j in cols], log, path.name, tid)
+            track_of(tracks, tid).tags = tags
             self._split_value(row, i_split, tid, splits, log, path.name)
         return names
 
-    def _read_dynamic(self, path, scale, split_column, log, track, splits):
+    def _read_dynamic(self, path, scale, split_column, log, tracks, splits):
         header, rows = read_csv(path, log)
         curves = read_long_dynamic(
             path,
@@ -288,7 +254,7 @@ class FolderDataset(DatasetAdapter):
                 if i_id < len(row) and row[i_id]:
                     self._split_value(row, i_split, normalize_id(row[i_id]), splits, log, path.name)
         for tid, (times, v, a) in curves.items():
-            track(tid).dynamic = build_dynamic(times, v, times, a, scale, log, path.name, tid)
+            track_of(tracks, tid).dynamic = build_dynamic(times, v, times, a, scale, log, path.name, tid)
 
     @staticmethod
     def _read_split_file(path: Path, log: IssueLog) -> dict[str, str]:

@@ -41,15 +41,19 @@ from .base import (
     Dataset,
     DatasetAdapter,
     IssueLog,
+    attach_audio,
     build_dynamic,
     convert_pair,
+    copy_meta,
     find_child,
     find_column,
-    index_audio,
+    float_cell,
+    iter_id_rows,
+    iter_known_rows,
     normalize_id,
-    parse_float,
     read_csv,
     read_long_dynamic,
+    track_of,
 )
 
 ID_COLUMNS = ("musicId", "music_id", "song_id", "id")
@@ -107,21 +111,16 @@ class PMEmoDataset(DatasetAdapter):
             )
         log = IssueLog()
         tracks: dict[str, Track] = {}
-
-        def track(tid: str) -> Track:
-            return tracks.setdefault(tid, Track(id=tid))
-
         if found == "2019":
-            self._load_2019(base, log, track)
+            self._load_2019(base, log, tracks)
             audio_dir = find_child(base, "chorus")
         else:
-            self._load_2018(base, log, track)
+            self._load_2018(base, log, tracks)
             audio_dir = find_child(base, "Chorus", "chorus")
         if audio_dir is None:
             log.note(base.name, "no chorus/ audio folder found")
         else:
-            for stem, path in index_audio(audio_dir, log).items():
-                track(normalize_id(stem)).audio = path
+            attach_audio(tracks, audio_dir, log)
         meta = find_child(base, "metadata.csv")
         if meta is not None:
             self._read_metadata(meta, log, tracks)
@@ -149,18 +148,11 @@ class PMEmoDataset(DatasetAdapter):
             "file_name": ("fileName", "file_name"),
         }
         cols = {k: find_column(header, c, path, required=False) for k, c in keys.items()}
-        for row in rows:
-            tid = normalize_id(row[i_id]) if i_id < len(row) else ""
-            t = tracks.get(tid)
-            if t is None:
-                if tid:
-                    log.add(path.name, "metadata rows for ids without labels or audio (ignored)", tid)
-                continue
-            for key, j in cols.items():
-                if j is not None and j < len(row) and row[j]:
-                    t.meta[key] = row[j]
+        unknown = "metadata rows for ids without labels or audio (ignored)"
+        for t, row in iter_known_rows(rows, i_id, tracks, log, path.name, unknown):
+            copy_meta(t, row, cols)
 
-    def _load_2019(self, base: Path, log: IssueLog, track) -> None:
+    def _load_2019(self, base: Path, log: IssueLog, tracks: dict[str, Track]) -> None:
         ann = find_child(base, "annotations")
         static = find_child(ann, "static_annotations.csv")
         dynamic = find_child(ann, "dynamic_annotations.csv")
@@ -175,20 +167,11 @@ class PMEmoDataset(DatasetAdapter):
             i_v = find_column(
                 header, ("Valence(mean)", "valence_mean", "valence"), static, what="Valence(mean)"
             )
-            seen: set[str] = set()
-            for n, row in enumerate(rows, start=2):
-                tid = normalize_id(row[i_id]) if i_id < len(row) else ""
-                if not tid:
-                    log.add(static.name, "rows without a musicId skipped", f"line {n}")
-                    continue
-                if tid in seen:
-                    log.add(static.name, "duplicate ids (first row kept)", tid)
-                    continue
-                seen.add(tid)
-                v = parse_float(row[i_v] if i_v < len(row) else None)
-                a = parse_float(row[i_a] if i_a < len(row) else None)
-                t = track(tid)
-                t.valence, t.arousal = convert_pair(v, a, UNIT, log, static.name, tid)
+            for tid, row in iter_id_rows(rows, i_id, log, static.name, id_name="musicId"):
+                t = track_of(tracks, tid)
+                t.valence, t.arousal = convert_pair(
+                    float_cell(row, i_v), float_cell(row, i_a), UNIT, log, static.name, tid
+                )
         if dynamic is None:
             log.note("annotations", "dynamic_annotations.csv not found (no dynamic labels)")
         else:
@@ -202,10 +185,12 @@ class PMEmoDataset(DatasetAdapter):
                 time_columns=("frameTime", "time_s", "time"),
             )
             for tid, (times, v, a) in curves.items():
-                track(tid).dynamic = build_dynamic(times, v, times, a, UNIT, log, dynamic.name, tid)
+                track_of(tracks, tid).dynamic = build_dynamic(
+                    times, v, times, a, UNIT, log, dynamic.name, tid
+                )
 
     # ------------------------------------------------------------------------------------------------------
-    def _load_2018(self, base: Path, log: IssueLog, track) -> None:
+    def _load_2018(self, base: Path, log: IssueLog, tracks: dict[str, Track]) -> None:
         ann = find_child(base, "annotations")
         dirs = {"arousal": find_child(ann, "Arousal"), "valence": find_child(ann, "Valence")}
         for dim, d in dirs.items():
@@ -230,7 +215,7 @@ class PMEmoDataset(DatasetAdapter):
             v = per_dim["valence"].get(tid)
             if a is None or v is None:
                 log.add("Annotations", "songs annotated in only one dimension (kept without the other)", tid)
-            t = track(tid)
+            t = track_of(tracks, tid)
             t.valence, t.arousal = convert_pair(
                 v[0] if v else np.nan, a[0] if a else np.nan, UNIT, log, "Annotations", tid
             )
@@ -251,10 +236,7 @@ class PMEmoDataset(DatasetAdapter):
                 path.name,
             )
         table = np.array(
-            [
-                [parse_float(row[j]) if j < len(row) else np.nan for j in range(1, len(header))]
-                for row in rows
-            ],
+            [[float_cell(row, j) for j in range(1, len(header))] for row in rows],
             dtype=np.float64,
         ).reshape(len(rows), len(header) - 1)
         with np.errstate(all="ignore"):
