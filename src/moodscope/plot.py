@@ -12,7 +12,13 @@ import numpy as np
 
 from .fileio import atomic_path
 
-QUADRANT_LABELS = [(0.5, 0.5, "happy"), (-0.5, 0.5, "angry"), (-0.5, -0.5, "sad"), (0.5, -0.5, "calm")]
+#: quadrant names, placed in the plane's corners where a trajectory rarely goes
+QUADRANT_LABELS = [
+    (0.97, 0.97, "happy"),
+    (-0.97, 0.97, "angry"),
+    (-0.97, -0.97, "sad"),
+    (0.97, -0.97, "calm"),
+]
 
 
 def _figure(result, reference=None):
@@ -56,7 +62,15 @@ def _figure(result, reference=None):
     ax.axhline(0, color="0.5", lw=0.8)
     ax.axvline(0, color="0.5", lw=0.8)
     for x, y, name in QUADRANT_LABELS:
-        ax.text(x, y, name, ha="center", va="center", fontsize=11, color="0.55", alpha=0.8)
+        ax.text(
+            x,
+            y,
+            name,
+            ha="right" if x > 0 else "left",
+            va="top" if y > 0 else "bottom",
+            fontsize=11,
+            color="0.45",
+        )
     if has_dyn:
         v, a = np.asarray(result.dynamic["valence"]), np.asarray(result.dynamic["arousal"])
         ax.plot(v, a, color="0.7", lw=0.8, zorder=1)
@@ -65,7 +79,7 @@ def _figure(result, reference=None):
     sv, sa = result.static["valence"], result.static["arousal"]
     if np.isfinite(sv) and np.isfinite(sa):
         ax.scatter([sv], [sa], marker="*", s=220, color="black", zorder=3, label="track (static)")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper center", fontsize=8, frameon=False)
     ax.set_xlim(-1.05, 1.05)
     ax.set_ylim(-1.05, 1.05)
     ax.set_aspect("equal")
