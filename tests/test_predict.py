@@ -144,3 +144,35 @@ def test_very_short_and_one_sample_files_fail_clearly(model_file, write_audio):
     empty = write_audio("empty.wav", np.zeros(0, np.float32))
     with pytest.raises(AudioError, match=r"empty\.wav"):
         pred.predict(empty)
+
+
+def test_static_and_tagger_models_predict(write_audio, tmp_path):
+    from moodscope.plot import plot_result
+
+    torch.manual_seed(0)
+    adff = build("adff", width=0.0625, lstm_hidden=4, task="quadrant").eval()
+    p1 = save_model(
+        tmp_path / "adff.safetensors",
+        adff,
+        FeatureConfig(),
+        {"task": {"kind": "static", "seg_len_s": 5.0, "head": "quadrant"}},
+    )
+    path = write_audio("s.wav", _song(12.0))
+    res = Predictor.from_file(p1).predict(path)
+    assert res.dynamic is None and res.tags is None
+    assert -0.5 <= res.static["valence"] <= 0.5 and res.quadrant  # expected quadrant centre
+    tagger = build("tagger", n_tags=3, width=0.125, fc_sizes=[8]).eval()
+    info = {
+        "task": {
+            "kind": "tags",
+            "seg_len_s": 5.0,
+            "tag_names": ["happy", "sad", "calm"],
+            "thresholds": [0.5, 0.4, 0.6],
+        }
+    }
+    p2 = save_model(tmp_path / "tagger.safetensors", tagger, FeatureConfig(), info)
+    res2 = Predictor.from_file(p2).predict(path)
+    assert list(res2.tags) == ["happy", "sad", "calm"]
+    assert all(0.0 <= v <= 1.0 for v in res2.tags.values())
+    assert set(res2.to_dict()["tags_predicted"]) <= {"happy", "sad", "calm"}
+    assert plot_result(res2, tmp_path / "t.png").stat().st_size > 1000
