@@ -86,6 +86,26 @@ def crop_frames(feats: np.ndarray, start: int, length: int, pad: np.ndarray | fl
     return out
 
 
+def segment_windows(feats: np.ndarray, seg_len_s: float, fps: float, pad) -> np.ndarray:
+    """The consecutive ``seg_len_s`` windows of a track (:func:`moodscope.protocols.full_segments`), stacked
+    as ``(n_windows, frames, n_bins)``."""
+    from .protocols import full_segments
+
+    length = int(round(seg_len_s * fps))
+    spans = full_segments(feats.shape[0], seg_len_s, fps=fps)
+    return np.stack([crop_frames(feats, int(s[0]), length, pad) for s in spans])
+
+
+@torch.inference_mode()
+def run_windows(model, wins: np.ndarray, *, device="cpu", batch_size: int = 16) -> np.ndarray:
+    """Model outputs ``(n_windows, n_out)`` for windows ``(n_windows, frames, n_bins)``, in batches."""
+    outs = []
+    for b in range(0, len(wins), batch_size):
+        x = torch.from_numpy(wins[b : b + batch_size])[:, None].to(device)  # (batch, 1, frames, n_bins)
+        outs.append(model(x).float().cpu().numpy())
+    return np.concatenate(outs)
+
+
 class _Examples(Dataset):
     """A list of ``(item_index, start_frame, target, mask)`` tuples materialised lazily as tensors."""
 
@@ -345,21 +365,10 @@ class StaticTask(_Task):
             return {"loss": lv + la, "loss_valence": lv, "loss_arousal": la}
         return {"loss": F.cross_entropy(pred, target[:, 0].long())}
 
-    def _windows(self, feats: np.ndarray, pad) -> np.ndarray:
-        from .protocols import full_segments
-
-        spans = full_segments(feats.shape[0], self.seg_len_s, fps=self.fps)
-        return np.stack([crop_frames(feats, int(s[0]), self.length, pad) for s in spans])
-
-    @torch.inference_mode()
     def raw_outputs(self, model, feats: np.ndarray, *, device="cpu", batch_size: int = 16) -> np.ndarray:
         """Model outputs ``(n_windows, n_out)`` for the consecutive ``seg_len_s`` windows of a track."""
-        wins = self._windows(feats, _silence_pad(model))
-        outs = []
-        for b in range(0, len(wins), batch_size):
-            x = torch.from_numpy(wins[b : b + batch_size])[:, None].to(device)
-            outs.append(model(x).float().cpu().numpy())
-        return np.concatenate(outs)
+        wins = segment_windows(feats, self.seg_len_s, self.fps, _silence_pad(model))
+        return run_windows(model, wins, device=device, batch_size=batch_size)
 
     def predict(self, model, feats: np.ndarray, *, device="cpu") -> np.ndarray:
         """A track's prediction: regression ``(n_out,)`` mean over windows, or class probabilities."""
@@ -443,20 +452,10 @@ class TagTask(_Task):
 
         return {"loss": F.binary_cross_entropy_with_logits(pred, target, weight=mask)}
 
-    @torch.inference_mode()
     def predict(self, model, feats: np.ndarray, *, device="cpu", batch_size: int = 16) -> np.ndarray:
-        from .protocols import full_segments
+        wins = segment_windows(feats, self.seg_len_s, self.fps, _silence_pad(model))
+        return _sigmoid(run_windows(model, wins, device=device, batch_size=batch_size)).mean(0)
 
-        pad = _silence_pad(model)
-        spans = full_segments(feats.shape[0], self.seg_len_s, fps=self.fps)
-        wins = np.stack([crop_frames(feats, int(s[0]), self.length, pad) for s in spans])
-        probs = []
-        for b in range(0, len(wins), batch_size):
-            x = torch.from_numpy(wins[b : b + batch_size])[:, None].to(device)
-            probs.append(torch.sigmoid(model(x).float()).cpu().numpy())
-        return np.concatenate(probs).mean(0)
-
-    @torch.inference_mode()
     def predict_item(self, model, item: Item, *, device="cpu"):
         """Track-level probabilities ``(n_tags,)``, or ``(n_segments, n_tags)`` for segment-labelled items."""
         if not item.segments:
@@ -466,8 +465,7 @@ class TagTask(_Task):
         for start_s, end_s, _ in item.segments:
             mid = 0.5 * (start_s + end_s) * self.fps
             wins.append(crop_frames(item.feats, int(round(mid - self.length / 2)), self.length, pad))
-        x = torch.from_numpy(np.stack(wins))[:, None].to(device)
-        return torch.sigmoid(model(x).float()).cpu().numpy()
+        return _sigmoid(run_windows(model, np.stack(wins), device=device))
 
     def evaluate(self, items: list[Item], preds: list[np.ndarray]) -> OrderedDict:
         """Multi-label scores over tracks (song-level tags) or over labelled segments (segment-level tags)."""
@@ -491,6 +489,10 @@ class TagTask(_Task):
             if k in metrics and not math.isnan(metrics[k]):
                 return float(metrics[k])
         return float("nan")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
 
 
 def make_task(kind: str, features: FeatureConfig, **options):
