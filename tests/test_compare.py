@@ -43,3 +43,50 @@ def test_compare_tiny_models_on_one_protocol(tmp_path):
         for m in ("damff", "crnn")
     }
     assert folds["damff"] == folds["crnn"]
+
+
+def test_compare_all_table2_models_and_classical_on_synthetic(tmp_path):
+    """The issue's CI run: ``compare`` on the synthetic corpus, DAMFF, its four Table 2 baselines and the
+    hand-crafted reference, tiny widths, one epoch."""
+    import json
+
+    import yaml
+
+    cfg = {
+        "name": "cmp-synth",
+        "data": {
+            "dataset": "synthetic",
+            "root": None,
+            "synthetic": {"n_clips": 6, "duration": 12.0, "seed": 0},
+        },
+        "task": {"window_s": 10.0, "train_hop_s": 5.0},
+        "split": {"kind": "kfold", "folds": 2, "seed": 0},
+        "train": {"epochs": 1, "batch_size": 4, "limit_train_batches": 1},
+        "compare": {
+            "args": {
+                "damff": {"width": 0.0625, "embed_dim": 8, "lstm_hidden": 4},
+                "crnn": {"width": 0.125},
+                "bcrsn": {"width": 0.125},
+                "dnn_raw": {"width": 0.125},
+                "mcrnn": {"width": 0.125},
+            }
+        },
+    }
+    path = tmp_path / "cmp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    models = ["damff", "crnn", "bcrsn", "dnn_raw", "mcrnn", "classical"]
+    out = run_compare(path, models, out_dir=tmp_path / "out", progress=False)
+    for m in models:
+        assert f"| {m} |" in out["table"]
+    rows = list(csv.DictReader(open(tmp_path / "out" / "compare.csv")))
+    assert {r["model"] for r in rows} == set(models)
+    assert {r["metric"] for r in rows} >= {"valence_ccc", "arousal_ccc", "valence_rmse"}
+    test_ids = {
+        m: [f["test_ids"] for f in json.loads((tmp_path / "out" / m / "results.json").read_text())["folds"]]
+        for m in models
+    }
+    assert all(ids == test_ids["damff"] for ids in test_ids.values())
+    # the reference solved the deep models' task: per-segment curves, scored like DAMFF
+    assert yaml.safe_load((tmp_path / "out" / "classical" / "config.yaml").read_text())["model"]["args"] == {
+        "output": "dynamic"
+    }

@@ -68,12 +68,19 @@ def test_config_runs_on_fixture(path, tmp_path):
         rows = list(cfg["sweep"])
         for label in rows:
             assert f"| {label} |" in table
-            assert list((run_dir / label.replace("/", "_").replace(" ", "_")).rglob("model.safetensors"))
+            row_dir = run_dir / label.replace("/", "_").replace(" ", "_")
+            # a row trains its models, or re-evaluates the first row's (evaluation-only sweeps)
+            assert list(row_dir.rglob("model.safetensors")) or all(
+                "trained_in" in json.loads(p.read_text()) for p in row_dir.rglob("metrics.json")
+            )
+            assert list(row_dir.rglob("metrics.json"))
         first = paper.get(rows[0]) or {}
         if first:
             assert "(paper " in table
     else:
         assert list(run_dir.rglob("model.safetensors"))
+        if name == "tagger":  # per-tag precision/recall/F1/AUC beside the micro/macro table
+            assert (run_dir / "per_tag.csv").is_file() and "| tag |" in table
         for metric, value in paper.items():
             assert f"| {metric} |" in table and f"{value:.4f}" in table
     res = json.loads((run_dir / "results.json").read_text())

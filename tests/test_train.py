@@ -111,3 +111,40 @@ def test_resume_skips_finished_folds(tiny_run):
     again = run_experiment(cfg, out_dir=run, resume=True, progress=False)
     assert (run / "fold_0" / "model.safetensors").stat().st_mtime_ns == before
     assert again["summary"] == out["summary"]
+
+
+def test_hop_sweep_trains_once_and_reevaluates(tiny_run, tmp_path, monkeypatch):
+    """A sweep whose rows change only the evaluation hops (DAMFF Figure 3) trains the first row's folds and
+    re-scores those models per row: the same hops reproduce the trained run's numbers exactly, another hop
+    gives its own numbers, and no second training happens."""
+    import moodscope.train as train
+
+    cfg, out, run, _ = tiny_run
+    calls = []
+    real = train.train_fold
+    monkeypatch.setattr(train, "train_fold", lambda *a, **k: calls.append(1) or real(*a, **k))
+    hops_used = set()
+    real_predict = DynamicTask.predict
+    monkeypatch.setattr(
+        DynamicTask,
+        "predict",
+        lambda self, *a, **k: (
+            hops_used.add((self.hop_valence, self.hop_arousal)) or real_predict(self, *a, **k)
+        ),
+    )
+    sweep = dict(cfg, sweep={"0.5": {"task.hop_valence": 0.5}, "same": {"task.hop_valence": 0.5}})
+    sweep["sweep"]["5"] = {"task.hop_valence": 5.0, "task.hop_arousal": 5.0}
+    res = run_experiment(sweep, out_dir=tmp_path / "sw", progress=False)
+    assert len(calls) == 2  # two folds, trained once
+    rows = res["sweep"]
+    assert rows["same"]["summary"] == rows["0.5"]["summary"]
+    assert rows["0.5"]["summary"] == out["summary"]  # same seed, same data: the tiny_run models again
+    assert hops_used == {(0.5, 0.5), (5.0, 5.0)}  # both hops reached the task
+    fold = json.loads((tmp_path / "sw" / "5" / "fold_1" / "metrics.json").read_text())
+    assert fold["trained_in"].endswith("0.5/fold_1")
+    assert "re-evaluated" in res["table"]
+    # a row that changes training retrains
+    calls.clear()
+    sweep["sweep"] = {"a": {"task.hop_valence": 0.5}, "b": {"train.lr": 1.0e-3}}
+    run_experiment(sweep, out_dir=tmp_path / "sw2", progress=False)
+    assert len(calls) == 4

@@ -68,11 +68,9 @@ def clip_statistics(feats, *, n_bands: int = 32, n_mfcc: int = 20) -> np.ndarray
         raise ValueError("clip_statistics: features contain NaN or inf")
     if not 1 <= n_bands <= n_mels or not 1 <= n_mfcc <= n_mels:
         raise ValueError(f"clip_statistics: need 1 <= n_bands, n_mfcc <= n_mels={n_mels}")
-    bands = np.stack(
-        [g.mean(axis=1) for g in np.array_split(x, n_bands, axis=1)], axis=1
-    )  # (frames, n_bands)
-    mfcc = scipy.fft.dct(x, type=2, norm="ortho", axis=1)[:, :n_mfcc]  # (frames, n_mfcc)
-    return np.concatenate([bands.mean(0), bands.std(0), mfcc.mean(0), mfcc.std(0)])
+    d = _frame_descriptors(x, n_bands, n_mfcc)  # (frames, n_bands + n_mfcc)
+    mean, std = d.mean(0), d.std(0)
+    return np.concatenate([mean[:n_bands], std[:n_bands], mean[n_bands:], std[n_bands:]])
 
 
 def clip_statistics_batch(clips: Iterable, **kwargs) -> np.ndarray:
@@ -209,3 +207,160 @@ class ClassicalRegressor:
             raise RuntimeError("ClassicalRegressor is not fitted")
         p = self.pipeline_.predict(_check_x(X, "ClassicalRegressor.predict"))
         return np.clip(p, -1.0, 1.0) if self.clip else p
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the classical reference as a "model" of an experiment (``model.name: classical``)
+# ------------------------------------------------------------------------------------------------------------
+NAME = "classical"
+
+
+def _frame_descriptors(x: np.ndarray, n_bands: int, n_mfcc: int) -> np.ndarray:
+    """Per-frame pooled bands and MFCCs, ``(frames, n_bands + n_mfcc)`` (as in :func:`clip_statistics`)."""
+    bands = np.stack([g.mean(axis=1) for g in np.array_split(x, n_bands, axis=1)], axis=1)
+    mfcc = scipy.fft.dct(x, type=2, norm="ortho", axis=1)[:, :n_mfcc]
+    return np.concatenate([bands, mfcc], axis=1)
+
+
+def segment_statistics(
+    feats, frames_per_segment: int, *, context_segments: int = 10, n_bands: int = 32, n_mfcc: int = 20
+) -> np.ndarray:
+    """:func:`clip_statistics` of a context window centred on each 0.5 s segment.
+
+    Segment ``i`` covers frames ``[i * fps_seg, (i + 1) * fps_seg)``; its vector is the band/MFCC mean and
+    standard deviation over segments ``[i - context_segments // 2, i - context_segments // 2 + context_segments)``,
+    cut at the track's ends (fewer frames there, never padding). Computed from per-segment first and second
+    moments with cumulative sums, so the cost does not grow with the context. With ``context_segments``
+    covering the whole track, every row equals ``clip_statistics`` of the whole track's segments.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_segments, 2 * n_bands + 2 * n_mfcc)], ``n_segments = frames // frames_per_segment``
+    """
+    x = np.asarray(feats, dtype=np.float64)
+    if x.ndim != 2 or not np.all(np.isfinite(x)):
+        raise ValueError(f"segment_statistics: features must be finite (frames, n_mels), got shape {x.shape}")
+    fps = int(frames_per_segment)
+    n_seg = x.shape[0] // fps
+    if n_seg < 1:
+        raise ValueError(f"segment_statistics: {x.shape[0]} frames are shorter than one segment ({fps})")
+    if context_segments < 1:
+        raise ValueError("segment_statistics: context_segments must be >= 1")
+    d = _frame_descriptors(x[: n_seg * fps], n_bands, n_mfcc).reshape(n_seg, fps, -1)
+    c1 = np.concatenate([np.zeros((1, d.shape[2])), np.cumsum(d.sum(1), axis=0)])
+    c2 = np.concatenate([np.zeros((1, d.shape[2])), np.cumsum((d * d).sum(1), axis=0)])
+    lo = np.clip(np.arange(n_seg) - context_segments // 2, 0, n_seg)
+    hi = np.clip(lo + context_segments, 0, n_seg)
+    lo = np.clip(hi - context_segments, 0, n_seg)  # near the end: keep the full context inside the track
+    n = ((hi - lo) * fps)[:, None]
+    mean = (c1[hi] - c1[lo]) / n
+    std = np.sqrt(np.maximum((c2[hi] - c2[lo]) / n - mean**2, 0.0))
+    return np.concatenate([mean[:, :n_bands], std[:, :n_bands], mean[:, n_bands:], std[:, n_bands:]], axis=1)
+
+
+def _span(feats: np.ndarray, start_s: float, end_s: float, fps: float) -> np.ndarray:
+    a = max(0, int(round(start_s * fps)))
+    b = min(len(feats), max(a + 1, int(round(end_s * fps))))
+    return feats[a:b] if b > a else feats[-1:]
+
+
+class ClassicalReference:
+    """The hand-crafted reference under an experiment's protocol, for any output kind.
+
+    ``kind`` is the output of the deep model it is compared with:
+
+    - ``tags``: :class:`ClassicalTagger` on :func:`clip_statistics` of each song (song-level tags) or of each
+      labelled segment (segment-level tags); per-tag thresholds chosen on the validation tracks like the CNN's;
+    - ``static``: :class:`ClassicalRegressor` on :func:`clip_statistics` of the whole clip (regression heads),
+      or a logistic regression on the class of :mod:`moodscope.protocols` (binary / quadrant heads);
+    - ``dynamic``: :class:`ClassicalRegressor` per 0.5 s segment on :func:`segment_statistics` over a
+      ``context_s`` window (default 5 s) -- the shape of the MediaEval/DEAM baselines (frame-level
+      descriptors, statistics per segment, a linear model).
+
+    The features are the same log-Mel the deep models see; nothing is tuned on the test tracks.
+    """
+
+    def __init__(self, kind: str, task, *, C: float = 1.0, alpha: float = 10.0, context_s: float = 5.0):
+        if kind not in ("tags", "static", "dynamic"):
+            raise ValueError(f"classical reference: unknown output kind {kind!r}")
+        self.kind, self.task = kind, task
+        self.C, self.alpha, self.context_s = float(C), float(alpha), float(context_s)
+        self.fps = task.features.frames_per_second
+        self.model = None
+
+    # -- features per example ----------------------------------------------------------------------------
+    def _seg_stats(self, it):
+        fps_seg = self.task.features.frames_per_segment
+        ctx = max(1, int(round(self.context_s / 0.5)))
+        return segment_statistics(it.feats, fps_seg, context_segments=ctx)
+
+    def _tag_examples(self, items):
+        X, Y = [], []
+        for it in items:
+            if it.segments:
+                for s, e, tags in it.segments:
+                    X.append(clip_statistics(_span(it.feats, s, e, self.fps)))
+                    Y.append(tags)
+            elif it.tags is not None:
+                X.append(clip_statistics(it.feats))
+                Y.append(it.tags)
+        return X, Y
+
+    def fit(self, items) -> ClassicalReference:
+        if self.kind == "tags":
+            X, Y = self._tag_examples(items)
+            self.model = ClassicalTagger(C=self.C).fit(np.stack(X), (np.stack(Y) >= 0.5).astype(int))
+        elif self.kind == "static":
+            lab = [it for it in items if it.static is not None]
+            X = clip_statistics_batch(it.feats for it in lab)
+            y = np.stack([self.task._target(it.static) for it in lab])
+            if self.task.head in ("valence", "arousal", "multitask"):
+                self.model = ClassicalRegressor(alpha=self.alpha).fit(X, y)
+            else:
+                self.model = [_fit_classifier(X, y[:, j], self.C) for j in range(y.shape[1])]
+        else:
+            X, y = [], []
+            for it in items:
+                if it.dynamic is None:
+                    continue
+                s = self._seg_stats(it)
+                n = min(len(s), len(it.dynamic))
+                ok = ~np.isnan(it.dynamic[:n]).any(1)
+                X.append(s[:n][ok])
+                y.append(it.dynamic[:n][ok])
+            if not X:
+                raise ValueError("classical reference: no dynamic labels to fit")
+            self.model = ClassicalRegressor(alpha=self.alpha).fit(np.concatenate(X), np.concatenate(y))
+        return self
+
+    def predict_item(self, it) -> np.ndarray:
+        """The prediction in the shape the task's ``evaluate`` expects (as ``task.predict_item``)."""
+        if self.kind == "tags":
+            if it.segments:
+                X = np.stack([clip_statistics(_span(it.feats, s, e, self.fps)) for s, e, _ in it.segments])
+                return self.model.predict_proba(X)
+            return self.model.predict_proba(clip_statistics(it.feats)[None])[0]
+        if self.kind == "static":
+            x = clip_statistics(it.feats)[None]
+            if isinstance(self.model, ClassicalRegressor):
+                return self.model.predict(x)[0]
+            if self.task.head == "binary":  # two probabilities per dimension, as the ADFF binary head
+                return np.concatenate([_class_proba(m, x, 2) for m in self.model])
+            return _class_proba(self.model[0], x, 4)
+        return self.model.predict(self._seg_stats(it))
+
+
+def _fit_classifier(X: np.ndarray, y: np.ndarray, C: float):
+    """Standardised logistic regression on class ids; the class prior when training has one class only."""
+    if len(np.unique(y)) < 2:
+        from sklearn.dummy import DummyClassifier
+
+        return DummyClassifier(strategy="prior").fit(X, y)
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000)).fit(X, y)
+
+
+def _class_proba(model, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """Probabilities of classes ``0..n_classes-1`` (zero for a class absent from the training data)."""
+    p = np.zeros(n_classes)
+    p[model.classes_.astype(int)] = model.predict_proba(x)[0]
+    return p

@@ -21,7 +21,7 @@ EXAMPLES = {
     "demo": "moodscope demo",
     "train": "moodscope train --config configs/damff_synthetic.yaml --set train.epochs=5",
     "evaluate": "moodscope evaluate --model runs/x/fold_0/model.safetensors --dataset folder --root my_dataset/",
-    "compare": "moodscope compare --config configs/damff_synthetic.yaml --models damff,crnn --folds 3",
+    "compare": "moodscope compare --config configs/damff_synthetic.yaml --models damff,crnn,classical --folds 3",
     "corpus": "moodscope corpus synth --out corpus/ --n-clips 40 --duration 45 --seed 0",
     "features": "moodscope features a.mp3 b.flac --out feats/",
     "datasets": "moodscope datasets check deam --root ~/data/DEAM",
@@ -193,13 +193,20 @@ def build_parser() -> argparse.ArgumentParser:
         "train several models under one protocol and tabulate them",
         """Train and evaluate each model under the identical protocol of a config (same splits, seeds,
              metrics) and write one table (markdown + CSV) with mean ± std per metric per model, the paper's
-             numbers where the config has them, and a paired t-test across folds against the first model.""",
+             numbers where the config has them, and a paired t-test across folds against the first model.
+             "classical" in the list adds the hand-crafted reference (log-Mel/MFCC statistics, linear model)
+             solving the same task under the same folds.""",
     )
     s.add_argument("--config", required=True)
     s.add_argument("--models", required=True, help="comma-separated model names; the first is the reference")
     s.add_argument("--folds", type=int)
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     s.add_argument("--out", help="output folder (default runs/compare-<config name>)")
+    s.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep finished folds of each model and continue interrupted ones",
+    )
     s.add_argument("--quiet", action="store_true")
     return p
 
@@ -316,6 +323,10 @@ def cmd_models(a) -> int:
         cls = MODELS.get(name)
         doc = (cls.__doc__ or "").strip().splitlines()
         print(f"{name:<10s} [{cls.output}] {doc[0] if doc else ''}")
+    print(
+        "classical  [any] Hand-crafted reference: log-Mel/MFCC statistics + linear models (scikit-learn); "
+        "for train/compare, not predict."
+    )
     return 0
 
 
@@ -326,7 +337,12 @@ def cmd_compare(a) -> int:
     if a.folds:
         ov.append(f"split.folds={a.folds}")
     out = run_compare(
-        a.config, [m for m in a.models.split(",") if m], ov, out_dir=a.out, progress=not a.quiet
+        a.config,
+        [m for m in a.models.split(",") if m],
+        ov,
+        out_dir=a.out,
+        resume=a.resume,
+        progress=not a.quiet,
     )
     print(out["table"])
     return 0

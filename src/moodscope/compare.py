@@ -14,6 +14,11 @@ arguments) change. Per-model constructor arguments come from the config's ``comp
 The table has, per model and metric, the mean ± std over folds, the paper's number where given, and a paired
 t-test across folds against the first model (the papers mark significance this way); ``*`` marks p < 0.05.
 Written as ``compare.md`` and ``compare.csv`` in the output folder, each model's run directory beside them.
+
+``classical`` may be listed like a model: the hand-crafted reference (:class:`moodscope.classical.ClassicalReference`:
+log-Mel/MFCC statistics and a linear model), given the output kind of the first deep model in the list, so
+"beats hand-crafted features" is measured under the same folds. Its arguments come from ``compare.args.classical``
+(``C``, ``alpha``, ``context_s``).
 """
 
 from __future__ import annotations
@@ -26,19 +31,25 @@ from pathlib import Path
 
 import numpy as np
 
+from .classical import NAME as CLASSICAL
 from .experiment import load_config
 from .metrics import paired_ttest
 
 
-def run_compare(config, models: list[str], overrides=None, *, out_dir=None, progress: bool = True) -> dict:
+def run_compare(
+    config, models: list[str], overrides=None, *, out_dir=None, resume: bool = False, progress: bool = True
+) -> dict:
     from .models import MODELS
     from .train import run_experiment
 
     if not models:
         raise ValueError("--models needs at least one model name")
     for m in models:
-        MODELS.get(m)  # unknown names fail before any training
+        if m != CLASSICAL:
+            MODELS.get(m)  # unknown names fail before any training
     cfg = load_config(config, overrides)
+    deep = [m for m in models if m != CLASSICAL] or [cfg["model"]["name"]]
+    kind = MODELS.get(deep[0]).output
     comp = cfg.get("compare") or {}
     out = Path(out_dir) if out_dir else Path(cfg["output_dir"]) / f"compare-{cfg['name']}"
     out.mkdir(parents=True, exist_ok=True)
@@ -48,8 +59,13 @@ def run_compare(config, models: list[str], overrides=None, *, out_dir=None, prog
         c["model"] = {"name": name, "args": dict((comp.get("args") or {}).get(name) or {})}
         if name == cfg["model"]["name"] and not c["model"]["args"]:
             c["model"]["args"] = dict(cfg["model"].get("args") or {})
+        if name == CLASSICAL:  # the hand-crafted reference solves the deep models' task
+            c["model"]["args"].setdefault("output", kind)
+            if kind == "static":
+                head = (cfg["model"].get("args") or {}).get("task", "multitask")
+                c["model"]["args"].setdefault("task", head)
         c["name"] = f"{cfg['name']}-{name}"
-        runs[name] = run_experiment(c, out_dir=out / name, progress=progress)
+        runs[name] = run_experiment(c, out_dir=out / name, resume=resume, progress=progress)
     table_md, rows = comparison_table(runs, models, comp.get("paper") or {})
     (out / "compare.md").write_text(table_md, encoding="utf-8")
     buf = io.StringIO()

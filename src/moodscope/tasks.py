@@ -467,10 +467,9 @@ class TagTask(_Task):
             wins.append(crop_frames(item.feats, int(round(mid - self.length / 2)), self.length, pad))
         return _sigmoid(run_windows(model, np.stack(wins), device=device))
 
-    def evaluate(self, items: list[Item], preds: list[np.ndarray]) -> OrderedDict:
-        """Multi-label scores over tracks (song-level tags) or over labelled segments (segment-level tags)."""
-        from .metrics import multilabel_scores
-
+    @staticmethod
+    def gather(items: list[Item], preds: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Binary labels and probabilities ``(n, n_tags)`` over tracks (song-level tags) or labelled segments."""
         ys, ps = [], []
         for it, p in zip(items, preds):
             if it.segments:
@@ -479,9 +478,25 @@ class TagTask(_Task):
             elif it.tags is not None:
                 ys.append(it.tags)
                 ps.append(p)
-        y = np.stack(ys)
+        if not ys:
+            raise ValueError("no track carries tags to evaluate")
+        return (np.stack(ys) >= 0.5).astype(int), np.stack(ps)
+
+    def evaluate(self, items: list[Item], preds: list[np.ndarray]) -> OrderedDict:
+        """Multi-label scores over tracks (song-level tags) or over labelled segments (segment-level tags)."""
+        from .metrics import multilabel_scores
+
+        y, p = self.gather(items, preds)
+        return multilabel_scores(y, p, threshold=0.5 if self.thresholds is None else self.thresholds)
+
+    def per_tag(self, items: list[Item], preds: list[np.ndarray]) -> OrderedDict:
+        """Precision, recall, F1, ROC-AUC, PR-AUC and support of each tag (:func:`metrics.per_tag_scores`)."""
+        from .metrics import per_tag_scores
+
+        y, p = self.gather(items, preds)
         thr = 0.5 if self.thresholds is None else self.thresholds
-        return multilabel_scores((y >= 0.5).astype(int), np.stack(ps), threshold=thr)
+        names = self.tag_names if len(self.tag_names) == y.shape[1] else None
+        return per_tag_scores(y, p, threshold=thr, tags=names)
 
     @staticmethod
     def score(metrics: dict) -> float:

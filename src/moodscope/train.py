@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .classical import NAME as CLASSICAL
 from .config import SEGMENT_S, FeatureConfig
 from .errors import ConfigError, MoodscopeError
 from .experiment import dump_config, load_config
@@ -305,7 +306,7 @@ def model_features(cfg: dict, model_name: str) -> FeatureConfig:
     from .models import MODELS
 
     feats = dict(cfg.get("features") or {})
-    cls = MODELS.get(model_name)
+    cls = None if model_name == CLASSICAL else MODELS.get(model_name)
     if getattr(cls, "feature_kind", "logmel") == "waveform":
         feats.setdefault("kind", "waveform")
         sr = (cfg["model"].get("args") or {}).get("sr") or getattr(cls, "default_sr", 16000)
@@ -416,7 +417,9 @@ def train_fold(
     model.eval().to(device)
 
     if model.output == "tags":
-        task.thresholds = tag_thresholds(task, model, val_items, device=device)
+        task.thresholds = tag_thresholds(
+            task, val_items, lambda it: task.predict_item(model, it, device=device)
+        )
     preds = [task.predict_item(model, it, device=device) for it in test_items]
     metrics = task.evaluate(test_items, preds)
     model.cpu()
@@ -444,28 +447,97 @@ def train_fold(
         "best_val_score": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
         "test_ids": list(test_ids),
     }
+    return _fold_done(fold_dir, result, task, test_items, preds)
+
+
+def _fold_done(fold_dir: Path, result: dict, task, test_items, preds) -> dict:
+    """Add per-tag scores (tag tasks) to a fold's result and write its ``metrics.json``."""
+    if task.kind == "tags":
+        result["per_tag"] = task.per_tag(test_items, preds)
     _write_json(fold_dir / "metrics.json", result)
     return result
 
 
-def tag_thresholds(task, model, val_items, *, device="cpu"):
-    """Per-tag thresholds maximising F1 on the validation songs (0.5 where a tag has no positives)."""
+def tag_thresholds(task, val_items, predict) -> np.ndarray | None:
+    """Per-tag thresholds maximising F1 on the validation tracks (0.5 where a tag has no positives).
+
+    ``predict(item)`` gives an item's probabilities as ``task.predict_item`` does.
+    """
     from .tagging import choose_thresholds
 
-    ys, ps = [], []
-    for it in val_items:
-        p = task.predict_item(model, it, device=device)
-        if it.segments:
-            ys.extend(tags for _, _, tags in it.segments)
-            ps.extend(np.atleast_2d(p))
-        elif it.tags is not None:
-            ys.append(it.tags)
-            ps.append(p)
-    if not ys:
+    try:
+        y, probs = task.gather(val_items, [predict(it) for it in val_items])
+    except ValueError:  # no validation track carries tags
         return None
-    probs = np.stack(ps)
-    y = (np.stack(ys) >= 0.5).astype(int)
     return np.asarray(choose_thresholds(y, probs), dtype=np.float32)
+
+
+def _guess_output(task_opts: dict, tag_names) -> str:
+    """The output kind a config's ``task`` options belong to (for ``model.name: classical`` without ``output``)."""
+    if {"window_s", "train_hop_s", "losses", "hop_valence", "hop_arousal"} & set(task_opts):
+        return "dynamic"
+    if {"dataset", "head"} & set(task_opts):
+        return "static"
+    if tag_names:
+        return "tags"
+    raise ConfigError("model.name=classical: set model.args.output to dynamic, static or tags")
+
+
+def train_fold_classical(
+    cfg: dict,
+    items_by_id: dict[str, Item],
+    train_ids: list[str],
+    test_ids: list[str],
+    fold_dir: Path,
+    *,
+    fold: int,
+    tag_names=None,
+) -> dict:
+    """One fold of the classical reference (:class:`moodscope.classical.ClassicalReference`).
+
+    Same validation carve-out, test tracks and metrics as :func:`train_fold`. The validation tracks are used as
+    the deep models use them: to choose per-tag thresholds (their labels are otherwise not trained on, so both
+    see the same training tracks). No model file is written: the reference is a scikit-learn pipeline.
+    """
+    from .classical import ClassicalReference
+
+    seed = int(cfg["seed"]) + fold
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    args = dict(cfg["model"].get("args") or {})
+    opts = dict(cfg.get("task") or {})
+    kind = args.pop("output", None) or _guess_output(opts, tag_names)
+    head = args.pop("task", "multitask")
+    features = model_features(cfg, cfg["model"]["name"])
+    if kind == "static":
+        opts.setdefault("head", head)
+    if kind == "tags":
+        opts.setdefault("tag_names", tag_names or [])
+    task = make_task(kind, features, **opts)
+    tr_ids, val_ids = carve_validation(train_ids, float(cfg["split"].get("val_fraction", 0.1)), seed)
+    tr_items = [items_by_id[i] for i in tr_ids]
+    val_items = [items_by_id[i] for i in val_ids]
+    test_items = [items_by_id[i] for i in test_ids]
+    known = {k: args.pop(k) for k in ("C", "alpha", "context_s") if k in args}
+    if args:  # a deep model's arguments (width, seg_num, ...) have no meaning here
+        log.info("classical reference: ignoring model arguments %s", sorted(args))
+    t0 = time.time()
+    ref = ClassicalReference(kind, task, **known).fit(tr_items)
+    if kind == "tags":
+        task.thresholds = tag_thresholds(task, val_items, ref.predict_item)
+    train_s = time.time() - t0
+    preds = [ref.predict_item(it) for it in test_items]
+    result = {
+        "fold": fold,
+        "metrics": dict(task.evaluate(test_items, preds)),
+        "n_train": len(tr_items),
+        "n_val": len(val_items),
+        "n_test": len(test_items),
+        "epochs": 0,
+        "train_seconds": round(train_s, 1),
+        "best_val_score": None,
+        "test_ids": list(test_ids),
+    }
+    return _fold_done(fold_dir, result, task, test_items, preds)
 
 
 def _write_json(path: Path, obj) -> None:
@@ -489,6 +561,33 @@ def summarize(fold_results: list[dict]) -> OrderedDict:
     from .metrics import summarize_folds
 
     return summarize_folds([r["metrics"] for r in fold_results])
+
+
+def per_tag_table(folds: list[dict]) -> tuple[str, str]:
+    """Per-tag scores averaged over folds: a markdown table and CSV text (one row per tag).
+
+    ``folds`` holds each fold's ``tag -> {precision, recall, f1, roc_auc, pr_auc, support}``. The mean skips
+    folds where a metric is undefined (NaN AUC for a tag with one class in that fold's test tracks);
+    ``support`` is summed, so it counts the tag's positive test examples over all folds.
+    """
+    tags = list(folds[0])
+    keys = ["precision", "recall", "f1", "roc_auc", "pr_auc"]
+    md = [
+        f"Per tag, mean over {len(folds)} fold(s) (test tracks); support: positive test examples, all folds.",
+        "",
+        "| tag | " + " | ".join(keys) + " | support |",
+        "|---|" + "---|" * (len(keys) + 1),
+    ]
+    csv_lines = ["tag," + ",".join(keys) + ",support"]
+    for t in tags:
+        vals = []
+        for k in keys:
+            v = np.array([f[t][k] for f in folds if t in f], dtype=np.float64)
+            vals.append(float(np.nanmean(v)) if np.isfinite(v).any() else float("nan"))
+        sup = int(sum(f[t]["support"] for f in folds if t in f))
+        md.append(f"| {t} | " + " | ".join("—" if np.isnan(v) else f"{v:.3f}" for v in vals) + f" | {sup} |")
+        csv_lines.append(f"{t}," + ",".join("" if np.isnan(v) else f"{v:.6f}" for v in vals) + f",{sup}")
+    return "\n".join(md) + "\n", "\n".join(csv_lines) + "\n"
 
 
 def results_table(summary: dict, paper: dict | None = None, title: str = "") -> str:
@@ -561,6 +660,10 @@ def _run_heads(cfg: dict, heads: list[str], run_dir: Path, *, resume: bool, prog
     return _finish(cfg, run_dir, folds, extra={"heads": heads, "n_tracks": parts[0]["n_tracks"]})
 
 
+#: config keys that change only the evaluation of trained models, not their training
+EVALUATION_KEYS = frozenset({"task.hop_valence", "task.hop_arousal"})
+
+
 def _run_sweep(cfg: dict, run_dir: Path, *, resume: bool, progress: bool) -> dict:
     from .experiment import apply_overrides
 
@@ -568,6 +671,11 @@ def _run_sweep(cfg: dict, run_dir: Path, *, resume: bool, progress: bool) -> dic
     paper_rows = ((cfg.get("paper") or {}).get("results")) or {}
     lines = [f"### {cfg['name']}: sweep of {len(cfg['sweep'])} settings", ""]
     metric_names: list[str] = []
+    # rows that change only how trained models are evaluated share one training run (the first row's)
+    eval_only = all(set(over or {}) <= EVALUATION_KEYS for over in cfg["sweep"].values())
+    trained = None
+    if eval_only:
+        lines[-1:] = ["Rows change evaluation only: the models of the first row are re-evaluated.", ""]
     for label, over in cfg["sweep"].items():
         sub = apply_overrides(
             {k: v for k, v in cfg.items() if k != "sweep"},
@@ -577,7 +685,12 @@ def _run_sweep(cfg: dict, run_dir: Path, *, resume: bool, progress: bool) -> dic
             **(cfg.get("paper") or {}),
             "results": paper_rows.get(label) or paper_rows.get(str(label)) or {},
         }
-        res = run_experiment(sub, out_dir=run_dir / _slug(label), resume=resume, progress=progress)
+        if trained is None:
+            res = run_experiment(sub, out_dir=run_dir / _slug(label), resume=resume, progress=progress)
+            if eval_only and "folds" in res:  # (a run of single-task heads has no fold models of its own)
+                trained = Path(res["run_dir"])
+        else:
+            res = _evaluate_trained(sub, trained, out_dir=run_dir / _slug(label), progress=progress)
         rows[str(label)] = res
         for m in res["summary"]:
             if m not in metric_names:
@@ -642,19 +755,20 @@ def _finish(cfg: dict, run_dir: Path, results: list[dict], extra: dict | None = 
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / "results.json", out)
     table = results_table(summary, cfg.get("paper"), title=f"{cfg['name']} ({len(results)} fold(s))")
+    if any(r.get("per_tag") for r in results):
+        per_tag_md, per_tag_csv = per_tag_table([r["per_tag"] for r in results if r.get("per_tag")])
+        (run_dir / "per_tag.csv").write_text(per_tag_csv, encoding="utf-8")
+        (run_dir / "per_tag.md").write_text(per_tag_md, encoding="utf-8")
+        table += "\n" + per_tag_md
     (run_dir / "results.md").write_text(table, encoding="utf-8")
     out["table"] = table
     out["run_dir"] = str(run_dir)
     return out
 
 
-def _run_single(cfg: dict, *, out_dir: Path, resume: bool = False, progress: bool = True) -> dict:
-    """All folds of one resolved configuration (no sweep, one model head)."""
-    run_dir = Path(out_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, run_dir / "config.yaml")
+def _prepare(cfg: dict, progress: bool):
+    """Features of the config's dataset and its folds: ``(items_by_id, folds, tag_names, extra)``."""
     features = model_features(cfg, cfg["model"]["name"])
-
     dataset = load_tracks(cfg)
     tracks = dataset.tracks
     min_d = cfg["data"].get("min_duration_s")
@@ -670,6 +784,16 @@ def _run_single(cfg: dict, *, out_dir: Path, resume: bool = False, progress: boo
         raise MoodscopeError(f"{dataset.root}: no usable tracks (all {len(tracks)} failed or were filtered)")
     items_by_id = {it.id: it for it in items}
     folds = make_folds(cfg, dataset, items)
+    extra = {"n_tracks": len(items), "skipped_tracks": [{"id": t, "error": m} for t, m in failures]}
+    return items_by_id, folds, tag_names, extra
+
+
+def _run_single(cfg: dict, *, out_dir: Path, resume: bool = False, progress: bool = True) -> dict:
+    """All folds of one resolved configuration (no sweep, one model head)."""
+    run_dir = Path(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, run_dir / "config.yaml")
+    items_by_id, folds, tag_names, extra = _prepare(cfg, progress)
     only = cfg["split"].get("only_fold")
     results = []
     for k, (tr, te) in enumerate(folds):
@@ -681,6 +805,11 @@ def _run_single(cfg: dict, *, out_dir: Path, resume: bool = False, progress: boo
             results.append(json.loads(done.read_text()))
             continue
         log.info("fold %d/%d: %d train, %d test tracks", k + 1, len(folds), len(tr), len(te))
+        if cfg["model"]["name"] == CLASSICAL:
+            results.append(
+                train_fold_classical(cfg, items_by_id, tr, te, fold_dir, fold=k, tag_names=tag_names)
+            )
+            continue
         results.append(
             train_fold(
                 cfg,
@@ -694,7 +823,48 @@ def _run_single(cfg: dict, *, out_dir: Path, resume: bool = False, progress: boo
                 progress=progress,
             )
         )
-    extra = {"n_tracks": len(items), "skipped_tracks": [{"id": t, "error": m} for t, m in failures]}
+    return _finish(cfg, run_dir, results, extra)
+
+
+def _evaluate_trained(cfg: dict, trained_dir: Path, *, out_dir: Path, progress: bool = True) -> dict:
+    """Score the fold models of an earlier run (``trained_dir``) under ``cfg``'s evaluation settings.
+
+    Used by sweeps whose rows change evaluation only (the sliding-window hops of DAMFF Figure 3): the models
+    are trained once and each row re-evaluates them on the same test tracks.
+    """
+    from .modelfile import load_model
+
+    run_dir = Path(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, run_dir / "config.yaml")
+    items_by_id, folds, tag_names, extra = _prepare(cfg, progress)
+    device = resolve_device(cfg["train"].get("device"))
+    results = []
+    for k, (_, te) in enumerate(folds):
+        src = trained_dir / f"fold_{k}" / "metrics.json"
+        if not src.is_file():
+            continue  # a fold the trained run skipped (split.only_fold)
+        bundle = load_model(trained_dir / f"fold_{k}" / "model.safetensors", device=device)
+        task = make_task(bundle.model.output, bundle.features, **task_options(cfg, bundle.model))
+        if task.kind == "tags":
+            task.thresholds = bundle.info.get("task", {}).get("thresholds")
+        test_items = [items_by_id[i] for i in te]
+        preds = [task.predict_item(bundle.model, it, device=device) for it in test_items]
+        trained = json.loads(src.read_text())
+        result = {
+            **{
+                key: trained[key] for key in ("n_train", "n_val", "epochs", "train_seconds", "best_val_score")
+            },
+            "fold": k,
+            "metrics": dict(task.evaluate(test_items, preds)),
+            "n_test": len(test_items),
+            "test_ids": list(te),
+            "trained_in": str(trained_dir / f"fold_{k}"),
+        }
+        (run_dir / f"fold_{k}").mkdir(parents=True, exist_ok=True)
+        results.append(_fold_done(run_dir / f"fold_{k}", result, task, test_items, preds))
+    if not results:
+        raise MoodscopeError(f"{trained_dir}: no trained fold to evaluate")
     return _finish(cfg, run_dir, results, extra)
 
 
