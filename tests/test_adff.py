@@ -10,7 +10,8 @@ import torch
 from moodscope.config import FeatureConfig
 from moodscope.modelfile import load_model, save_model
 from moodscope.models import MODELS, build
-from moodscope.models.adff import ADFF, VGG16_LEVELS, _SEBlock
+from moodscope.models.adff import ADFF, VGG16_LEVELS
+from moodscope.models.blocks import SEBlock
 from moodscope.protocols import TASKS
 
 W = 0.125  # CPU-sized variant: channels 8, 16, 32, 64, 64; LSTM 16 per direction
@@ -117,7 +118,7 @@ def test_bad_input_raises():
 
 def test_se_block_matches_equations():
     torch.manual_seed(0)
-    se = _SEBlock(32, reduction=16)
+    se = SEBlock(32, reduction=16, min_hidden=4)
     assert se.fc1.out_features == 4  # max(32 // 16, 4)
     x = torch.randn(2, 32, 5, 7)
     z = x.mean(dim=(2, 3))  # eq. 2
@@ -154,7 +155,7 @@ def test_ablation_without_tflm_has_no_se_or_lstm():
     full = build("adff", width=W)
     no_tflm = build("adff", width=W, use_tflm=False)
     kinds = {type(mod) for mod in no_tflm.modules()}
-    assert torch.nn.LSTM not in kinds and _SEBlock not in kinds
+    assert torch.nn.LSTM not in kinds and SEBlock not in kinds
     assert not any("lstm" in name or ".se." in name for name, _ in no_tflm.named_parameters())
     assert _n(no_tflm.sflm) == _n(full.sflm)
     # the head now takes the pooled channels sum(C_N) instead of 5 x 2H

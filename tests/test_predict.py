@@ -67,6 +67,26 @@ def test_array_equals_file_and_resampling(model_file, write_audio):
     assert pred.predict(y22, sr=22050).duration_s == pytest.approx(8.0, abs=0.02)
 
 
+def test_bf16_precision_is_close_to_float32_on_both_paths(model_file, write_audio, monkeypatch):
+    """``--bf16`` runs the model under bfloat16 autocast; file (streamed) and array paths both honour it."""
+    import moodscope.inference as inference
+
+    path = write_audio("b.wav", _song(40.0))
+    ref = Predictor.from_file(model_file)
+    bf = Predictor.from_file(model_file, precision="bf16")
+    dtypes = []
+    real = inference._embed_batch
+    monkeypatch.setattr(inference, "_embed_batch", lambda m, x, d, ac: dtypes.append(ac) or real(m, x, d, ac))
+    for src, kw in ((path, {}), (_song(40.0), {"sr": 44100})):
+        a, b = ref.predict(src, **kw), bf.predict(src, **kw)
+        for dim in ("valence", "arousal"):
+            diff = np.abs(np.asarray(a.dynamic[dim]) - np.asarray(b.dynamic[dim]))
+            assert 0 < diff.max() < 0.02, (dim, diff.max())  # bf16 ran (not identical) and stayed close
+    assert torch.bfloat16 in dtypes and None in dtypes
+    with pytest.raises(ValueError, match="precision"):
+        Predictor.from_file(model_file, precision="fp8")
+
+
 def test_hops_from_model_file_and_override(model_file):
     pred = Predictor.from_file(model_file)
     assert (pred.task.hop_valence, pred.task.hop_arousal) == (0.5, 2.5)

@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--hop-arousal", type=float, help="sliding-window hop for arousal in seconds (default: model's)"
     )
     s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
+    s.add_argument(
+        "--bf16",
+        action="store_true",
+        help="run the model under bfloat16 autocast: about 2x faster on CPUs with native bf16 "
+        "(AVX512-BF16/AMX) and on recent GPUs; values move by ~1e-3; slower on CPUs without it",
+    )
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = _add(
@@ -226,6 +232,7 @@ def cmd_predict(a) -> int:
         device=a.device,
         hop_valence=a.hop_valence,
         hop_arousal=a.hop_arousal,
+        precision="bf16" if a.bf16 else "float32",
         progress=not a.quiet,
     )
     if a.out:

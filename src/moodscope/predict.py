@@ -30,6 +30,9 @@ from .config import SEGMENT_S
 from .errors import MoodscopeError
 from .fileio import write_atomic
 
+#: ``precision`` choices of :class:`Predictor`: the model's compute dtype (features are always float)
+PRECISIONS = ("float32", "bf16")
+
 QUADRANTS = {
     (True, True): "happy (V+ A+)",
     (False, True): "angry (V- A+)",
@@ -106,9 +109,24 @@ class Result:
 class Predictor:
     """A loaded model file with everything needed to predict audio files or arrays."""
 
-    def __init__(self, bundle, device: str = "cpu", *, hop_valence=None, hop_arousal=None, cache=False):
+    def __init__(
+        self,
+        bundle,
+        device: str = "cpu",
+        *,
+        hop_valence=None,
+        hop_arousal=None,
+        cache=False,
+        precision: str = "float32",
+    ):
         from .tasks import make_task
 
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        import torch
+
+        #: dtype of ``torch.autocast`` around the model (features stay float32/float64), or None
+        self.autocast = torch.bfloat16 if precision == "bf16" else None
         self.bundle = bundle
         self.model = bundle.model
         self.features = bundle.features
@@ -134,6 +152,15 @@ class Predictor:
         if not path.is_file() and path == bundled_model_path():
             raise MoodscopeError(f"{path}: the bundled demo model is missing from this installation")
         return cls(load_model(path, device=device), device=device, **kw)
+
+    def _autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=torch.device(self.device).type, dtype=self.autocast)
 
     @property
     def name(self) -> str:
@@ -183,6 +210,7 @@ class Predictor:
                 hop_valence=self.task.hop_valence,
                 hop_arousal=self.task.hop_arousal,
                 device=self.device,
+                autocast=self.autocast,
             )
         except AudioError as e:
             if e.path is None:
@@ -204,7 +232,8 @@ class Predictor:
             label = str(source)
         else:
             feats, label, duration = self._features(source, sr)
-            out = self.task.predict(self.model, feats, device=self.device)
+            with self._autocast():
+                out = self.task.predict(self.model, feats, device=self.device)
         kind = self.task.kind
         dynamic = tags = None
         if kind == "dynamic":
@@ -283,6 +312,7 @@ def predict_paths(
     device: str = "cpu",
     hop_valence=None,
     hop_arousal=None,
+    precision: str = "float32",
     progress: bool = True,
     stream=None,
 ) -> tuple[list[Result], list[tuple[str, str]]]:
@@ -293,7 +323,9 @@ def predict_paths(
     """
     from tqdm import tqdm
 
-    predictor = Predictor.from_file(model, device=device, hop_valence=hop_valence, hop_arousal=hop_arousal)
+    predictor = Predictor.from_file(
+        model, device=device, hop_valence=hop_valence, hop_arousal=hop_arousal, precision=precision
+    )
     files, failures = collect_audio(paths)
     out = Path(out_dir) if out_dir else None
     stream = stream or sys.stdout

@@ -60,6 +60,7 @@ from torch import nn
 
 from ..protocols import TASKS, n_outputs
 from .base import InputNorm, MoodModel, register_model
+from .blocks import SEBlock
 
 __all__ = ["ADFF", "VGG16_LEVELS"]
 
@@ -69,26 +70,6 @@ VGG16_LEVELS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (3, 256), (3, 51
 
 def _scaled(n: int, width: float, minimum: int = 1) -> int:
     return max(minimum, int(round(n * width)))
-
-
-class _SEBlock(nn.Module):
-    """Squeeze-and-excitation (Hu et al. 2018; ADFF eq. 2-4). ``(B, C, H, W)`` in and out.
-
-    Squeeze: per-channel mean over (H, W) -> ``(B, C)``; excitation: FC(C -> hidden) - ReLU - FC(hidden -> C)
-    - sigmoid; rescale: ``x * A[:, :, None, None]``. ``hidden = max(C // reduction, min_hidden)``.
-    (A private copy; it could move to ``moodscope.models.blocks``.)
-    """
-
-    def __init__(self, channels: int, *, reduction: int = 16, min_hidden: int = 4):
-        super().__init__()
-        hidden = max(channels // reduction, min_hidden)
-        self.fc1 = nn.Linear(channels, hidden)
-        self.fc2 = nn.Linear(hidden, channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = x.mean(dim=(2, 3))  # (B, C)  eq. 2
-        a = torch.sigmoid(self.fc2(F.relu(self.fc1(z))))  # (B, C)  eq. 3
-        return x * a[:, :, None, None]  # (B, C, H, W)  eq. 4
 
 
 class _VGGLevel(nn.Module):
@@ -116,7 +97,7 @@ class _TFLM(nn.Module):
         self, channels: int, hidden: int, *, use_se: bool, reduction: int, freq_bands: int, temporal_pool: str
     ):
         super().__init__()
-        self.se = _SEBlock(channels, reduction=reduction) if use_se else nn.Identity()
+        self.se = SEBlock(channels, reduction=reduction, min_hidden=4) if use_se else nn.Identity()
         self.freq_bands = freq_bands
         self.temporal_pool = temporal_pool
         self.lstm = nn.LSTM(channels * freq_bands, hidden, num_layers=2, batch_first=True, bidirectional=True)

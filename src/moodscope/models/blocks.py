@@ -103,14 +103,17 @@ class SEBlock(nn.Module):
     ----------
     channels : int
     reduction : int
-        Ratio of the bottleneck; the hidden size is ``max(1, channels // reduction)`` (16 in the SE paper).
+        Ratio of the bottleneck (16 in the SE paper).
+    min_hidden : int
+        Smallest bottleneck: the hidden size is ``max(min_hidden, channels // reduction)`` (ADFF uses 4, so
+        narrow CPU-sized models keep a usable bottleneck).
 
     Shape: ``(batch, channels, *spatial)`` in and out (any number of spatial axes, including none).
     """
 
-    def __init__(self, channels: int, *, reduction: int = 16):
+    def __init__(self, channels: int, *, reduction: int = 16, min_hidden: int = 1):
         super().__init__()
-        hidden = max(1, channels // reduction)
+        hidden = max(min_hidden, channels // reduction)
         self.fc1 = nn.Linear(channels, hidden)
         self.fc2 = nn.Linear(hidden, channels)
 
