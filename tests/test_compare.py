@@ -90,3 +90,23 @@ def test_compare_all_table2_models_and_classical_on_synthetic(tmp_path):
     assert yaml.safe_load((tmp_path / "out" / "classical" / "config.yaml").read_text())["model"]["args"] == {
         "output": "dynamic"
     }
+
+
+def test_table_metric_selection_keeps_every_metric_in_the_csv():
+    from moodscope.compare import comparison_table
+
+    def run(v):
+        folds = [{"metrics": {"a_ccc": v + d, "b_rmse": 1 - v - d}} for d in (0.0, 0.1, 0.25)]
+        return {
+            "folds": folds,
+            "summary": {"a_ccc": {"mean": v, "std": 0.1}, "b_rmse": {"mean": 1 - v, "std": 0.1}},
+        }
+
+    runs = {"x": run(0.5), "y": run(0.2)}
+    md, rows = comparison_table(runs, ["x", "y"], {}, metrics=["b_rmse"])
+    assert "| model | b_rmse |" in md and "a_ccc" not in md
+    assert {r["metric"] for r in rows} == {"a_ccc", "b_rmse"}
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown metric.*nope.*a_ccc"):
+        comparison_table(runs, ["x", "y"], {}, metrics=["nope"])

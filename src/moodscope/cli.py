@@ -213,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep finished folds of each model and continue interrupted ones",
     )
+    s.add_argument(
+        "--metrics", help="comma-separated metrics shown in the markdown table (default all; the CSV has all)"
+    )
     s.add_argument("--quiet", action="store_true")
     return p
 
@@ -349,6 +352,7 @@ def cmd_compare(a) -> int:
         ov,
         out_dir=a.out,
         resume=a.resume,
+        metrics=[m for m in (a.metrics or "").split(",") if m] or None,
         progress=not a.quiet,
     )
     print(out["table"])

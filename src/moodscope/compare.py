@@ -37,8 +37,19 @@ from .metrics import paired_ttest
 
 
 def run_compare(
-    config, models: list[str], overrides=None, *, out_dir=None, resume: bool = False, progress: bool = True
+    config,
+    models: list[str],
+    overrides=None,
+    *,
+    out_dir=None,
+    resume: bool = False,
+    metrics: list[str] | None = None,
+    progress: bool = True,
 ) -> dict:
+    """Train and evaluate ``models`` under ``config``; write ``compare.md``/``.csv``/``.json``.
+
+    ``metrics`` limits the markdown table's columns (the CSV and JSON keep every metric).
+    """
     from .models import MODELS
     from .train import run_experiment
 
@@ -67,20 +78,27 @@ def run_compare(
         c["name"] = f"{cfg['name']}-{name}"
         runs[name] = run_experiment(c, out_dir=out / name, resume=resume, progress=progress)
     table_md, rows = comparison_table(runs, models, comp.get("paper") or {})
-    (out / "compare.md").write_text(table_md, encoding="utf-8")
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     (out / "compare.csv").write_text(buf.getvalue(), encoding="utf-8")
     (out / "compare.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    if metrics:  # after the CSV: a mistyped metric name costs no results
+        table_md, _ = comparison_table(runs, models, comp.get("paper") or {}, metrics=metrics)
+    (out / "compare.md").write_text(table_md, encoding="utf-8")
     return {"table": table_md, "rows": rows, "out_dir": str(out)}
 
 
-def comparison_table(runs: dict, models: list[str], paper: dict) -> tuple[str, list[dict]]:
-    """Markdown table and CSV rows from the results of :func:`run_experiment` per model."""
+def comparison_table(runs: dict, models: list[str], paper: dict, *, metrics=None) -> tuple[str, list[dict]]:
+    """Markdown table (the ``metrics`` columns, default all) and CSV rows (all metrics) per model."""
     ref = models[0]
-    metrics = list(runs[ref]["summary"])
+    all_metrics = list(runs[ref]["summary"])
+    shown = list(metrics) if metrics else all_metrics
+    unknown = [m for m in shown if m not in all_metrics]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; the runs have: {', '.join(all_metrics)}")
+    metrics = all_metrics
     ref_folds = {m: [f["metrics"][m] for f in runs[ref]["folds"]] for m in metrics}
     rows = []
     for name in models:
@@ -102,12 +120,12 @@ def comparison_table(runs: dict, models: list[str], paper: dict) -> tuple[str, l
                 }
             )
     lines = [f"Models under one protocol; mean ± std over folds; p: paired t-test vs {ref} (* p < 0.05).", ""]
-    lines.append("| model | " + " | ".join(metrics) + " |")
-    lines.append("|---|" + "---|" * len(metrics))
+    lines.append("| model | " + " | ".join(shown) + " |")
+    lines.append("|---|" + "---|" * len(shown))
     by = {(r["model"], r["metric"]): r for r in rows}
     for name in models:
         cells = []
-        for m in metrics:
+        for m in shown:
             r = by[(name, m)]
             cell = f"{r['mean']:.4f} ± {r['std']:.4f}"
             p = r["p_vs_" + ref]
