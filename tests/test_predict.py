@@ -143,6 +143,31 @@ def test_cli_predict_csv_and_exit_codes(model_file, write_audio, tmp_path, capsy
     assert "nope.mp3" in err and "no such file" in err
 
 
+def test_cli_predict_prints_one_summary_line_per_track(model_file, write_audio, tmp_path, capsys):
+    song = write_audio("a_rather_long_file_name_for_a_song.wav", _song(75.0))
+    assert main(["predict", str(song), "--model", str(model_file), "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    res = json.loads((tmp_path / "o" / "a_rather_long_file_name_for_a_song.json").read_text())
+    line = next(ln for ln in err.splitlines() if "1:15" in ln)
+    assert "…" in line and f"V {res['static']['valence']:+.2f}" in line and res["quadrant"] in line
+
+
+def test_summary_line_of_a_tagger_result():
+    from moodscope.predict import Result
+
+    r = Result(
+        "x.mp3",
+        9.6,
+        "tagger",
+        {"valence": float("nan"), "arousal": float("nan")},
+        "",
+        tags={"a": 0.9, "b": 0.2},
+    )
+    assert r.summary_line().split() == ["x.mp3", "0:10", "tags:", "a,", "b"]
+    r.extra["tags_predicted"] = ["a"]
+    assert r.summary_line().endswith("tags: a")
+
+
 def test_cli_predict_bad_model_file(tmp_path, write_audio, capsys):
     good = write_audio("good.wav", _song(3.0))
     bad = tmp_path / "bad.safetensors"

@@ -239,6 +239,9 @@ def cmd_predict(a) -> int:
         progress=not a.quiet,
     )
     if a.out:
+        if not a.quiet:
+            for r in results:
+                print(r.summary_line(), file=sys.stderr)
         print(f"{len(results)} track(s) predicted -> {a.out}", file=sys.stderr)
     if failures:
         print(f"{len(failures)} file(s) failed:", file=sys.stderr)

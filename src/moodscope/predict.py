@@ -64,6 +64,22 @@ class Result:
     tags: dict | None = None
     extra: dict = field(default_factory=dict)
 
+    def summary_line(self, width: int = 32) -> str:
+        """One human-readable line: file, duration, static V and A, quadrant, and the predicted tags."""
+        name = Path(self.file).name
+        name = name if len(name) <= width else "…" + name[-(width - 1) :]
+        m, sec = divmod(int(round(self.duration_s)), 60)
+        parts = [f"{name:<{width}s}", f"{m:2d}:{sec:02d}"]
+        v, a = self.static.get("valence", float("nan")), self.static.get("arousal", float("nan"))
+        if not (np.isnan(v) and np.isnan(a)):
+            parts.append(f"V {v:+.2f}  A {a:+.2f}  {self.quadrant}")
+        if self.tags:
+            chosen = self.extra.get("tags_predicted")
+            if chosen is None:  # no thresholds in the model file: the three most probable
+                chosen = sorted(self.tags, key=self.tags.get, reverse=True)[:3]
+            parts.append("tags: " + (", ".join(chosen) or "none"))
+        return "  ".join(parts)
+
     def to_dict(self) -> dict:
         d = {
             "file": self.file,
