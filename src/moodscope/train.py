@@ -7,7 +7,7 @@
 2. sets the model's input normalisation from the training songs' features;
 3. trains with Lightning: Adam (``train.lr``, ``train.weight_decay``), optional step decay (``train.milestones``,
    ``train.gamma``), early stopping on the validation score (mean CCC for dynamic models, mean R² or accuracy for
-   static ones, macro ROC-AUC for taggers) with ``train.patience``, keeping the best checkpoint;
+   static ones, minus the log loss for taggers) with ``train.patience``, keeping the best checkpoint;
 4. evaluates the best weights on the fold's test songs exactly as ``predict`` would (whole songs, sliding window);
 5. writes ``fold_<k>/model.safetensors`` and ``fold_<k>/metrics.json``.
 
