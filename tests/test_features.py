@@ -461,3 +461,39 @@ def test_extract_to_dir_rejects_clashing_names(write_audio, tmp_path):
     with pytest.raises(ValueError, match="would both write"):
         extract_to_dir([a, b], tmp_path / "out", cache=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "sr, n_fft, n_mels, fmin, fmax",
+    [
+        (44100, 2646, 128, 0.0, None),
+        (16000, 512, 64, 0.0, None),
+        (22050, 2048, 96, 30.0, 8000.0),
+        (8000, 256, 40, 0, None),
+    ],
+)
+def test_mel_basis_is_librosas_slaney_filterbank(sr, n_fft, n_mels, fmin, fmax):
+    ours = features.mel_basis(sr, n_fft, n_mels, fmin, fmax)
+    ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    assert ours.dtype == np.float32 and ours.shape == ref.shape and not ours.flags.writeable
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-9)
+    f = np.array([0.0, 440.0, 999.0, 1000.0, 1001.0, 4000.0, sr / 2])
+    np.testing.assert_allclose(features.hz_to_mel(f), librosa.hz_to_mel(f), rtol=1e-12)
+    np.testing.assert_allclose(features.mel_to_hz(features.hz_to_mel(f)), f, rtol=1e-12, atol=1e-9)
+
+
+def test_predicting_imports_neither_librosa_nor_training_stack(tmp_path):
+    """``moodscope predict`` start-up: librosa (3 s on its first filterbank), scikit-learn and Lightning stay out."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, io, numpy as np, soundfile as sf\n"
+        f"p = {str(tmp_path / 'a.wav')!r}\n"
+        "sf.write(p, (0.1 * np.random.default_rng(0).standard_normal(44100 * 3)).astype('float32'), 44100)\n"
+        "from moodscope.predict import predict_paths\n"
+        "predict_paths([p], progress=False, stream=io.StringIO())\n"
+        "print(sorted(m for m in ('librosa', 'sklearn', 'lightning', 'moodscope.train') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

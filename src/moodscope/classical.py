@@ -23,13 +23,12 @@ computes, so they equal librosa's MFCCs for the same log-Mel. Statistics are pop
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.fft
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+
+if TYPE_CHECKING:  # scikit-learn is imported where it is used: ``moodscope predict`` never needs it
+    from sklearn.pipeline import Pipeline
 
 __all__ = ["ClassicalRegressor", "ClassicalTagger", "clip_statistics", "clip_statistics_batch"]
 
@@ -137,6 +136,11 @@ class ClassicalTagger:
         self._varying = [j for j in range(self.n_tags_) if j not in self.constant_]
         self.pipeline_ = None
         if self._varying:
+            from sklearn.linear_model import LogisticRegression
+            from sklearn.multiclass import OneVsRestClassifier
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import StandardScaler
+
             clf = LogisticRegression(
                 C=self.C,
                 class_weight=self.class_weight,
@@ -196,6 +200,10 @@ class ClassicalRegressor:
             raise ValueError(
                 f"ClassicalRegressor.fit: targets must be finite, ({X.shape[0]}[, n_out]), got {y.shape}"
             )
+        from sklearn.linear_model import Ridge
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         self._1d = y.ndim == 1
         self.pipeline_ = make_pipeline(StandardScaler(), Ridge(alpha=self.alpha))
         self.pipeline_.fit(X, y)
@@ -217,6 +225,8 @@ NAME = "classical"
 
 def _frame_descriptors(x: np.ndarray, n_bands: int, n_mfcc: int) -> np.ndarray:
     """Per-frame pooled bands and MFCCs, ``(frames, n_bands + n_mfcc)`` (as in :func:`clip_statistics`)."""
+    import scipy.fft
+
     bands = np.stack([g.mean(axis=1) for g in np.array_split(x, n_bands, axis=1)], axis=1)
     mfcc = scipy.fft.dct(x, type=2, norm="ortho", axis=1)[:, :n_mfcc]
     return np.concatenate([bands, mfcc], axis=1)
@@ -356,6 +366,10 @@ def _fit_classifier(X: np.ndarray, y: np.ndarray, C: float):
         from sklearn.dummy import DummyClassifier
 
         return DummyClassifier(strategy="prior").fit(X, y)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000)).fit(X, y)
 
 

@@ -11,8 +11,8 @@ clipping. :class:`LogMel` equals ::
     ).T
 
 within 1e-3 dB (tested): the frames are centred (``center=True``) with librosa's default zero
-(``"constant"``) padding of ``n_fft // 2`` samples at both ends, the mel filterbank is librosa's own
-(built once), and the STFT runs in float64 by default so that quiet bins agree too. ``T`` seconds give
+(``"constant"``) padding of ``n_fft // 2`` samples at both ends, the mel filterbank is librosa's
+(:func:`mel_basis`, built once), and the STFT runs in float64 by default so that quiet bins agree too. ``T`` seconds give
 ``1 + floor(T * sr / hop_length)`` frames (30 s -> 3001).
 
 Arrays in numpy are ``(frames, n_bins)``: ``n_bins = n_mels`` for log-Mel; for ``kind="waveform"`` the
@@ -38,7 +38,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import librosa
 import numpy as np
 import torch
 from torch import nn
@@ -75,21 +74,60 @@ _RESAMPLE_MARGIN_S = 0.1
 # pure functions
 
 
+#: Slaney's mel scale (Auditory Toolbox): linear below 1 kHz (200/3 Hz per mel), logarithmic above it with
+#: 27 mels per factor of 6.4 -- the scale of librosa's default (``htk=False``) filterbank.
+_MEL_F_SP = 200.0 / 3
+_MEL_BREAK_HZ = 1000.0
+_MEL_BREAK = _MEL_BREAK_HZ / _MEL_F_SP
+_MEL_LOGSTEP = np.log(6.4) / 27.0
+
+
+def hz_to_mel(f) -> np.ndarray:
+    """Hz -> mel on Slaney's scale (float64)."""
+    f = np.asarray(f, dtype=np.float64)
+    log_part = _MEL_BREAK + np.log(np.maximum(f, _MEL_BREAK_HZ) / _MEL_BREAK_HZ) / _MEL_LOGSTEP
+    return np.where(f >= _MEL_BREAK_HZ, log_part, f / _MEL_F_SP)
+
+
+def mel_to_hz(m) -> np.ndarray:
+    """Mel on Slaney's scale -> Hz (float64); the inverse of :func:`hz_to_mel`."""
+    m = np.asarray(m, dtype=np.float64)
+    return np.where(m >= _MEL_BREAK, _MEL_BREAK_HZ * np.exp(_MEL_LOGSTEP * (m - _MEL_BREAK)), _MEL_F_SP * m)
+
+
 @functools.lru_cache(maxsize=16)
-def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
-    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)  # Slaney, float32
+def mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """Slaney-normalised triangular mel filterbank, ``(n_mels, 1 + n_fft // 2)`` float32, read-only.
+
+    ``n_mels + 2`` points equally spaced on :func:`hz_to_mel` between ``fmin`` and ``fmax`` (default
+    ``sr / 2``) give the triangles' feet and peaks; filter ``i`` rises from point ``i`` to ``i + 1`` and
+    falls to ``i + 2`` over the FFT bin frequencies, and is scaled by ``2 / (f[i + 2] - f[i])`` so every
+    filter has the same area in Hz (Slaney's normalisation). This is the matrix of
+    ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)`` (tested to 1e-6);
+    it is computed here so that predicting does not import librosa, whose first filterbank call costs
+    about 3 s of start-up.
+    """
+    fmax = sr / 2.0 if fmax is None else float(fmax)
+    bins = np.linspace(0.0, sr / 2.0, 1 + n_fft // 2)
+    f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    width = np.diff(f)  # (n_mels + 1,)
+    dist = f[:, None] - bins[None, :]  # (n_mels + 2, bins)
+    rise = -dist[:-2] / width[:-1, None]
+    fall = dist[2:] / width[1:, None]
+    weights = np.maximum(0.0, np.minimum(rise, fall)) * (2.0 / (f[2:] - f[:-2]))[:, None]
+    basis = weights.astype(np.float32)
     basis.flags.writeable = False
     return basis
 
 
 def mel_filterbank(config: FeatureConfig = _DEFAULT) -> np.ndarray:
-    """librosa's Slaney mel filterbank for ``config`` (built once per setting and reused).
+    """The Slaney mel filterbank (:func:`mel_basis`, librosa's matrix) for ``config``, built once per setting.
 
     Returns
     -------
     np.ndarray [shape=(n_mels, 1 + n_fft // 2), dtype=float32], read-only
     """
-    return _mel_basis(config.sr, config.n_fft, config.n_mels, float(config.fmin), config.fmax)
+    return mel_basis(config.sr, config.n_fft, config.n_mels, float(config.fmin), config.fmax)
 
 
 def log_mel_spectrogram(

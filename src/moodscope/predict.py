@@ -160,8 +160,8 @@ class Predictor:
 
     @classmethod
     def from_file(cls, path=None, device: str = "cpu", **kw) -> Predictor:
+        from .inference import resolve_device
         from .modelfile import load_model
-        from .train import resolve_device
 
         device = resolve_device(device)
         path = Path(path) if path else bundled_model_path()

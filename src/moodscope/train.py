@@ -38,6 +38,7 @@ from .classical import NAME as CLASSICAL
 from .config import SEGMENT_S, FeatureConfig
 from .errors import ConfigError, MoodscopeError
 from .experiment import dump_config, load_config
+from .inference import resolve_device
 from .tasks import Item, make_task
 
 log = logging.getLogger("moodscope")
@@ -46,14 +47,6 @@ log = logging.getLogger("moodscope")
 # ------------------------------------------------------------------------------------------------------------
 # data
 # ------------------------------------------------------------------------------------------------------------
-def resolve_device(device: str | None) -> str:
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MoodscopeError(f"--device {device}: CUDA is not available on this machine")
-    return device
-
-
 def synthetic_root(opts: dict, cache_root: Path | None = None) -> Path:
     """Render (once) the built-in synthetic corpus with ``opts`` and return its folder."""
     from .corpus import GENERATOR_VERSION, synthesize

@@ -39,12 +39,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-import librosa
 import numpy as np
 import torch
 from torch import nn
 
 from ..config import SEGMENT_S
+from ..features import mel_basis
 from .base import InputNorm, MoodModel, register_model
 from .blocks import BiLSTMRegressor, ConvBNReLUPool
 
@@ -471,7 +471,7 @@ class LogMel(nn.Module):
     def __init__(self, *, sr: int, n_fft: int, hop_length: int, n_mels: int, amin: float = 1e-10):
         super().__init__()
         self.n_fft, self.hop_length, self.amin = n_fft, hop_length, amin
-        fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)  # (n_mels, 1 + n_fft // 2), Slaney
+        fb = mel_basis(sr, n_fft, n_mels)  # (n_mels, 1 + n_fft // 2), Slaney, as librosa.filters.mel
         self.register_buffer("fb", torch.from_numpy(np.ascontiguousarray(fb.T)).float(), persistent=False)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
