@@ -152,6 +152,19 @@ def test_cli_predict_prints_one_summary_line_per_track(model_file, write_audio, 
     assert "…" in line and f"V {res['static']['valence']:+.2f}" in line and res["quadrant"] in line
 
 
+def test_cli_plot_without_out_goes_to_the_current_folder(
+    model_file, write_audio, tmp_path, monkeypatch, capsys
+):
+    song = write_audio("tune.wav", _song(6.0))
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert main(["predict", str(song), "--model", str(model_file), "--plot", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert (here / "tune.png").stat().st_size > 1000
+    assert json.loads(out)["plot"] == str(here / "tune.png") and "plot: " in err
+
+
 def test_summary_line_of_a_tagger_result():
     from moodscope.predict import Result
 

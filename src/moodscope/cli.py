@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--format", choices=["json", "csv"], default="json", help="per-track output format (default json)"
     )
-    s.add_argument("--plot", action="store_true", help="also write a PNG per track (needs --out)")
+    s.add_argument(
+        "--plot", action="store_true", help="also write a PNG per track (into --out, else the current folder)"
+    )
     s.add_argument(
         "--hop-valence", type=float, help="sliding-window hop for valence in seconds (default: model's)"
     )
@@ -224,8 +226,6 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_predict(a) -> int:
     from .predict import predict_paths
 
-    if a.plot and not a.out:
-        raise MoodscopeError("--plot needs --out DIR (where the PNGs go)")
     results, failures = predict_paths(
         a.paths,
         model=a.model,
@@ -238,6 +238,9 @@ def cmd_predict(a) -> int:
         precision="bf16" if a.bf16 else "float32",
         progress=not a.quiet,
     )
+    if a.plot and not a.out:
+        for r in results:
+            print(f"plot: {r.extra['plot']}", file=sys.stderr)
     if a.out:
         if not a.quiet:
             for r in results:

@@ -359,16 +359,18 @@ def predict_paths(
             continue
         res.extra["seconds"] = round(time.time() - t0, 3)
         results.append(res)
+        stem = _unique_stem(f, used_names)
         if out is not None:
-            stem = _unique_stem(f, used_names)
             if fmt == "json":
                 write_atomic(out / f"{stem}.json", json.dumps(res.to_dict(), indent=1))
             else:
                 write_atomic(out / f"{stem}.csv", res.to_csv())
-            if plot:
-                from .plot import plot_result
+        if plot:  # beside the other outputs, or in the current folder when they go to stdout
+            from .plot import plot_result
 
-                plot_result(res, out / f"{stem}.png")
+            png = (out if out is not None else Path.cwd()) / f"{stem}.png"
+            plot_result(res, png)
+            res.extra["plot"] = str(png)
     if out is not None:
         summary = {
             "model": predictor.name,
