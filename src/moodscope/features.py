@@ -103,19 +103,20 @@ def mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float |
     ``sr / 2``) give the triangles' feet and peaks; filter ``i`` rises from point ``i`` to ``i + 1`` and
     falls to ``i + 2`` over the FFT bin frequencies, and is scaled by ``2 / (f[i + 2] - f[i])`` so every
     filter has the same area in Hz (Slaney's normalisation). This is the matrix of
-    ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)`` (tested to 1e-6);
+    ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)``, bit for bit (tested);
     it is computed here so that predicting does not import librosa, whose first filterbank call costs
     about 3 s of start-up.
     """
     fmax = sr / 2.0 if fmax is None else float(fmax)
-    bins = np.linspace(0.0, sr / 2.0, 1 + n_fft // 2)
+    bins = np.fft.rfftfreq(n_fft, d=1.0 / sr)  # the FFT bin frequencies, k * sr / n_fft
     f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
     width = np.diff(f)  # (n_mels + 1,)
     dist = f[:, None] - bins[None, :]  # (n_mels + 2, bins)
     rise = -dist[:-2] / width[:-1, None]
     fall = dist[2:] / width[1:, None]
-    weights = np.maximum(0.0, np.minimum(rise, fall)) * (2.0 / (f[2:] - f[:-2]))[:, None]
-    basis = weights.astype(np.float32)
+    # (triangles rounded to float32 before the area scaling, in that order, give librosa's matrix bit for bit)
+    basis = np.maximum(0.0, np.minimum(rise, fall)).astype(np.float32)
+    basis *= (2.0 / (f[2:] - f[:-2]))[:, None]
     basis.flags.writeable = False
     return basis
 
