@@ -89,7 +89,7 @@ def test_tagger_learns_quadrant_tags(static_corpus, tmp_path):
         "task": {"seg_len_s": 10.0},
         "split": {"kind": "holdout", "folds": 1, "test_fraction": 0.25, "val_fraction": 0.15},
         "train": {
-            "epochs": 12,
+            "epochs": 8,
             "batch_size": 16,
             "lr": 1e-3,
             "patience": 100,
