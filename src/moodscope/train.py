@@ -839,8 +839,6 @@ def _evaluate_trained(cfg: dict, trained_dir: Path, *, out_dir: Path, progress: 
             continue  # a fold the trained run skipped (split.only_fold)
         bundle = load_model(trained_dir / f"fold_{k}" / "model.safetensors", device=device)
         task = make_task(bundle.model.output, bundle.features, **task_options(cfg, bundle.model))
-        if task.kind == "tags":
-            task.thresholds = bundle.info.get("task", {}).get("thresholds")
         test_items = [items_by_id[i] for i in te]
         preds = [task.predict_item(bundle.model, it, device=device) for it in test_items]
         trained = json.loads(src.read_text())
