@@ -17,7 +17,7 @@ def test_top_level_help_lists_every_verb_with_an_example(capsys):
     out = capsys.readouterr().out
     for verb in COMMANDS:
         assert verb in out
-        assert EXAMPLES[verb] in out
+        assert EXAMPLES[verb][0] in out
 
 
 @pytest.mark.parametrize("verb", sorted(COMMANDS))
@@ -25,7 +25,7 @@ def test_each_verb_has_help_with_example(verb, capsys):
     with pytest.raises(SystemExit):
         main([verb, "--help"])
     out = capsys.readouterr().out
-    assert "example:" in out and EXAMPLES[verb] in out
+    assert "example" in out and all(ex in out for ex in EXAMPLES[verb])
 
 
 def test_no_verb_prints_help_and_fails(capsys):

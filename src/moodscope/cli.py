@@ -16,16 +16,27 @@ from pathlib import Path
 from . import __version__
 from .errors import MoodscopeError
 
+#: examples per verb: the first is also listed by ``moodscope --help``
 EXAMPLES = {
-    "predict": "moodscope predict song.mp3 --plot --out results/",
-    "demo": "moodscope demo",
-    "train": "moodscope train --config configs/damff_synthetic.yaml --set train.epochs=5",
-    "evaluate": "moodscope evaluate --model runs/x/fold_0/model.safetensors --dataset folder --root my_dataset/",
-    "compare": "moodscope compare --config configs/damff_synthetic.yaml --models damff,crnn,classical --folds 3",
-    "corpus": "moodscope corpus synth --out corpus/ --n-clips 40 --duration 45 --seed 0",
-    "features": "moodscope features a.mp3 b.flac --out feats/",
-    "datasets": "moodscope datasets check deam --root ~/data/DEAM",
-    "models": "moodscope models",
+    "predict": [
+        "moodscope predict song.mp3 --plot --out results/",
+        "moodscope predict song.mp3 --plot                # JSON on stdout, song.png here",
+        "moodscope predict ~/Music/ --out results/ --bf16  # bfloat16 model: faster on CPUs with bf16",
+    ],
+    "demo": ["moodscope demo"],
+    "train": ["moodscope train --config configs/damff_synthetic.yaml --set train.epochs=5"],
+    "evaluate": [
+        "moodscope evaluate --model runs/x/fold_0/model.safetensors --dataset folder --root my_dataset/"
+    ],
+    "compare": [
+        "moodscope compare --config configs/damff_synthetic.yaml --models damff,crnn,classical --folds 3",
+        "moodscope compare --config configs/tagger_synthetic.yaml --models tagger,classical "
+        "--metrics f1_macro,roc_auc_macro --resume",
+    ],
+    "corpus": ["moodscope corpus synth --out corpus/ --n-clips 40 --duration 45 --seed 0"],
+    "features": ["moodscope features a.mp3 b.flac --out feats/"],
+    "datasets": ["moodscope datasets check deam --root ~/data/DEAM"],
+    "models": ["moodscope models"],
 }
 
 
@@ -34,7 +45,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _add(sub, name: str, help_: str, description: str = "") -> argparse.ArgumentParser:
-    epilog = f"example:\n  {EXAMPLES[name]}" if name in EXAMPLES else None
+    examples = EXAMPLES[name]
+    epilog = ("examples:\n" if len(examples) > 1 else "example:\n") + "\n".join(f"  {e}" for e in examples)
     return sub.add_parser(
         name,
         help=help_,
@@ -50,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Music emotion recognition: valence-arousal per track, a V-A curve every 0.5 s, emotion tags.",
         formatter_class=_Formatter,
         epilog="examples:\n"
-        + "\n".join(f"  {ex}" for ex in EXAMPLES.values())
+        + "\n".join(f"  {ex[0]}" for ex in EXAMPLES.values())
         + "\n\nRun 'moodscope VERB --help' for a verb's options.",
     )
     p.add_argument("--version", action="version", version=f"moodscope {__version__}")
