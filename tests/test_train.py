@@ -148,3 +148,28 @@ def test_hop_sweep_trains_once_and_reevaluates(tiny_run, tmp_path, monkeypatch):
     sweep["sweep"] = {"a": {"task.hop_valence": 0.5}, "b": {"train.lr": 1.0e-3}}
     run_experiment(sweep, out_dir=tmp_path / "sw2", progress=False)
     assert len(calls) == 4
+
+
+@pytest.mark.parametrize("model", ["damff", "classical"])
+def test_tracks_without_the_tasks_labels_are_not_scored(model, tmp_path):
+    """A release that labels tracks unevenly (the quirky folder tree has tracks with static labels only): they
+    may land in a test or validation split, and are left out of scoring instead of breaking the fold."""
+    from moodscope.datasets import load_dataset
+
+    root = make_folder(tmp_path, quirks=True, n_tracks=6, duration_s=12.0)
+    ds = load_dataset("folder", root)
+    no_curve = {t.id for t in ds.tracks if t.dynamic is None}
+    assert no_curve, "fixture should hold a track without dynamic labels"
+    cfg = {
+        "name": "uneven",
+        "model": {"name": model, "args": {"width": 0.0625, "embed_dim": 8, "lstm_hidden": 4}},
+        "data": {"dataset": "folder", "root": str(root)},
+        "task": {"window_s": 10.0},
+        "split": {"kind": "kfold", "folds": 2},
+        "train": {"epochs": 1, "batch_size": 2},
+    }
+    out = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
+    for f in out["folds"]:
+        scored = f["n_test"]
+        assert scored == len([i for i in f["test_ids"] if i not in no_curve])
+    assert sum(len(set(f["test_ids"]) & no_curve) for f in out["folds"]) >= 1

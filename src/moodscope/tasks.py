@@ -62,6 +62,19 @@ class Item:
         return int(self.feats.shape[0])
 
 
+def labelled_for(kind: str, items: list[Item]) -> list[Item]:
+    """The items carrying the labels a ``kind`` (``dynamic``/``static``/``tags``) task is scored on.
+
+    A dataset may label tracks unevenly (static labels only, tags only, audio without any label); such tracks
+    are kept out of validation and test scoring instead of breaking it.
+    """
+    if kind == "dynamic":
+        return [it for it in items if it.dynamic is not None]
+    if kind == "static":
+        return [it for it in items if it.static is not None]
+    return [it for it in items if it.tags is not None or it.segments]
+
+
 def _pad_value(model) -> np.ndarray:
     """Padding frame for features: the model's input-normalisation mean, so padded frames normalise to zero."""
     return model.norm.mean.detach().cpu().numpy().astype(np.float32)

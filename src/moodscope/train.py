@@ -39,7 +39,7 @@ from .config import SEGMENT_S, FeatureConfig
 from .errors import ConfigError, MoodscopeError
 from .experiment import dump_config, load_config
 from .inference import resolve_device
-from .tasks import Item, make_task
+from .tasks import Item, labelled_for, make_task
 
 log = logging.getLogger("moodscope")
 
@@ -348,6 +348,7 @@ def train_fold(
     if MODELS.get(cfg["model"]["name"]).output == "tags" and tag_names:
         args["n_tags"] = len(tag_names)  # one output per tag the adapter read
     model = build(cfg["model"]["name"], **args)
+    val_items, test_items = labelled_for(model.output, val_items), labelled_for(model.output, test_items)
     model.set_input_stats(*input_stats(tr_items, seed=seed))
     task_opts = task_options(cfg, model)
     if model.output == "tags":
@@ -508,8 +509,8 @@ def train_fold_classical(
     task = make_task(kind, features, **opts)
     tr_ids, val_ids = carve_validation(train_ids, float(cfg["split"].get("val_fraction", 0.1)), seed)
     tr_items = [items_by_id[i] for i in tr_ids]
-    val_items = [items_by_id[i] for i in val_ids]
-    test_items = [items_by_id[i] for i in test_ids]
+    val_items = labelled_for(kind, [items_by_id[i] for i in val_ids])
+    test_items = labelled_for(kind, [items_by_id[i] for i in test_ids])
     known = {k: args.pop(k) for k in ("C", "alpha", "context_s") if k in args}
     if args:  # a deep model's arguments (width, seg_num, ...) have no meaning here
         log.info("classical reference: ignoring model arguments %s", sorted(args))
@@ -839,7 +840,7 @@ def _evaluate_trained(cfg: dict, trained_dir: Path, *, out_dir: Path, progress: 
             continue  # a fold the trained run skipped (split.only_fold)
         bundle = load_model(trained_dir / f"fold_{k}" / "model.safetensors", device=device)
         task = make_task(bundle.model.output, bundle.features, **task_options(cfg, bundle.model))
-        test_items = [items_by_id[i] for i in te]
+        test_items = labelled_for(task.kind, [items_by_id[i] for i in te])
         preds = [task.predict_item(bundle.model, it, device=device) for it in test_items]
         trained = json.loads(src.read_text())
         result = {
@@ -874,13 +875,7 @@ def evaluate_model_on_dataset(
     for tid, msg in failures:
         log.warning("skipped track %s: %s", tid, msg)
     kind = pred.task.kind
-    items = [
-        it
-        for it in items
-        if (kind == "dynamic" and it.dynamic is not None)
-        or (kind == "static" and it.static is not None)
-        or (kind == "tags" and (it.tags is not None or it.segments))
-    ]
+    items = labelled_for(kind, items)
     if not items:
         raise MoodscopeError(f"{root}: no track has the labels a {kind} model is scored on")
     preds = [pred.task.predict_item(pred.model, it, device=pred.device) for it in items]
