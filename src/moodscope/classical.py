@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .config import SEGMENT_S
+
 if TYPE_CHECKING:  # scikit-learn is imported where it is used: ``moodscope predict`` never needs it
     from sklearn.pipeline import Pipeline
 
@@ -301,7 +303,7 @@ class ClassicalReference:
     # -- features per example ----------------------------------------------------------------------------
     def _seg_stats(self, it):
         fps_seg = self.task.features.frames_per_segment
-        ctx = max(1, int(round(self.context_s / 0.5)))
+        ctx = max(1, int(round(self.context_s / SEGMENT_S)))
         return segment_statistics(it.feats, fps_seg, context_segments=ctx)
 
     def _tag_examples(self, items):

@@ -46,7 +46,8 @@ def run_compare(
     metrics: list[str] | None = None,
     progress: bool = True,
 ) -> dict:
-    """Train and evaluate ``models`` under ``config``; write ``compare.md``/``.csv``/``.json``.
+    """Train and evaluate ``models`` under ``config`` (a YAML path or a mapping, as :func:`run_experiment`);
+    write ``compare.md``/``.csv``/``.json``.
 
     ``metrics`` limits the markdown table's columns (the CSV and JSON keep every metric).
     """
@@ -58,7 +59,11 @@ def run_compare(
     for m in models:
         if m != CLASSICAL:
             MODELS.get(m)  # unknown names fail before any training
-    cfg = load_config(config, overrides)
+    cfg = (
+        load_config(None, overrides, base=config)
+        if isinstance(config, dict)
+        else load_config(config, overrides)
+    )
     deep = [m for m in models if m != CLASSICAL] or [cfg["model"]["name"]]
     kind = MODELS.get(deep[0]).output
     comp = cfg.get("compare") or {}
@@ -77,28 +82,28 @@ def run_compare(
                 c["model"]["args"].setdefault("task", head)
         c["name"] = f"{cfg['name']}-{name}"
         runs[name] = run_experiment(c, out_dir=out / name, resume=resume, progress=progress)
-    table_md, rows = comparison_table(runs, models, comp.get("paper") or {})
+    rows = comparison_rows(runs, models, comp.get("paper") or {})
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     (out / "compare.csv").write_text(buf.getvalue(), encoding="utf-8")
     (out / "compare.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
-    if metrics:  # after the CSV: a mistyped metric name costs no results
-        table_md, _ = comparison_table(runs, models, comp.get("paper") or {}, metrics=metrics)
+    table_md = markdown_table(rows, models, metrics)  # after the CSV: a mistyped metric name costs no results
     (out / "compare.md").write_text(table_md, encoding="utf-8")
     return {"table": table_md, "rows": rows, "out_dir": str(out)}
 
 
 def comparison_table(runs: dict, models: list[str], paper: dict, *, metrics=None) -> tuple[str, list[dict]]:
     """Markdown table (the ``metrics`` columns, default all) and CSV rows (all metrics) per model."""
+    rows = comparison_rows(runs, models, paper)
+    return markdown_table(rows, models, metrics), rows
+
+
+def comparison_rows(runs: dict, models: list[str], paper: dict) -> list[dict]:
+    """One row per model and metric: mean, std, folds, the paper's number, paired t-test vs ``models[0]``."""
     ref = models[0]
-    all_metrics = list(runs[ref]["summary"])
-    shown = list(metrics) if metrics else all_metrics
-    unknown = [m for m in shown if m not in all_metrics]
-    if unknown:
-        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; the runs have: {', '.join(all_metrics)}")
-    metrics = all_metrics
+    metrics = list(runs[ref]["summary"])
     ref_folds = {m: [f["metrics"][m] for f in runs[ref]["folds"]] for m in metrics}
     rows = []
     for name in models:
@@ -119,6 +124,17 @@ def comparison_table(runs: dict, models: list[str], paper: dict, *, metrics=None
                     "p_vs_" + ref: "" if np.isnan(p) else round(p, 4),
                 }
             )
+    return rows
+
+
+def markdown_table(rows: list[dict], models: list[str], metrics=None) -> str:
+    """The comparison as markdown: a row per model, the ``metrics`` columns (default all, in run order)."""
+    ref = models[0]
+    all_metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    shown = list(metrics) if metrics else all_metrics
+    unknown = [m for m in shown if m not in all_metrics]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; the runs have: {', '.join(all_metrics)}")
     lines = [f"Models under one protocol; mean ± std over folds; p: paired t-test vs {ref} (* p < 0.05).", ""]
     lines.append("| model | " + " | ".join(shown) + " |")
     lines.append("|---|" + "---|" * len(shown))
@@ -135,4 +151,4 @@ def comparison_table(runs: dict, models: list[str], paper: dict, *, metrics=None
                 cell += f" [paper {r['paper']:.4f}]"
             cells.append(cell)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n", rows
+    return "\n".join(lines) + "\n"

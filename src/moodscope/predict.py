@@ -170,13 +170,11 @@ class Predictor:
         return cls(load_model(path, device=device), device=device, **kw)
 
     def _autocast(self):
-        import contextlib
-
         import torch
 
-        if self.autocast is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=torch.device(self.device).type, dtype=self.autocast)
+        from .inference import _autocast
+
+        return _autocast(torch.device(self.device), self.autocast)
 
     @property
     def name(self) -> str:

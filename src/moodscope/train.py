@@ -287,10 +287,14 @@ class _IndexDataset(torch.utils.data.Dataset):
         return i
 
 
-def task_options(cfg: dict, model) -> dict:
+def task_options(cfg: dict, output: str, model_args: dict, tag_names=None) -> dict:
+    """The task's options for a model of kind ``output``: the config's ``task`` section, plus the static head
+    (the model's ``task`` argument) or the tag names the dataset adapter read."""
     opts = dict(cfg.get("task") or {})
-    if model.output == "static":
-        opts.setdefault("head", model.model_args.get("task", "multitask"))
+    if output == "static":
+        opts.setdefault("head", model_args.get("task", "multitask"))
+    if output == "tags":
+        opts.setdefault("tag_names", list(tag_names or []))
     return opts
 
 
@@ -350,10 +354,7 @@ def train_fold(
     model = build(cfg["model"]["name"], **args)
     val_items, test_items = labelled_for(model.output, val_items), labelled_for(model.output, test_items)
     model.set_input_stats(*input_stats(tr_items, seed=seed))
-    task_opts = task_options(cfg, model)
-    if model.output == "tags":
-        task_opts.setdefault("tag_names", tag_names or [])
-    task = make_task(model.output, features, **task_opts)
+    task = make_task(model.output, features, **task_options(cfg, model.output, model.model_args, tag_names))
     train_ds = task.examples(tr_items, model, seed=seed)
     if len(train_ds) == 0:
         raise MoodscopeError(
@@ -498,15 +499,9 @@ def train_fold_classical(
     seed = int(cfg["seed"]) + fold
     fold_dir.mkdir(parents=True, exist_ok=True)
     args = dict(cfg["model"].get("args") or {})
-    opts = dict(cfg.get("task") or {})
-    kind = args.pop("output", None) or _guess_output(opts, tag_names)
-    head = args.pop("task", "multitask")
-    features = model_features(cfg, cfg["model"]["name"])
-    if kind == "static":
-        opts.setdefault("head", head)
-    if kind == "tags":
-        opts.setdefault("tag_names", tag_names or [])
-    task = make_task(kind, features, **opts)
+    kind = args.pop("output", None) or _guess_output(cfg.get("task") or {}, tag_names)
+    task = make_task(kind, model_features(cfg, CLASSICAL), **task_options(cfg, kind, args, tag_names))
+    args.pop("task", None)  # the static head: task_options has used it
     tr_ids, val_ids = carve_validation(train_ids, float(cfg["split"].get("val_fraction", 0.1)), seed)
     tr_items = [items_by_id[i] for i in tr_ids]
     val_items = labelled_for(kind, [items_by_id[i] for i in val_ids])
@@ -667,7 +662,7 @@ def _run_sweep(cfg: dict, run_dir: Path, *, resume: bool, progress: bool) -> dic
     metric_names: list[str] = []
     # rows that change only how trained models are evaluated share one training run (the first row's)
     eval_only = all(set(over or {}) <= EVALUATION_KEYS for over in cfg["sweep"].values())
-    trained = None
+    trained = prepared = None
     if eval_only:
         lines[-1:] = ["Rows change evaluation only: the models of the first row are re-evaluated.", ""]
     for label, over in cfg["sweep"].items():
@@ -684,7 +679,8 @@ def _run_sweep(cfg: dict, run_dir: Path, *, resume: bool, progress: bool) -> dic
             if eval_only and "folds" in res:  # (a run of single-task heads has no fold models of its own)
                 trained = Path(res["run_dir"])
         else:
-            res = _evaluate_trained(sub, trained, out_dir=run_dir / _slug(label), progress=progress)
+            prepared = prepared or _prepare(sub, progress)
+            res = _evaluate_trained(sub, trained, prepared, out_dir=run_dir / _slug(label))
         rows[str(label)] = res
         for m in res["summary"]:
             if m not in metric_names:
@@ -820,18 +816,19 @@ def _run_single(cfg: dict, *, out_dir: Path, resume: bool = False, progress: boo
     return _finish(cfg, run_dir, results, extra)
 
 
-def _evaluate_trained(cfg: dict, trained_dir: Path, *, out_dir: Path, progress: bool = True) -> dict:
+def _evaluate_trained(cfg: dict, trained_dir: Path, prepared, *, out_dir: Path) -> dict:
     """Score the fold models of an earlier run (``trained_dir``) under ``cfg``'s evaluation settings.
 
     Used by sweeps whose rows change evaluation only (the sliding-window hops of DAMFF Figure 3): the models
-    are trained once and each row re-evaluates them on the same test tracks.
+    are trained once and each row re-evaluates them on the same test tracks. ``prepared`` is
+    :func:`_prepare`'s result for ``cfg`` (the rows share their data, so the sweep prepares it once).
     """
     from .modelfile import load_model
 
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, run_dir / "config.yaml")
-    items_by_id, folds, tag_names, extra = _prepare(cfg, progress)
+    items_by_id, folds, tag_names, extra = prepared
     device = resolve_device(cfg["train"].get("device"))
     results = []
     for k, (_, te) in enumerate(folds):
@@ -839,7 +836,8 @@ def _evaluate_trained(cfg: dict, trained_dir: Path, *, out_dir: Path, progress: 
         if not src.is_file():
             continue  # a fold the trained run skipped (split.only_fold)
         bundle = load_model(trained_dir / f"fold_{k}" / "model.safetensors", device=device)
-        task = make_task(bundle.model.output, bundle.features, **task_options(cfg, bundle.model))
+        opts = task_options(cfg, bundle.model.output, bundle.model.model_args, tag_names)
+        task = make_task(bundle.model.output, bundle.features, **opts)
         test_items = labelled_for(task.kind, [items_by_id[i] for i in te])
         preds = [task.predict_item(bundle.model, it, device=device) for it in test_items]
         trained = json.loads(src.read_text())
