@@ -7,6 +7,8 @@ import csv
 from fixtures_datasets import make_folder
 from moodscope.compare import run_compare
 
+TINY_DAMFF = {"width": 0.0625, "embed_dim": 8, "lstm_hidden": 4}
+
 
 def test_compare_tiny_models_on_one_protocol(tmp_path):
     root = make_folder(tmp_path, quirks=False, n_tracks=6, duration_s=31.0)
@@ -17,7 +19,7 @@ def test_compare_tiny_models_on_one_protocol(tmp_path):
         "train": {"epochs": 1, "batch_size": 2, "limit_train_batches": 2},
         "compare": {
             "args": {
-                "damff": {"width": 0.0625, "embed_dim": 8, "lstm_hidden": 4},
+                "damff": TINY_DAMFF,
                 "crnn": {"width": 0.125},
             },
             "paper": {"crnn": {"arousal_ccc": 0.2798}},
@@ -64,7 +66,7 @@ def test_compare_all_table2_models_and_classical_on_synthetic(tmp_path):
         "train": {"epochs": 1, "batch_size": 4, "limit_train_batches": 1},
         "compare": {
             "args": {
-                "damff": {"width": 0.0625, "embed_dim": 8, "lstm_hidden": 4},
+                "damff": TINY_DAMFF,
                 "crnn": {"width": 0.125},
                 "bcrsn": {"width": 0.125},
                 "dnn_raw": {"width": 0.125},
@@ -72,10 +74,8 @@ def test_compare_all_table2_models_and_classical_on_synthetic(tmp_path):
             }
         },
     }
-    path = tmp_path / "cmp.yaml"
-    path.write_text(yaml.safe_dump(cfg))
     models = ["damff", "crnn", "bcrsn", "dnn_raw", "mcrnn", "classical"]
-    out = run_compare(path, models, out_dir=tmp_path / "out", progress=False)
+    out = run_compare(cfg, models, out_dir=tmp_path / "out", progress=False)  # a mapping, like run_experiment
     for m in models:
         assert f"| {m} |" in out["table"]
     rows = list(csv.DictReader(open(tmp_path / "out" / "compare.csv")))

@@ -19,6 +19,11 @@ pytestmark = pytest.mark.slow
 # max_time_s is only a safety net.
 
 
+def _train(**over) -> dict:
+    """Training settings shared by the learning tests: fixed epochs (no early stop), bf16 autocast."""
+    return {"lr": 1e-3, "patience": 100, "max_time_s": 600, "precision": "bf16-mixed", **over}
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """36 clips of 30 s: one 30 s DAMFF window each."""
@@ -39,14 +44,7 @@ def test_damff_learns_dynamic_labels(corpus, tmp_path):
         "model": {"name": "damff", "args": {"width": 0.25}},
         "data": {"dataset": "folder", "root": str(corpus)},
         "split": {"kind": "holdout", "folds": 1, "test_fraction": 0.25, "val_fraction": 0.1},
-        "train": {
-            "epochs": 30,
-            "batch_size": 8,
-            "lr": 1e-3,
-            "patience": 100,
-            "max_time_s": 600,
-            "precision": "bf16-mixed",
-        },
+        "train": _train(epochs=30, batch_size=8),
     }
     res = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
     m = res["folds"][0]["metrics"]
@@ -63,15 +61,7 @@ def test_adff_learns_static_labels(static_corpus, tmp_path):
         "data": {"dataset": "folder", "root": str(static_corpus)},
         "task": {"seg_len_s": 10.0, "dataset": "full"},
         "split": {"kind": "holdout", "folds": 1, "test_fraction": 0.25, "val_fraction": 0.15},
-        "train": {
-            "epochs": 40,
-            "batch_size": 16,
-            "lr": 1e-3,
-            "weight_decay": 1e-5,
-            "patience": 100,
-            "max_time_s": 900,
-            "precision": "bf16-mixed",
-        },
+        "train": _train(epochs=40, batch_size=16, weight_decay=1e-5, max_time_s=900),
     }
     res = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
     m = res["folds"][0]["metrics"]
@@ -88,14 +78,7 @@ def test_tagger_learns_quadrant_tags(static_corpus, tmp_path):
         "data": {"dataset": "folder", "root": str(static_corpus)},
         "task": {"seg_len_s": 10.0},
         "split": {"kind": "holdout", "folds": 1, "test_fraction": 0.25, "val_fraction": 0.15},
-        "train": {
-            "epochs": 8,
-            "batch_size": 16,
-            "lr": 1e-3,
-            "patience": 100,
-            "max_time_s": 600,
-            "precision": "bf16-mixed",
-        },
+        "train": _train(epochs=8, batch_size=16),
     }
     res = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
     m = res["folds"][0]["metrics"]
