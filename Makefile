@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   set up .venv (first time only) and run the demo on the built-in synthetic corpus
 #   make test   set up .venv (first time only), run ruff and the test suite
+# and for iterating: make test-fast (everything but the tests marked slow)
 # Torch is installed first from the pinned CPU wheel so that no multi-GB CUDA build is downloaded.
 
 PY ?= python3
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.moodscope-installed
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -27,6 +28,10 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -202,7 +202,13 @@ def main(argv=None) -> int:
     print(f"  reuse speed-up over naive (fp32):           {t_naive / t_reuse:6.1f}x  (target >= 20x)")
     if args.bf16:
         diff = float(np.abs(curve16 - curve).max())
+        from moodscope.precision import cpu_bf16_native
+
+        native, why = cpu_bf16_native()
         print(f"  bf16 vs fp32 reuse: {t_reuse / t_bf16:4.2f}x faster, max |curve difference| = {diff:.2e}")
+        print(
+            f"    native bf16: {native} ({why}); where it is not, bf16 is emulated and precision=auto is fp32"
+        )
     print(
         f"  end to end / decode+features floor:        {t_e2e / floor:6.2f}x  ({t_e2e:.2f} s vs {floor:.2f} s)"
     )

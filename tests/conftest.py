@@ -10,6 +10,19 @@ import soundfile as sf
 
 SR = 44100
 
+
+def _native_bf16() -> tuple[bool, str]:
+    from moodscope.precision import cpu_bf16_native
+
+    return cpu_bf16_native()
+
+
+#: for tests of bf16 itself: they run only where the CPU has native bfloat16 (and oneDNN is not capped
+#: below it by ONEDNN_MAX_CPU_ISA); elsewhere bf16 falls back to float32 and there is nothing to compare
+requires_native_bf16 = pytest.mark.skipif(
+    not _native_bf16()[0], reason=f"no native bfloat16 here: {_native_bf16()[1]}"
+)
+
 #: soundfile arguments per extension (libsndfile does not infer every container from the name)
 _SF_FORMATS = {
     ".wav": {"format": "WAV"},

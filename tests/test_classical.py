@@ -154,6 +154,7 @@ def _synthetic_cfg(name: str, model: str, **over) -> dict:
     return cfg
 
 
+@pytest.mark.slow
 def test_classical_reference_learns_the_synthetic_curves_and_not_shuffled_ones(tmp_path, monkeypatch):
     """Per-segment log-Mel statistics + ridge track the corpus's V-A curves; with the training labels
     shuffled across clips (a control), the same pipeline must fall to chance."""
@@ -182,6 +183,7 @@ def test_classical_reference_learns_the_synthetic_curves_and_not_shuffled_ones(t
     assert ctl["arousal_ccc"]["mean"] < 0.25, ctl
 
 
+@pytest.mark.slow
 def test_classical_reference_tags_with_per_tag_scores(tmp_path):
     import json
 
@@ -206,6 +208,7 @@ def test_classical_reference_tags_with_per_tag_scores(tmp_path):
     assert rows[1].startswith("happy,") and rows[1].endswith(f",{total}")
 
 
+@pytest.mark.slow
 def test_classical_static_heads(tmp_path):
     from moodscope.train import run_experiment
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from fixtures_datasets import make_folder
 from moodscope.compare import run_compare
 
 TINY_DAMFF = {"width": 0.0625, "embed_dim": 8, "lstm_hidden": 4}
 
 
+@pytest.mark.slow
 def test_compare_tiny_models_on_one_protocol(tmp_path):
     root = make_folder(tmp_path, quirks=False, n_tracks=6, duration_s=31.0)
     cfg = {
@@ -47,6 +50,7 @@ def test_compare_tiny_models_on_one_protocol(tmp_path):
     assert folds["damff"] == folds["crnn"]
 
 
+@pytest.mark.slow
 def test_compare_all_table2_models_and_classical_on_synthetic(tmp_path):
     """The issue's CI run: ``compare`` on the synthetic corpus, DAMFF, its four Table 2 baselines and the
     hand-crafted reference, tiny widths, one epoch."""

@@ -1,8 +1,12 @@
 """Learning is real: CPU-sized models learn the synthetic corpus within CI's budget.
 
-These are the CI-sized checks (a few minutes of training on a small corpus). The demo's own targets
-(DAMFF CCC >= 0.7 arousal, >= 0.5 valence after its 5.5 min of training) are printed and checked by
-``moodscope demo`` itself, and the bundled demo model is checked cue by cue in ``test_bundled_model.py``.
+These are the CI-sized checks (a minute or two of training each on a small corpus). The demo's own targets
+(DAMFF CCC >= 0.7 arousal, >= 0.5 valence) are printed and checked by ``moodscope demo`` itself, and the
+bundled demo model is checked cue by cue in ``test_bundled_model.py``.
+
+They train in float32 for a fixed number of epochs, with no wall-clock limit: the result must not depend on
+the CPU (bf16 is native on some and emulated 10-50x slower on others) or on how busy the machine is. A time
+cap once starved the ADFF test on a slow machine (held-out R² 0.38 instead of 0.72).
 """
 
 from __future__ import annotations
@@ -15,20 +19,29 @@ from moodscope.train import run_experiment
 pytestmark = pytest.mark.slow
 
 
-# Training length is fixed in epochs (not wall time), so the result does not depend on the machine's speed;
-# max_time_s is only a safety net.
-
-
 def _train(**over) -> dict:
-    """Training settings shared by the learning tests: fixed epochs (no early stop), bf16 autocast."""
-    return {"lr": 1e-3, "patience": 100, "max_time_s": 600, "precision": "bf16-mixed", **over}
+    """Training settings shared by the learning tests: fixed epochs (no early stop, no time limit), float32."""
+    return {"lr": 1e-3, "patience": 100, "max_time_s": None, "precision": "float32", **over}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _all_cores():
+    """Training is the one place where the suite uses every core (the rest runs on one thread, conftest.py)."""
+    import os
+
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """36 clips of 30 s: one 30 s DAMFF window each."""
+    """32 clips of 45 s: 7 overlapping 30 s DAMFF windows each (every 2.5 s), as in the demo."""
     root = tmp_path_factory.mktemp("learn") / "corpus"
-    return synthesize(root, n_clips=36, duration=30.0, seed=7, progress=False)
+    return synthesize(root, n_clips=32, duration=45.0, seed=7, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +56,14 @@ def test_damff_learns_dynamic_labels(corpus, tmp_path):
         "name": "learn-damff",
         "model": {"name": "damff", "args": {"width": 0.25}},
         "data": {"dataset": "folder", "root": str(corpus)},
+        "task": {"train_hop_s": 2.5, "train_reuse": True},
         "split": {"kind": "holdout", "folds": 1, "test_fraction": 0.25, "val_fraction": 0.1},
-        "train": _train(epochs=30, batch_size=8),
+        "train": _train(epochs=12, batch_size=16),
     }
     res = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
     m = res["folds"][0]["metrics"]
     print("DAMFF held-out:", {k: round(v, 3) for k, v in m.items()})
-    # the demo's bars (a model that does not learn sits near CCC 0), reached here in about 2 minutes
+    # the demo's bars (a model that does not learn sits near CCC 0), reached here in about 1.5 minutes
     assert m["arousal_ccc"] >= 0.7
     assert m["valence_ccc"] >= 0.5
 
@@ -61,7 +75,7 @@ def test_adff_learns_static_labels(static_corpus, tmp_path):
         "data": {"dataset": "folder", "root": str(static_corpus)},
         "task": {"seg_len_s": 10.0, "dataset": "full"},
         "split": {"kind": "holdout", "folds": 1, "test_fraction": 0.25, "val_fraction": 0.15},
-        "train": _train(epochs=40, batch_size=16, weight_decay=1e-5, max_time_s=900),
+        "train": _train(epochs=40, batch_size=16, weight_decay=1e-5),
     }
     res = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
     m = res["folds"][0]["metrics"]

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_tone
+from conftest import make_tone, requires_native_bf16
 from moodscope.cli import main
 from moodscope.config import FeatureConfig
+from moodscope.errors import ConfigError
 from moodscope.modelfile import save_model
 from moodscope.models import build
 from moodscope.predict import Predictor, predict_paths, quadrant_name
@@ -67,6 +68,8 @@ def test_array_equals_file_and_resampling(model_file, write_audio):
     assert pred.predict(y22, sr=22050).duration_s == pytest.approx(8.0, abs=0.02)
 
 
+@pytest.mark.bf16
+@requires_native_bf16
 def test_bf16_precision_is_close_to_float32_on_both_paths(model_file, write_audio, monkeypatch):
     """``--bf16`` runs the model under bfloat16 autocast; file (streamed) and array paths both honour it."""
     import moodscope.inference as inference
@@ -83,7 +86,7 @@ def test_bf16_precision_is_close_to_float32_on_both_paths(model_file, write_audi
             diff = np.abs(np.asarray(a.dynamic[dim]) - np.asarray(b.dynamic[dim]))
             assert 0 < diff.max() < 0.02, (dim, diff.max())  # bf16 ran (not identical) and stayed close
     assert torch.bfloat16 in dtypes and None in dtypes
-    with pytest.raises(ValueError, match="precision"):
+    with pytest.raises(ConfigError, match="precision"):
         Predictor.from_file(model_file, precision="fp8")
 
 

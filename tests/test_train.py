@@ -113,6 +113,7 @@ def test_resume_skips_finished_folds(tiny_run):
     assert again["summary"] == out["summary"]
 
 
+@pytest.mark.slow
 def test_hop_sweep_trains_once_and_reevaluates(tiny_run, tmp_path, monkeypatch):
     """A sweep whose rows change only the evaluation hops (DAMFF Figure 3) trains the first row's folds and
     re-scores those models per row: the same hops reproduce the trained run's numbers exactly, another hop
@@ -173,3 +174,64 @@ def test_tracks_without_the_tasks_labels_are_not_scored(model, tmp_path):
         scored = f["n_test"]
         assert scored == len([i for i in f["test_ids"] if i not in no_curve])
     assert sum(len(set(f["test_ids"]) & no_curve) for f in out["folds"]) >= 1
+
+
+def _reuse_items():
+    rng = np.random.default_rng(0)
+    return [
+        Item(
+            str(i),
+            rng.normal(-40, 10, (n * 50, 128)).astype(np.float32),
+            dynamic=rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+        )
+        for i, n in enumerate([90, 70, 50, 100])  # 45 s, 35 s, 25 s (shorter than a window: padded), 50 s
+    ]
+
+
+@pytest.mark.parametrize(
+    "name,args", [("damff", {"width": 0.0625, "embed_dim": 8, "lstm_hidden": 4}), ("crnn", {"width": 0.125})]
+)
+def test_training_segment_reuse_gives_the_window_batches_losses(name, args):
+    """``train_reuse`` embeds each segment once per batch; with BatchNorm in eval mode and no dropout the
+    losses equal those of plain window batches over the same windows, with far fewer segments embedded."""
+    torch.manual_seed(0)
+    m = build(name, **args).eval()
+    items = _reuse_items()
+    plain = DynamicTask(FeatureConfig(), train_hop_s=2.5)
+    reuse = DynamicTask(FeatureConfig(), train_hop_s=2.5, train_reuse=True)
+    ex_plain, ex_reuse = plain.examples(items, m), reuse.examples(items, m)
+    n = len(ex_plain)
+    (x, y, mask) = next(iter(plain.train_loader(ex_plain, batch_size=n + 1, seed=0)))  # one batch: all
+    (batch,) = list(reuse.train_loader(ex_reuse, batch_size=n + 1, seed=0))
+    assert len(batch["index"]) == n == 7 + 3 + 1 + 9
+    assert (
+        len(batch["segments"]) == 90 + 70 + 60 + 100 < n * 60 / 3
+    )  # each segment once (the 25 s clip padded)
+    with torch.no_grad():
+        lp, n_plain = plain.training_losses(m, (x, y, mask))
+        lr, n_reuse = reuse.training_losses(m, batch)
+    assert n_plain == n_reuse == n
+    # the loss is a mean over windows, so the window order of the two batches does not matter
+    for k in ("loss_valence", "loss_arousal", "loss"):
+        assert float(lr[k]) == pytest.approx(float(lp[k]), rel=1e-5), k
+
+
+def test_training_segment_reuse_batches_windows_by_track_and_covers_each_once_per_epoch():
+    torch.manual_seed(0)
+    m = build("damff", width=0.0625, embed_dim=8, lstm_hidden=4)
+    task = DynamicTask(FeatureConfig(), train_hop_s=2.5, train_reuse=True)
+    ex = task.examples(_reuse_items(), m)
+    loader = task.train_loader(ex, batch_size=8, seed=3)
+    sampler = loader.sampler
+    epochs = [list(sampler), list(sampler)]
+    assert len(loader) == len(ex) // 8 == 2
+    for rows in epochs:
+        flat = [j for b in rows for j in b]
+        assert len(flat) == len(set(flat)) == 16  # every window at most once; the partial batch dropped
+        for b in rows:  # the windows of one track sit together (one run per track)
+            tracks = [ex.entries[j][0] for j in b]
+            assert all(tracks[k] == tracks[k - 1] or tracks[k] not in tracks[:k] for k in range(1, len(b)))
+    assert epochs[0] != epochs[1]  # reshuffled per epoch
+    b = next(iter(loader))
+    assert b["segments"].shape[1:] == (1, 50, 128) and b["index"].shape == (8, 60)
+    assert int(b["index"].max()) < len(b["segments"])

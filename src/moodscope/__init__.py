@@ -6,7 +6,7 @@ ADFF and spectrogram-CNN tagger methods. See the README for the command line.
 >>> import moodscope
 >>> model = moodscope.load_model()                 # the bundled demo model  # doctest: +SKIP
 >>> result = model.predict("song.mp3")             # doctest: +SKIP
->>> result.static.valence, result.dynamic.arousal  # doctest: +SKIP
+>>> result.static["valence"], result.dynamic["arousal"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
-def load_model(path=None, device: str = "cpu"):
-    """Load a model file (default: the bundled demo model) as a :class:`moodscope.predict.Predictor`."""
+def load_model(path=None, device: str = "cpu", precision: str = "float32"):
+    """Load a model file (default: the bundled demo model) as a :class:`moodscope.predict.Predictor`.
+
+    ``precision``: ``float32`` (default), ``bf16`` or ``auto`` (bf16 only where the device runs it
+    natively); see :mod:`moodscope.precision`.
+    """
     from .predict import Predictor
 
-    return Predictor.from_file(path, device=device)
+    return Predictor.from_file(path, device=device, precision=precision)
 
 
 __all__ = ["__version__", "load_model"]

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -21,9 +22,12 @@ EXAMPLES = {
     "predict": [
         "moodscope predict song.mp3 --plot --out results/",
         "moodscope predict song.mp3 --plot                # JSON on stdout, song.png here",
-        "moodscope predict ~/Music/ --out results/ --bf16  # bfloat16 model: faster on CPUs with bf16",
+        "moodscope predict ~/Music/ --out results/ --precision auto  # bf16 where the CPU/GPU has it",
     ],
-    "demo": ["moodscope demo"],
+    "demo": [
+        "moodscope demo",
+        "moodscope demo --precision auto   # bf16 where native: faster, other numbers",
+    ],
     "train": ["moodscope train --config configs/damff_synthetic.yaml --set train.epochs=5"],
     "evaluate": [
         "moodscope evaluate --model runs/x/fold_0/model.safetensors --dataset folder --root my_dataset/"
@@ -42,6 +46,23 @@ EXAMPLES = {
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
+
+
+def _add_precision(s: argparse.ArgumentParser, default: str | None) -> None:
+    """``--precision auto|float32|bf16`` (and ``--bf16``, its alias for ``bf16``)."""
+    s.add_argument(
+        "--precision",
+        choices=["auto", "float32", "bf16"],
+        default=default,
+        help=(
+            "float32 (default: the same numbers on every machine)"
+            if default
+            else "default: the config's train.precision (float32)"
+        )
+        + "; bf16: bfloat16 autocast, about 2x faster where the CPU (AVX512-BF16/AMX) or GPU has it "
+        "natively, float32 with a warning elsewhere; auto: bf16 only where native",
+    )
+    s.add_argument("--bf16", action="store_const", const="bf16", dest="precision", help="= --precision bf16")
 
 
 def _add(sub, name: str, help_: str, description: str = "") -> argparse.ArgumentParser:
@@ -94,12 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--hop-arousal", type=float, help="sliding-window hop for arousal in seconds (default: model's)"
     )
     s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
-    s.add_argument(
-        "--bf16",
-        action="store_true",
-        help="run the model under bfloat16 autocast: about 2x faster on CPUs with native bf16 "
-        "(AVX512-BF16/AMX) and on recent GPUs; values move by ~1e-3; slower on CPUs without it",
-    )
+    _add_precision(s, "float32")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = _add(
@@ -115,10 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--minutes",
         type=float,
         default=None,
-        help="training time limit in minutes (default 8.5; the demo trains 13 epochs)",
+        help="stop training after this many minutes (default: no limit; the demo trains a fixed 20 epochs, "
+        "and a limit makes its result depend on the machine's speed)",
     )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
+    _add_precision(s, "float32")
     s.add_argument("--quiet", action="store_true")
 
     s = _add(
@@ -141,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="skip finished folds, continue an interrupted one")
     s.add_argument("--folds", type=int, help="number of folds (= --set split.folds=N)")
     s.add_argument("--device", help="cpu, cuda or auto (= --set train.device=...)")
+    _add_precision(s, None)
     s.add_argument("--fast-dev-run", action="store_true", help="one batch of training per fold (smoke test)")
     s.add_argument("--quiet", action="store_true")
 
@@ -221,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--models", required=True, help="comma-separated model names; the first is the reference")
     s.add_argument("--folds", type=int)
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--device", help="cpu, cuda or auto (= --set train.device=...)")
+    _add_precision(s, None)
     s.add_argument("--out", help="output folder (default runs/compare-<config name>)")
     s.add_argument(
         "--resume",
@@ -247,7 +268,7 @@ def cmd_predict(a) -> int:
         device=a.device,
         hop_valence=a.hop_valence,
         hop_arousal=a.hop_arousal,
-        precision="bf16" if a.bf16 else "float32",
+        precision=a.precision,
         progress=not a.quiet,
     )
     if a.plot and not a.out:
@@ -276,6 +297,8 @@ def cmd_train(a) -> int:
         ov.append(f"train.device={a.device}")
     if a.fast_dev_run:
         ov.append("train.fast_dev_run=true")
+    if a.precision:
+        ov.append(f"train.precision={a.precision}")
     out = run_experiment(a.config, ov, out_dir=a.out, resume=a.resume, progress=not a.quiet)
     print(out["table"])
     print(f"run directory: {out['run_dir']}")
@@ -300,7 +323,14 @@ def cmd_evaluate(a) -> int:
 def cmd_demo(a) -> int:
     from .demo import run_demo
 
-    run_demo(out=a.out, minutes=a.minutes, seed=a.seed, device=a.device, progress=not a.quiet)
+    run_demo(
+        out=a.out,
+        minutes=a.minutes,
+        seed=a.seed,
+        device=a.device,
+        precision=a.precision,
+        progress=not a.quiet,
+    )
     return 0
 
 
@@ -364,6 +394,10 @@ def cmd_compare(a) -> int:
     ov = list(a.overrides)
     if a.folds:
         ov.append(f"split.folds={a.folds}")
+    if a.device:
+        ov.append(f"train.device={a.device}")
+    if a.precision:
+        ov.append(f"train.precision={a.precision}")
     out = run_compare(
         a.config,
         [m for m in a.models.split(",") if m],
@@ -390,6 +424,22 @@ COMMANDS = {
 }
 
 
+def _warnings_as_lines(verb: str) -> None:
+    """Show moodscope's own warnings (e.g. bf16 without native support) as one line on stderr."""
+    from .precision import PrecisionWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, PrecisionWarning):
+            print(f"moodscope {verb}: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    warnings.simplefilter("default", PrecisionWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
@@ -405,7 +455,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return COMMANDS[a.verb](a)
+        with warnings.catch_warnings():  # restores the warning hooks when the verb returns
+            _warnings_as_lines(a.verb)
+            return COMMANDS[a.verb](a)
     except (MoodscopeError, KeyError, ValueError, FileNotFoundError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"moodscope {a.verb}: error: {msg}", file=sys.stderr)

@@ -11,7 +11,7 @@ A config is a nested mapping; everything not given takes the defaults below (:da
 ``task``            options of the model kind's task (:mod:`moodscope.tasks`): window/hops/losses, seg_len, ...
 ``split``           ``{kind: kfold|holdout|deam2015|mer1101|predefined, folds, seed, test_fraction, val_fraction, ...}``
 ``train``           ``{epochs, batch_size, lr, weight_decay, milestones, gamma, patience, device, devices, strategy,
-                    precision, num_workers, max_time_s, fast_dev_run, limit_train_batches}``
+                    precision (auto|float32|bf16), num_workers, max_time_s, fast_dev_run, limit_train_batches}``
 ``paper``           the published numbers this experiment reproduces: ``{source, table, row, results: {metric: value}}``
 ``compare``         for ``moodscope compare``: ``{args: {model: {...}}, paper: {model: {metric: value}}}``
 ``sweep``           ``{row label: {dotted.key: value}}``: one run per row, one table (see :func:`moodscope.train.run_experiment`)
@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
+from .precision import normalize as normalize_precision
 
 DEFAULTS: dict = {
     "name": "experiment",
@@ -60,7 +61,8 @@ DEFAULTS: dict = {
         "device": "auto",
         "devices": 1,
         "strategy": "auto",
-        "precision": "32-true",
+        # auto | float32 | bf16 (moodscope.precision); float32 gives the same numbers on every machine
+        "precision": "float32",
         "num_workers": 0,
         "max_time_s": None,
         "fast_dev_run": False,
@@ -151,6 +153,10 @@ def load_config(
             raise ConfigError(
                 f"unknown keys in '{section}': {sorted(extra)}; known: {sorted(DEFAULTS[section])}"
             )
+    try:
+        cfg["train"]["precision"] = normalize_precision(cfg["train"].get("precision"))
+    except ConfigError as e:
+        raise ConfigError(f"train.precision: {e}") from None
     return cfg
 
 

@@ -30,9 +30,6 @@ from .config import SEGMENT_S
 from .errors import MoodscopeError
 from .fileio import write_atomic
 
-#: ``precision`` choices of :class:`Predictor`: the model's compute dtype (features are always float)
-PRECISIONS = ("float32", "bf16")
-
 QUADRANTS = {
     (True, True): "happy (V+ A+)",
     (False, True): "angry (V- A+)",
@@ -135,14 +132,13 @@ class Predictor:
         cache=False,
         precision: str = "float32",
     ):
+        from .precision import autocast_dtype, resolve
         from .tasks import make_task
 
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-        import torch
-
+        #: the precision used: ``bf16`` only where the device runs it natively (:mod:`moodscope.precision`)
+        self.precision = resolve(precision, device)
         #: dtype of ``torch.autocast`` around the model (features stay float32/float64), or None
-        self.autocast = torch.bfloat16 if precision == "bf16" else None
+        self.autocast = autocast_dtype(self.precision)
         self.bundle = bundle
         self.model = bundle.model
         self.features = bundle.features

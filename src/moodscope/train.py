@@ -39,6 +39,8 @@ from .config import SEGMENT_S, FeatureConfig
 from .errors import ConfigError, MoodscopeError
 from .experiment import dump_config, load_config
 from .inference import resolve_device
+from .precision import lightning_precision
+from .precision import resolve as resolve_precision
 from .tasks import Item, labelled_for, make_task
 
 log = logging.getLogger("moodscope")
@@ -227,16 +229,13 @@ def make_system(model, task, train_cfg: dict, val_items: list[Item]):
             return self.model(x)
 
         def training_step(self, batch, batch_idx):
-            x, y, m = batch
-            losses = self.task.loss(self.model(x), y, m)
+            losses, n = self.task.training_losses(self.model, batch)
             aux = getattr(self.model, "auxiliary_loss", None)
             if aux is not None:  # e.g. BCRSN's sparsity penalty
                 losses["loss_aux"] = aux()
                 losses["loss"] = losses["loss"] + losses["loss_aux"]
             for k, v in losses.items():
-                self.log(
-                    f"train_{k}", v, prog_bar=(k == "loss"), on_step=False, on_epoch=True, batch_size=len(x)
-                )
+                self.log(f"train_{k}", v, prog_bar=(k == "loss"), on_step=False, on_epoch=True, batch_size=n)
             return losses["loss"]
 
         def validation_step(self, batch, batch_idx):
@@ -361,13 +360,8 @@ def train_fold(
             f"fold {fold}: no training examples (are the training tracks labelled for this task?)"
         )
     device = resolve_device(tc.get("device"))
-    loader = torch.utils.data.DataLoader(
-        train_ds,
-        batch_size=int(tc["batch_size"]),
-        shuffle=True,
-        num_workers=int(tc.get("num_workers") or 0),
-        generator=torch.Generator().manual_seed(seed),
-        drop_last=len(train_ds) > int(tc["batch_size"]),
+    loader = task.train_loader(
+        train_ds, batch_size=int(tc["batch_size"]), seed=seed, num_workers=int(tc.get("num_workers") or 0)
     )
     val_loader = torch.utils.data.DataLoader(_IndexDataset(len(val_items)), batch_size=None)
     system = make_system(model, task, tc, val_items)
@@ -381,7 +375,7 @@ def train_fold(
         accelerator="gpu" if device.startswith("cuda") else "cpu",
         devices=tc.get("devices", 1) if device.startswith("cuda") else 1,
         strategy=tc.get("strategy", "auto"),
-        precision=tc.get("precision", "32-true"),
+        precision=lightning_precision(resolve_precision(tc.get("precision"), device, warn=False)),
         callbacks=callbacks,
         logger=L.pytorch.loggers.CSVLogger(str(fold_dir), name="logs", version=""),
         enable_progress_bar=progress,
@@ -621,6 +615,10 @@ def run_experiment(
         else load_config(config, overrides)
     )
     run_dir = Path(out_dir) if out_dir else Path(cfg["output_dir"]) / cfg["name"]
+    # the precision actually used, decided (and warned about) once, before any work
+    cfg["train"]["precision"] = resolve_precision(
+        cfg["train"]["precision"], resolve_device(cfg["train"].get("device"))
+    )
     if cfg.get("sweep"):
         return _run_sweep(cfg, run_dir, resume=resume, progress=progress)
     heads = (cfg["model"].get("args") or {}).get("task")
