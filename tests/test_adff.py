@@ -12,7 +12,7 @@ from moodscope.modelfile import load_model, save_model
 from moodscope.models import MODELS, build
 from moodscope.models.adff import ADFF, VGG16_LEVELS
 from moodscope.models.blocks import SEBlock
-from moodscope.protocols import TASKS
+from moodscope.protocols import STATIC_HEADS
 
 W = 0.125  # CPU-sized variant: channels 8, 16, 32, 64, 64; LSTM 16 per direction
 FRAMES_5S, FRAMES_20S = 500, 2000
@@ -66,7 +66,7 @@ def test_small_input_pooling_ceil():
     assert [s.shape[3] for s in levels] == [128, 64, 32, 16, 8]
 
 
-@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("task", list(STATIC_HEADS))
 def test_task_heads(task):
     torch.manual_seed(0)
     m = build("adff", width=W, task=task).eval()
@@ -164,7 +164,7 @@ def test_ablation_without_tflm_has_no_se_or_lstm():
         assert no_tflm.eval()(_x(2, FRAMES_5S)).shape == (2, 2)
 
 
-@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("task", list(STATIC_HEADS))
 def test_backward_reaches_every_parameter(task):
     torch.manual_seed(0)
     m = build("adff", width=W, task=task, seg_num=6).train()

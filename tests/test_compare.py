@@ -97,7 +97,7 @@ def test_compare_all_table2_models_and_classical_on_synthetic(tmp_path):
 
 
 def test_table_metric_selection_keeps_every_metric_in_the_csv():
-    from moodscope.compare import comparison_table
+    from moodscope.compare import comparison_rows, markdown_table
 
     def run(v):
         folds = [{"metrics": {"a_ccc": v + d, "b_rmse": 1 - v - d}} for d in (0.0, 0.1, 0.25)]
@@ -107,10 +107,11 @@ def test_table_metric_selection_keeps_every_metric_in_the_csv():
         }
 
     runs = {"x": run(0.5), "y": run(0.2)}
-    md, rows = comparison_table(runs, ["x", "y"], {}, metrics=["b_rmse"])
+    rows = comparison_rows(runs, ["x", "y"], {})
+    md = markdown_table(rows, ["x", "y"], metrics=["b_rmse"])
     assert "| model | b_rmse |" in md and "a_ccc" not in md
     assert {r["metric"] for r in rows} == {"a_ccc", "b_rmse"}
     import pytest
 
     with pytest.raises(ValueError, match="unknown metric.*nope.*a_ccc"):
-        comparison_table(runs, ["x", "y"], {}, metrics=["nope"])
+        markdown_table(rows, ["x", "y"], metrics=["nope"])

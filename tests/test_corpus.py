@@ -105,13 +105,14 @@ def test_label_curves_are_smooth_wide_and_seeded():
     [
         ([0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5], {"happy": 1, "angry": 0, "sad": 0, "calm": 0}),
         ([-0.5, -0.5, 0.2, 0.2], [0.3, 0.3, -0.1, -0.1], {"happy": 0, "angry": 1, "sad": 0, "calm": 1}),
-        # 1 of 5 values (20 %) is below the 25 % rule; 0 counts as negative
+        # 1 of 5 values (20 %) is below the 25 % rule
         (
             [0.1, 0.1, 0.1, 0.1, -0.1],
             [-0.2, -0.2, -0.2, -0.2, -0.3],
             {"happy": 0, "angry": 0, "sad": 0, "calm": 1},
         ),
-        ([0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], {"happy": 0, "angry": 0, "sad": 1, "calm": 0}),
+        # zero counts as positive, as everywhere in moodscope (moodscope.emotion)
+        ([0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], {"happy": 1, "angry": 0, "sad": 0, "calm": 0}),
     ],
 )
 def test_quadrant_tags_rule(v, a, expected):

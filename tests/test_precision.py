@@ -115,19 +115,25 @@ def test_config_key_is_validated_and_normalised(tmp_path):
         load_config(None, ["train.precision=half"])
 
 
-def test_training_falls_back_to_float32_with_one_warning(not_native, tmp_path):
-    """An explicit bf16 on a CPU without it trains in float32 (no emulated bf16, no oneDNN LSTM crash) and
-    the run directory records what was used."""
+def _tiny_run_config(tmp_path, precision: str) -> dict:
+    """One epoch of a tiny DAMFF on 4 fixture tracks."""
     from fixtures_datasets import make_folder
-    from moodscope.train import run_experiment
 
     root = make_folder(tmp_path, quirks=False, n_tracks=4, duration_s=31.0)
-    cfg = {
+    return {
         "model": {"name": "damff", "args": {"width": 0.0625, "embed_dim": 8, "lstm_hidden": 4}},
         "data": {"dataset": "folder", "root": str(root)},
         "split": {"kind": "holdout", "folds": 1, "test_fraction": 0.25},
-        "train": {"epochs": 1, "batch_size": 2, "precision": "bf16"},
+        "train": {"epochs": 1, "batch_size": 2, "precision": precision},
     }
+
+
+def test_training_falls_back_to_float32_with_one_warning(not_native, tmp_path):
+    """An explicit bf16 on a CPU without it trains in float32 (no emulated bf16, no oneDNN LSTM crash) and
+    the run directory records what was used."""
+    from moodscope.train import run_experiment
+
+    cfg = _tiny_run_config(tmp_path, "bf16")
     with pytest.warns(PrecisionWarning) as caught:
         run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
     assert len([w for w in caught if w.category is PrecisionWarning]) == 1
@@ -169,16 +175,8 @@ def test_predict_bf16_without_native_support_is_float32_with_one_line(not_native
 @requires_native_bf16
 def test_bf16_training_runs_where_native(tmp_path):
     """Where the CPU has native bf16, bf16-mixed training (the BiLSTM included) runs and is recorded."""
-    from fixtures_datasets import make_folder
     from moodscope.train import run_experiment
 
-    root = make_folder(tmp_path, quirks=False, n_tracks=4, duration_s=31.0)
-    cfg = {
-        "model": {"name": "damff", "args": {"width": 0.0625, "embed_dim": 8, "lstm_hidden": 4}},
-        "data": {"dataset": "folder", "root": str(root)},
-        "split": {"kind": "holdout", "folds": 1, "test_fraction": 0.25},
-        "train": {"epochs": 1, "batch_size": 2, "precision": "auto"},
-    }
-    out = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
+    out = run_experiment(_tiny_run_config(tmp_path, "auto"), out_dir=tmp_path / "run", progress=False)
     assert "precision: bf16" in (tmp_path / "run" / "config.yaml").read_text()
     assert np.isfinite(out["folds"][0]["metrics"]["arousal_ccc"])

@@ -11,7 +11,7 @@ import torch
 from moodscope.config import FeatureConfig
 from moodscope.modelfile import load_model, save_model
 from moodscope.models import MODELS, build
-from moodscope.tagging import aggregate_probabilities, apply_thresholds, choose_thresholds
+from moodscope.tagging import choose_thresholds
 
 
 def _logmel(batch: int, frames: int, seed: int = 0) -> torch.Tensor:
@@ -138,35 +138,6 @@ def test_model_file_round_trip(tmp_path):
         torch.testing.assert_close(bundle.model(x), want)
 
 
-# ------------------------------------------------------------------------------------------- helpers
-def test_aggregate_mean_max_and_weights():
-    p = np.array([[0.2, 0.9, 0.0], [0.4, 0.1, 1.0], [0.6, 0.2, 0.5]])
-    np.testing.assert_allclose(aggregate_probabilities(p), [0.4, 0.4, 0.5])
-    np.testing.assert_allclose(aggregate_probabilities(p, method="max"), [0.6, 0.9, 1.0])
-    # the last segment is half as long: weights 1, 1, 0.5
-    np.testing.assert_allclose(
-        aggregate_probabilities(p, weights=[1, 1, 0.5]),
-        [(0.2 + 0.4 + 0.3) / 2.5, (0.9 + 0.1 + 0.1) / 2.5, 1.25 / 2.5],
-    )
-    np.testing.assert_allclose(aggregate_probabilities(p[:1]), p[0])
-
-
-@pytest.mark.parametrize(
-    "bad, match",
-    [
-        (np.array([0.1, 0.2]), "2-d"),
-        (np.zeros((0, 3)), "empty"),
-        (np.array([[0.1, np.nan]]), "NaN"),
-        (np.array([[1.2, 0.1]]), r"\[0, 1\]"),
-    ],
-)
-def test_aggregate_rejects_bad_input(bad, match):
-    with pytest.raises(ValueError, match=match):
-        aggregate_probabilities(bad)
-    with pytest.raises(ValueError, match="unknown aggregation"):
-        aggregate_probabilities([[0.1]], method="median")
-
-
 def _f1(y: np.ndarray, pred: np.ndarray) -> float:
     tp = np.sum(y & pred)
     denom = 2 * tp + np.sum(~y & pred) + np.sum(y & ~pred)
@@ -217,11 +188,3 @@ def test_thresholds_validate_input():
         choose_thresholds(np.zeros((3, 2)), np.zeros((3, 1)))
     with pytest.raises(ValueError, match="binary"):
         choose_thresholds(np.full((2, 1), 0.5), np.zeros((2, 1)))
-
-
-def test_apply_thresholds():
-    p = np.array([[0.2, 0.5], [0.6, 0.4]])
-    np.testing.assert_array_equal(apply_thresholds(p, [0.3, 0.5]), [[False, True], [True, False]])
-    np.testing.assert_array_equal(apply_thresholds(p[0], 0.5), [False, True])
-    with pytest.raises(ValueError, match="does not match"):
-        apply_thresholds(p, [0.5, 0.5, 0.5])

@@ -235,3 +235,29 @@ def test_training_segment_reuse_batches_windows_by_track_and_covers_each_once_pe
     b = next(iter(loader))
     assert b["segments"].shape[1:] == (1, 50, 128) and b["index"].shape == (8, 60)
     assert int(b["index"].max()) < len(b["segments"])
+
+
+def test_training_segment_reuse_is_deterministic_on_several_threads():
+    """Two runs of the same seeded training steps give bit-identical weights on a multi-threaded CPU (the
+    window gather's backward must not accumulate in a thread-dependent order)."""
+    items = _reuse_items()
+
+    def run():
+        torch.manual_seed(0)
+        m = build("damff", width=0.0625, embed_dim=128, lstm_hidden=8)  # the demo's embedding size
+        task = DynamicTask(FeatureConfig(), train_hop_s=2.5, train_reuse=True)
+        opt = torch.optim.Adam(m.parameters(), 1e-2)
+        for batch in task.train_loader(task.examples(items, m), batch_size=16, seed=0):
+            loss = task.training_losses(m, batch)[0]["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return torch.cat([p.detach().flatten() for p in m.parameters()])
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a, b = run(), run()
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(a, b)

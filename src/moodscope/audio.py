@@ -33,10 +33,13 @@ import soxr
 
 from .errors import AudioError
 
-#: File extensions moodscope reads (lower case, with the dot).
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
-    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff"}
-)
+#: File extensions moodscope reads (lower case, with the dot), in order of preference where one track id has
+#: several files (dataset adapters keep the first): lossless first, then lossy, ffmpeg-decoded last.
+AUDIO_EXTENSIONS: tuple[str, ...] = (
+    ".wav", ".flac", ".aiff", ".aif", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac"
+)  # fmt: skip
+#: the same, as a set
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(AUDIO_EXTENSIONS)
 #: Extensions decoded through the ffmpeg binary rather than libsndfile.
 FFMPEG_EXTENSIONS: frozenset[str] = frozenset({".m4a", ".aac"})
 
@@ -552,6 +555,7 @@ def load_audio(
 
 __all__ = [
     "AudioStream",
+    "AUDIO_EXTENSIONS",
     "FFMPEG_EXTENSIONS",
     "MIN_DURATION_S",
     "SUPPORTED_EXTENSIONS",

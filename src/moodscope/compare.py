@@ -94,12 +94,6 @@ def run_compare(
     return {"table": table_md, "rows": rows, "out_dir": str(out)}
 
 
-def comparison_table(runs: dict, models: list[str], paper: dict, *, metrics=None) -> tuple[str, list[dict]]:
-    """Markdown table (the ``metrics`` columns, default all) and CSV rows (all metrics) per model."""
-    rows = comparison_rows(runs, models, paper)
-    return markdown_table(rows, models, metrics), rows
-
-
 def comparison_rows(runs: dict, models: list[str], paper: dict) -> list[dict]:
     """One row per model and metric: mean, std, folds, the paper's number, paired t-test vs ``models[0]``."""
     ref = models[0]

@@ -106,6 +106,7 @@ from scipy import fft as sp_fft
 from scipy import signal
 
 from .config import SEGMENT_S
+from .emotion import QUADRANT_TAGS, quadrant_index
 from .errors import DatasetError
 
 __all__ = [
@@ -121,7 +122,7 @@ __all__ = [
 
 GENERATOR_VERSION = "1.1"  #: bumped whenever the same arguments would render different audio
 CONTROL_RATE = 100  #: Hz, rate of the internal cue curves
-TAG_NAMES = ("happy", "angry", "sad", "calm")
+TAG_NAMES = QUADRANT_TAGS
 MOOD_RANGE = 0.5  #: a clip's mood (centre of its curve) is uniform in +-MOOD_RANGE, per label
 SWING = 0.7  #: control points lie within +-SWING of the clip's mood (and within +-limit)
 MIN_STEP = 0.5  #: successive control points differ by at least this much
@@ -682,8 +683,8 @@ def quadrant_tags(
 ) -> dict[str, int]:
     """Multi-label emotion tags from the time spent in each V-A quadrant.
 
-    A tag is 1 when at least ``min_fraction`` of the values fall in its quadrant: happy V > 0, A > 0;
-    angry V <= 0, A > 0; sad V <= 0, A <= 0; calm V > 0, A <= 0.
+    A tag is 1 when at least ``min_fraction`` of the values fall in its quadrant
+    (:func:`moodscope.emotion.quadrant_index`: zero counts as positive).
 
     Parameters
     ----------
@@ -695,17 +696,11 @@ def quadrant_tags(
     dict[str, int]
         ``{"happy": 0|1, "angry": 0|1, "sad": 0|1, "calm": 0|1}``
     """
-    v = np.asarray(valence) > 0
-    a = np.asarray(arousal) > 0
+    v, a = np.asarray(valence), np.asarray(arousal)
     if v.shape != a.shape or v.size == 0:
         raise ValueError("valence and arousal must be non-empty and of equal shape")
-    frac = {
-        "happy": np.mean(v & a),
-        "angry": np.mean(~v & a),
-        "sad": np.mean(~v & ~a),
-        "calm": np.mean(v & ~a),
-    }
-    return {k: int(frac[k] >= min_fraction) for k in TAG_NAMES}
+    frac = np.bincount(quadrant_index(v, a).ravel(), minlength=4) / v.size
+    return {tag: int(frac[q] >= min_fraction) for q, tag in enumerate(QUADRANT_TAGS)}
 
 
 # -------------------------------------------------------------------------------------------- data set

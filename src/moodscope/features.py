@@ -56,6 +56,7 @@ from .audio import (
 )
 from .config import FeatureConfig
 from .errors import AudioError
+from .fileio import cache_root
 
 _DEFAULT = FeatureConfig()  # the papers' settings (immutable, so safe as a default argument)
 _WAVEFORM = FeatureConfig(kind="waveform")
@@ -495,9 +496,7 @@ def default_cache_dir() -> Path:
 
     ``MOODSCOPE_CACHE`` is moodscope's cache root (the synthetic corpus lives there too).
     """
-    env = os.environ.get("MOODSCOPE_CACHE")
-    root = Path(env).expanduser() if env else Path.home() / ".cache" / "moodscope"
-    return root / "features"
+    return cache_root() / "features"
 
 
 def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:

@@ -1,4 +1,4 @@
-"""Atomic file writes: a temporary file in the target's folder, renamed over the target when complete.
+"""Files: atomic writes (a temporary file beside the target, renamed over it when complete) and the cache root.
 
 Readers never see a partial file, an interrupted write leaves the old file (or none), and the temporary
 file is removed on failure. The result gets ordinary permissions (0666 minus the umask), not mkstemp's 0600.
@@ -11,6 +11,15 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def cache_root() -> Path:
+    """moodscope's cache root: ``$MOODSCOPE_CACHE``, else ``~/.cache/moodscope``.
+
+    Features are cached in ``<root>/features`` and rendered synthetic corpora kept in ``<root>/corpora``.
+    """
+    env = os.environ.get("MOODSCOPE_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "moodscope"
 
 
 def _umask() -> int:

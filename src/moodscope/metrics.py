@@ -1,4 +1,4 @@
-"""Evaluation metrics and training losses for music emotion recognition (mir_eval style).
+"""Evaluation metrics for music emotion recognition (mir_eval style).
 
 Every metric is a pure numpy function of a ``reference`` (ground truth) and an ``estimate``
 (prediction), validated by :func:`validate` which raises ``ValueError`` on malformed input.
@@ -31,11 +31,7 @@ Degenerate cases (documented, never a crash and never a warning)
   (``[0.1, 0.1, 0.1]`` is constant here, whereas scikit-learn's round-off gives ~1e-31 total variance
   and an R² near -1e31), and a single sample counts as constant (scikit-learn returns NaN).
 
-Torch losses
-------------
-The second part of the module holds the differentiable losses used in training (``ccc_loss``,
-``rmse_loss``, ``mse_loss``), registered by name in :data:`LOSSES`. Torch is imported lazily, so
-importing the metrics does not load it.
+The differentiable (masked) training losses live with the tasks that use them (:mod:`moodscope.tasks`).
 
 Examples
 --------
@@ -57,10 +53,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .registry import Registry
-
 if TYPE_CHECKING:
-    import torch
+    pass
 
 __all__ = [
     "validate",
@@ -76,13 +70,8 @@ __all__ = [
     "evaluate_classes",
     "multilabel_scores",
     "per_tag_scores",
-    "evaluate",
     "summarize_folds",
     "paired_ttest",
-    "ccc_loss",
-    "rmse_loss",
-    "mse_loss",
-    "LOSSES",
 ]
 
 DIMENSIONS = ("valence", "arousal")  #: column order of every (n, 2) V-A array
@@ -536,35 +525,8 @@ def per_tag_scores(
 
 
 # ----------------------------------------------------------------------------------------------------
-# evaluate() dispatch, folds and significance
+# folds and significance
 # ----------------------------------------------------------------------------------------------------
-
-TASKS: Registry[Callable[..., OrderedDict]] = Registry("evaluation task")
-TASKS.register("dynamic")(evaluate_dynamic)
-TASKS.register("static")(evaluate_static)
-TASKS.register("classes")(evaluate_classes)
-TASKS.register("tags")(multilabel_scores)
-
-
-def evaluate(reference, estimate, *, task: str, **kwargs) -> OrderedDict:
-    """Evaluate an estimate with the scores of ``task`` (mir_eval's ``evaluate()``).
-
-    Parameters
-    ----------
-    reference, estimate
-        As expected by the task's function.
-    task : str
-        ``"dynamic"`` (:func:`evaluate_dynamic`), ``"static"`` (:func:`evaluate_static`),
-        ``"classes"`` (:func:`evaluate_classes`) or ``"tags"`` (:func:`multilabel_scores`).
-    **kwargs
-        Passed on (e.g. ``threshold`` for ``"tags"``).
-
-    Returns
-    -------
-    OrderedDict
-        Named scores.
-    """
-    return TASKS.get(task)(reference, estimate, **kwargs)
 
 
 def summarize_folds(fold_scores: Sequence[Mapping[str, float]]) -> OrderedDict:
@@ -631,86 +593,3 @@ def paired_ttest(a_scores, b_scores) -> tuple[float, float]:
 # ----------------------------------------------------------------------------------------------------
 # Torch losses (training)
 # ----------------------------------------------------------------------------------------------------
-
-LOSSES: Registry[Callable[..., torch.Tensor]] = Registry("loss")
-
-
-def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
-    if pred.shape != target.shape:
-        raise ValueError(
-            f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
-        )
-    if pred.numel() == 0:
-        raise ValueError("pred and target are empty")
-
-
-@LOSSES.register("ccc")
-def ccc_loss(pred: torch.Tensor, target: torch.Tensor, *, dim: int = -1, eps: float = 1e-8) -> torch.Tensor:
-    """``1 - CCC``, with CCC computed per sequence along the time axis and averaged over the batch.
-
-    Parameters
-    ----------
-    pred, target : torch.Tensor [shape=(batch, time)]
-        Predicted and reference sequences; any shape whose time axis is ``dim`` works (e.g.
-        ``(batch, time, 2)`` with ``dim=1`` averages over batch and both dimensions).
-    dim : int
-        The time axis.
-    eps : float
-        Lower bound of the CCC denominator (``var_p + var_t + (mean_p - mean_t)^2``), which keeps the
-        loss and its gradient finite when both sequences are constant and equal (the loss is then 1,
-        whereas :func:`ccc` defines CCC = 1 for that case). For any denominator above ``eps`` the
-        value equals :func:`ccc` exactly (population moments, as the numpy metric).
-
-    Returns
-    -------
-    torch.Tensor [shape=()]
-        In [0, 2]; 0 for identical non-constant sequences.
-    """
-    _check_pair(pred, target)
-    mp = pred.mean(dim=dim, keepdim=True)
-    mt = target.mean(dim=dim, keepdim=True)
-    pc = pred - mp
-    tc = target - mt
-    cov = (pc * tc).mean(dim=dim)
-    denom = (pc * pc).mean(dim=dim) + (tc * tc).mean(dim=dim) + (mp - mt).squeeze(dim) ** 2
-    return 1.0 - (2.0 * cov / denom.clamp_min(eps)).mean()
-
-
-@LOSSES.register("rmse")
-def rmse_loss(pred: torch.Tensor, target: torch.Tensor, *, dim: int = -1, eps: float = 1e-12) -> torch.Tensor:
-    """RMSE per sequence along the time axis, averaged over the batch (the per-song RMSE metric).
-
-    Parameters
-    ----------
-    pred, target : torch.Tensor [shape=(batch, time)]
-        As in :func:`ccc_loss`.
-    dim : int
-        The time axis.
-    eps : float
-        Lower bound of each sequence's mean squared error before the square root, so the gradient
-        stays finite at zero error (the square root's derivative is infinite at 0). Above ``eps`` the
-        value equals :func:`rmse` exactly; below, the loss is ``sqrt(eps)`` = 1e-6 and its gradient 0.
-
-    Returns
-    -------
-    torch.Tensor [shape=()]
-    """
-    _check_pair(pred, target)
-    mse = ((pred - target) ** 2).mean(dim=dim)
-    return mse.clamp_min(eps).sqrt().mean()
-
-
-@LOSSES.register("mse")
-def mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over all elements.
-
-    Parameters
-    ----------
-    pred, target : torch.Tensor [shape=(batch, ...)]
-
-    Returns
-    -------
-    torch.Tensor [shape=()]
-    """
-    _check_pair(pred, target)
-    return ((pred - target) ** 2).mean()

@@ -27,20 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from .config import SEGMENT_S
+from .emotion import quadrant_name
 from .errors import MoodscopeError
 from .fileio import write_atomic
-
-QUADRANTS = {
-    (True, True): "happy (V+ A+)",
-    (False, True): "angry (V- A+)",
-    (False, False): "sad (V- A-)",
-    (True, False): "calm (V+ A-)",
-}
-
-
-def quadrant_name(valence: float, arousal: float) -> str:
-    """Russell quadrant of a V-A point; zero counts as positive."""
-    return QUADRANTS[(valence >= 0, arousal >= 0)]
 
 
 def bundled_model_path() -> Path:

@@ -18,7 +18,7 @@ Segmenting (§3.1)
 
 Tasks and labels (§3.3.4)
 -------------------------
-``task`` is one of :data:`TASKS`: ``"valence"`` / ``"arousal"`` (one regression output), ``"multitask"``
+``task`` is one of :data:`STATIC_HEADS`: ``"valence"`` / ``"arousal"`` (one regression output), ``"multitask"``
 (two outputs, valence then arousal), ``"binary"`` (four logits, two per dimension: valence negative/positive,
 arousal negative/positive; a softmax over each pair, cross-entropy per dimension) and ``"quadrant"`` (four logits,
 softmax). Classes come from the sign of the labels (:func:`label_to_class`); a label of exactly 0 counts as
@@ -31,41 +31,30 @@ Whole-track prediction (:func:`aggregate_track`)
 A track is cut like a full-dataset clip (:func:`full_segments`, hop = ``seg_len``), the model runs on every
 window, and the track's static point is the mean of the windows' regression outputs; for classification the
 windows' class probabilities (softmax over each dimension's pair of logits for ``"binary"``, over the four logits
-for ``"quadrant"``) are averaged and the class is the argmax of the mean (:func:`decode_static`).
+for ``"quadrant"``) are averaged; the quadrant is the argmax of the mean.
 
-Training constants (§3.2)
--------------------------
-:func:`adff_lr_milestones` returns the paper's optimiser settings (Adam, lr 1e-5, weight decay 1e-5, 200 epochs,
-batch 32, step decay at epochs [20, 45, 80, 110, 140, 170]). The paper does not give the decay factor; we use
-``gamma = 0.5`` (after the six steps the rate is 1e-5 / 64), since 0.1 would leave a useless 1e-11 at the end.
+Training constants (§3.2): Adam, lr 1e-5, weight decay 1e-5, 200 epochs, batch 32, step decay at epochs
+[20, 45, 80, 110, 140, 170]; they live in the ADFF configs (``configs/adff_*.yaml``). The paper does not give
+the decay factor; we use ``gamma = 0.5`` (after the six steps the rate is 1e-5 / 64), since 0.1 would leave a
+useless 1e-11 at the end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
+
+from .emotion import quadrant_index
 
 __all__ = [
     "FPS",
-    "QUADRANT_NAMES",
     "SEG_LENS_S",
     "SILENCE_DB",
     "Spans",
-    "TASKS",
-    "TrainingSchedule",
-    "adff_lr_milestones",
+    "STATIC_HEADS",
     "aggregate_track",
-    "crop_or_pad",
-    "decode_static",
     "full_segments",
-    "kfold_by_clip",
     "label_to_class",
     "n_outputs",
-    "quadrant_of",
-    "segment_track",
     "simple_crops",
 ]
 
@@ -74,19 +63,18 @@ SILENCE_DB = -100.0  #: log-Mel value of digital silence (10 log10(1e-10)); defa
 SEG_LENS_S = (5, 10, 15, 20, 25, 30)  #: the paper's segment lengths in seconds (§3.1)
 
 #: task name -> number of model outputs
-TASKS: dict[str, int] = {"valence": 1, "arousal": 1, "multitask": 2, "binary": 4, "quadrant": 4}
-QUADRANT_NAMES = ("happy", "angry", "sad", "calm")  #: V+A+, V-A+, V-A-, V+A-
+STATIC_HEADS: dict[str, int] = {"valence": 1, "arousal": 1, "multitask": 2, "binary": 4, "quadrant": 4}
 
 
 def n_outputs(task: str) -> int:
-    """Number of model outputs for ``task`` (see :data:`TASKS`); unknown tasks raise ``ValueError``."""
+    """Number of model outputs for ``task`` (see :data:`STATIC_HEADS`); unknown tasks raise ``ValueError``."""
     _check_task(task)
-    return TASKS[task]
+    return STATIC_HEADS[task]
 
 
 def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    if task not in STATIC_HEADS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(STATIC_HEADS)}")
 
 
 def _seg_frames(seg_len_s: float, fps: float) -> int:
@@ -132,7 +120,7 @@ def simple_crops(
     -------
     spans : list of one ``(start, end)`` frame span, ``end - start == round(seg_len_s * fps)``
         For a clip shorter than ``seg_len`` the span is ``(0, seg_frames)`` and reaches past the clip's end;
-        :func:`crop_or_pad` pads it.
+        the window is padded.
 
     Examples
     --------
@@ -163,7 +151,7 @@ def full_segments(n_frames: int, seg_len_s: float, *, fps: float = FPS) -> Spans
     Segments ``[i L, (i + 1) L)`` for every whole ``L = round(seg_len_s * fps)`` frames; a remainder shorter
     than ``L / 2`` is dropped, a remainder of at least ``L / 2`` becomes the segment ``[n - L, n)`` (extended
     backwards to full length, overlapping the previous one). A clip shorter than ``L`` gives the one span
-    ``(0, L)``, which reaches ``pad = L - n_frames`` frames past the clip's end (:func:`crop_or_pad` pads it).
+    ``(0, L)``, which reaches ``pad = L - n_frames`` frames past the clip's end (the window is padded).
 
     Parameters
     ----------
@@ -198,123 +186,14 @@ def full_segments(n_frames: int, seg_len_s: float, *, fps: float = FPS) -> Spans
     return Spans(spans, pad=0)
 
 
-def crop_or_pad(feats: np.ndarray, start: int, length: int, *, pad_value: float = SILENCE_DB) -> np.ndarray:
-    """Frames ``[start, start + length)`` of ``feats``, padded at the end with ``pad_value`` where the clip ends.
-
-    Parameters
-    ----------
-    feats : np.ndarray [shape=(frames, n_mels)]
-    start : int, 0 <= start < frames
-    length : int > 0
-    pad_value : float
-        Value of padded frames (default: log-Mel of digital silence, -100 dB).
-
-    Returns
-    -------
-    crop : np.ndarray [shape=(length, n_mels)], same dtype as ``feats``
-    """
-    feats = np.asarray(feats)
-    if feats.ndim != 2:
-        raise ValueError(f"features must have shape (frames, n_mels), got {feats.shape}")
-    n = feats.shape[0]
-    if n < 1:
-        raise ValueError("features have no frames")
-    if length < 1:
-        raise ValueError(f"crop length must be positive, got {length}")
-    if not 0 <= start < n:
-        raise ValueError(f"crop start {start} is outside the clip's {n} frames")
-    crop = feats[start : start + length]
-    if crop.shape[0] == length:
-        return crop.copy()
-    out = np.full((length, feats.shape[1]), pad_value, dtype=feats.dtype)
-    out[: crop.shape[0]] = crop
-    return out
-
-
-def segment_track(
-    feats: np.ndarray, seg_len_s: float, *, fps: float = FPS, pad_value: float = SILENCE_DB
-) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Cut a whole clip or track into its full-dataset segments (:func:`full_segments`), padded if short.
-
-    Returns
-    -------
-    windows : np.ndarray [shape=(n_windows, seg_frames, n_mels)]
-    spans : :class:`Spans`, one ``(start, end)`` per window
-    """
-    feats = np.asarray(feats)
-    if feats.ndim != 2:
-        raise ValueError(f"features must have shape (frames, n_mels), got {feats.shape}")
-    spans = full_segments(feats.shape[0], seg_len_s, fps=fps)
-    length = spans[0][1] - spans[0][0]
-    windows = np.stack([crop_or_pad(feats, s, length, pad_value=pad_value) for s, _ in spans])
-    return windows, spans  # (n_windows, seg_frames, n_mels)
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Cross-validation
 # --------------------------------------------------------------------------------------------------------------
 
 
-def kfold_by_clip(ids: Sequence[Any], *, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """K-fold cross-validation where the folds split *clips*, not items (§3.2).
-
-    Items (e.g. the full-dataset segments) that share a clip id always land on the same side of a split, so no
-    clip is both trained and tested on. The unique clip ids are shuffled with ``seed`` and split into ``k``
-    near-equal groups (scikit-learn's ``KFold``); each item follows its clip.
-
-    Parameters
-    ----------
-    ids : sequence [shape=(n_items,)]
-        Clip id of every item (any hashable, sortable values: str or int).
-    k : int >= 2
-    seed : int
-
-    Returns
-    -------
-    folds : list of ``k`` pairs ``(train_idx, test_idx)`` of sorted int arrays into ``ids``
-        The test sets are disjoint and together cover every item once.
-    """
-    from sklearn.model_selection import KFold
-
-    ids = np.asarray(ids)
-    if ids.ndim != 1 or ids.size == 0:
-        raise ValueError(f"ids must be a non-empty 1-D sequence, got shape {ids.shape}")
-    if k < 2:
-        raise ValueError(f"k must be at least 2, got {k}")
-    clips, inverse = np.unique(ids, return_inverse=True)
-    if clips.size < k:
-        raise ValueError(f"{clips.size} distinct clips cannot be split into {k} folds")
-    folds = []
-    for _, test_clips in KFold(n_splits=k, shuffle=True, random_state=seed).split(clips):
-        test_mask = np.isin(inverse, test_clips)
-        folds.append((np.flatnonzero(~test_mask), np.flatnonzero(test_mask)))
-    return folds
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Labels and tasks
 # --------------------------------------------------------------------------------------------------------------
-
-
-def quadrant_of(valence, arousal) -> np.ndarray:
-    """Quadrant index of V-A points: 0 = V+A+, 1 = V-A+, 2 = V-A-, 3 = V+A- (0 counts as positive).
-
-    Parameters
-    ----------
-    valence, arousal : float or np.ndarray [shape=(n,)]
-
-    Returns
-    -------
-    quadrant : np.ndarray [shape=(n,)] of int64 (0-d for scalar input)
-    """
-    v = np.asarray(valence, dtype=np.float64)
-    a = np.asarray(arousal, dtype=np.float64)
-    if v.shape != a.shape:
-        raise ValueError(f"valence and arousal shapes differ: {v.shape} vs {a.shape}")
-    if not (np.all(np.isfinite(v)) and np.all(np.isfinite(a))):
-        raise ValueError("valence/arousal contain NaN or inf")
-    vp, ap = v >= 0, a >= 0
-    return np.where(ap, np.where(vp, 0, 1), np.where(vp, 3, 2)).astype(np.int64)
 
 
 def label_to_class(valence, arousal, task: str) -> np.ndarray:
@@ -341,7 +220,7 @@ def label_to_class(valence, arousal, task: str) -> np.ndarray:
            [0, 1]])
     """
     _check_task(task)
-    q = quadrant_of(valence, arousal)
+    q = quadrant_index(valence, arousal)
     if task == "quadrant":
         return q
     if task == "binary":
@@ -359,18 +238,17 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 def aggregate_track(window_outputs, task: str) -> np.ndarray:
     """A whole track's static output from the model outputs of its ``seg_len`` windows.
 
-    The windows are the track's full-dataset segments (:func:`segment_track`: consecutive, hop = ``seg_len``,
+    The windows are the track's full-dataset segments (:func:`full_segments`: consecutive, hop = ``seg_len``,
     last one extended backwards or dropped). Regression outputs are averaged over windows. For classification
     the windows' class probabilities are averaged: a softmax over each dimension's pair of logits for
-    ``"binary"``, over the four logits for ``"quadrant"``. :func:`decode_static` turns the result into classes
-    (argmax of the mean probabilities) and a quadrant.
+    ``"binary"``, over the four logits for ``"quadrant"``; the argmax of the mean is the class.
 
     Parameters
     ----------
     window_outputs : array-like [shape=(n_windows, n_outputs)]
         Raw model outputs (regression values or logits), one row per window.
     task : str
-        One of :data:`TASKS`.
+        One of :data:`STATIC_HEADS`.
 
     Returns
     -------
@@ -387,9 +265,9 @@ def aggregate_track(window_outputs, task: str) -> np.ndarray:
     out = np.asarray(window_outputs, dtype=np.float64)
     if out.ndim == 1:
         out = out[None]
-    if out.ndim != 2 or out.shape[0] == 0 or out.shape[1] != TASKS[task]:
+    if out.ndim != 2 or out.shape[0] == 0 or out.shape[1] != STATIC_HEADS[task]:
         raise ValueError(
-            f"task {task!r} expects window outputs of shape (n_windows, {TASKS[task]}), got {out.shape}"
+            f"task {task!r} expects window outputs of shape (n_windows, {STATIC_HEADS[task]}), got {out.shape}"
         )
     if not np.all(np.isfinite(out)):
         raise ValueError("window outputs contain NaN or inf")
@@ -400,70 +278,6 @@ def aggregate_track(window_outputs, task: str) -> np.ndarray:
     return out.mean(axis=0)
 
 
-def decode_static(track_output, task: str) -> dict[str, Any]:
-    """Named values of an aggregated track output (:func:`aggregate_track`).
-
-    Returns
-    -------
-    result : dict
-        ``"valence"`` and/or ``"arousal"`` (float) for the regression tasks that predict them; ``"classes"``
-        (``{"valence": 0/1, "arousal": 0/1}``, 1 = positive) for ``"binary"``; ``"probs"`` (list of float) for the
-        classification tasks; ``"quadrant"`` (int, see :func:`label_to_class`) or ``None`` for the single-dimension
-        regression tasks.
-
-    Examples
-    --------
-    >>> decode_static([0.3, -0.2], "multitask")
-    {'quadrant': 3, 'valence': 0.3, 'arousal': -0.2}
-    """
-    _check_task(task)
-    p = np.asarray(track_output, dtype=np.float64).reshape(-1)
-    if p.shape != (TASKS[task],):
-        raise ValueError(f"task {task!r} expects a track output of shape ({TASKS[task]},), got {p.shape}")
-    res: dict[str, Any] = {"quadrant": None}
-    if task in ("valence", "arousal"):
-        res[task] = float(p[0])
-    elif task == "multitask":
-        res.update(quadrant=int(quadrant_of(p[0], p[1])), valence=float(p[0]), arousal=float(p[1]))
-    elif task == "binary":
-        v, a = int(p[1] >= p[0]), int(p[3] >= p[2])  # argmax per dimension; a 0.5/0.5 tie is positive
-        q = {(1, 1): 0, (0, 1): 1, (0, 0): 2, (1, 0): 3}[(v, a)]
-        res.update(quadrant=q, classes={"valence": v, "arousal": a}, probs=[float(x) for x in p])
-    else:
-        res.update(quadrant=int(np.argmax(p)), probs=[float(x) for x in p])
-    return res
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Training constants
 # --------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TrainingSchedule:
-    """Optimiser settings of ADFF (§3.2). ``gamma`` is our choice (the paper gives none)."""
-
-    lr: float = 1e-5
-    weight_decay: float = 1e-5
-    epochs: int = 200
-    batch_size: int = 32
-    milestones: tuple[int, ...] = field(default=(20, 45, 80, 110, 140, 170))
-    gamma: float = 0.5
-
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate during (0-based) ``epoch`` under the step decay."""
-        return self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
-
-    def make(self, params):
-        """``(torch.optim.Adam, torch.optim.lr_scheduler.MultiStepLR)`` for ``params`` (step once per epoch)."""
-        import torch
-
-        opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(self.milestones), gamma=self.gamma)
-        return opt, sched
-
-
-def adff_lr_milestones() -> TrainingSchedule:
-    """The paper's training constants: Adam, lr 1e-5, weight decay 1e-5, 200 epochs, batch 32, step decay at
-    epochs [20, 45, 80, 110, 140, 170] with factor ``gamma = 0.5`` (our choice)."""
-    return TrainingSchedule()

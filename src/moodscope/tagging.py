@@ -1,10 +1,6 @@
-"""Pure helpers for emotion tagging: track-level aggregation and per-tag decision thresholds.
+"""Per-tag decision thresholds for emotion tagging: :func:`choose_thresholds` maximises F1 on validation data.
 
-- :func:`aggregate_probabilities`: segment probabilities ``(n_segments, n_tags)`` -> track ``(n_tags,)``.
-- :func:`choose_thresholds`: per-tag thresholds that maximise F1 on validation data.
-- :func:`apply_thresholds`: probabilities -> binary tags.
-
-All functions take numpy arrays (anything ``np.asarray`` accepts), validate them mir_eval-style (a
+The functions take numpy arrays (anything ``np.asarray`` accepts), validate them mir_eval-style (a
 ``ValueError`` naming the problem) and return numpy arrays. No torch, no I/O.
 """
 
@@ -12,10 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["AGGREGATIONS", "aggregate_probabilities", "apply_thresholds", "choose_thresholds"]
-
-#: Track-level aggregations of segment probabilities.
-AGGREGATIONS = ("mean", "max")
+__all__ = ["choose_thresholds"]
 
 
 def _as_prob_matrix(p, name: str) -> np.ndarray:
@@ -29,46 +22,6 @@ def _as_prob_matrix(p, name: str) -> np.ndarray:
     if p.min() < 0 or p.max() > 1:
         raise ValueError(f"{name} must be probabilities in [0, 1], got range [{p.min():g}, {p.max():g}]")
     return p
-
-
-def aggregate_probabilities(probs, *, method: str = "mean", weights=None) -> np.ndarray:
-    """Aggregate segment tag probabilities into track-level probabilities.
-
-    Parameters
-    ----------
-    probs : np.ndarray [shape=(n_segments, n_tags)]
-        Sigmoid outputs of the tagger for each piece of the track.
-    method : {"mean", "max"}
-        ``"mean"`` (default): the average over segments, i.e. how much of the track carries the tag --
-        CAL500's song-level labels describe the song as a whole, and the mean is robust to one odd
-        segment. ``"max"``: the strongest segment, for "does the tag occur anywhere".
-    weights : np.ndarray [shape=(n_segments,)], optional
-        Non-negative weights for ``"mean"`` (e.g. segment durations when the last piece is shorter).
-
-    Returns
-    -------
-    np.ndarray [shape=(n_tags,)]
-
-    Examples
-    --------
-    >>> aggregate_probabilities([[0.2, 0.9], [0.4, 0.1]])
-    array([0.3, 0.5])
-    >>> aggregate_probabilities([[0.2, 0.9], [0.4, 0.1]], method="max")
-    array([0.4, 0.9])
-    """
-    p = _as_prob_matrix(probs, "probs")
-    if method not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {method!r}; choose one of {', '.join(AGGREGATIONS)}")
-    if method == "max":
-        if weights is not None:
-            raise ValueError("weights apply to method='mean' only")
-        return p.max(axis=0)
-    if weights is None:
-        return p.mean(axis=0)
-    w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (p.shape[0],) or not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0:
-        raise ValueError(f"weights must be {p.shape[0]} finite non-negative values with a positive sum")
-    return (w[:, None] * p).sum(axis=0) / w.sum()
 
 
 def choose_thresholds(y_true, y_prob, *, default: float = 0.5) -> np.ndarray:
@@ -90,7 +43,7 @@ def choose_thresholds(y_true, y_prob, *, default: float = 0.5) -> np.ndarray:
       ``s_m / 2``;
     - a tag with no positive example gets ``default`` (its F1 is undefined).
 
-    Predictions then use ``prob >= threshold`` (:func:`apply_thresholds`).
+    Predictions then use ``prob >= threshold`` .
 
     Parameters
     ----------
@@ -136,24 +89,3 @@ def choose_thresholds(y_true, y_prob, *, default: float = 0.5) -> np.ndarray:
         k = int(np.argmax(f1))  # first maximum = smallest k
         out[j] = (distinct[k] + distinct[k + 1]) / 2 if k + 1 < distinct.size else distinct[k] / 2
     return out
-
-
-def apply_thresholds(probs, thresholds) -> np.ndarray:
-    """Binary tags ``probs >= thresholds`` (broadcast over items).
-
-    Parameters
-    ----------
-    probs : np.ndarray [shape=(n_tags,) or (n_items, n_tags)]
-    thresholds : float or np.ndarray [shape=(n_tags,)]
-
-    Returns
-    -------
-    np.ndarray of bool, same shape as ``probs``.
-    """
-    p = np.asarray(probs, dtype=np.float64)
-    t = np.asarray(thresholds, dtype=np.float64)
-    if p.ndim not in (1, 2):
-        raise ValueError(f"probs must be 1-d or 2-d, got shape {p.shape}")
-    if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != p.shape[-1]):
-        raise ValueError(f"thresholds shape {t.shape} does not match {p.shape[-1]} tags")
-    return p >= t

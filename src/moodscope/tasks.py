@@ -396,7 +396,11 @@ class DynamicTask(_Task):
         if not isinstance(batch, dict):
             return super().training_losses(model, batch)
         emb = model.embed_segments(batch["segments"])  # (n_unique, d): each segment once
-        pred = model.sequence_head(emb[batch["index"]])  # (n_windows, window_segments, 2)
+        index = batch["index"]
+        # index_select, not emb[index]: the backward of advanced indexing accumulates with a parallel
+        # index_put_ whose order varies between runs on a multi-threaded CPU; index_add_ sums in index order
+        windows = emb.index_select(0, index.reshape(-1)).view(*index.shape, emb.shape[-1])
+        pred = model.sequence_head(windows)  # (n_windows, window_segments, 2)
         return self.loss(pred, batch["target"], batch["mask"]), len(batch["index"])
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict:

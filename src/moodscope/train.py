@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 import warnings
 from collections import OrderedDict
@@ -38,6 +37,7 @@ from .classical import NAME as CLASSICAL
 from .config import SEGMENT_S, FeatureConfig
 from .errors import ConfigError, MoodscopeError
 from .experiment import dump_config, load_config
+from .fileio import cache_root, write_atomic
 from .inference import resolve_device
 from .precision import lightning_precision
 from .precision import resolve as resolve_precision
@@ -49,11 +49,14 @@ log = logging.getLogger("moodscope")
 # ------------------------------------------------------------------------------------------------------------
 # data
 # ------------------------------------------------------------------------------------------------------------
-def synthetic_root(opts: dict, cache_root: Path | None = None) -> Path:
-    """Render (once) the built-in synthetic corpus with ``opts`` and return its folder."""
+def synthetic_root(opts: dict, base: Path | None = None) -> Path:
+    """Render (once) the built-in synthetic corpus with ``opts`` and return its folder.
+
+    It lives under ``<base>/corpora``; ``base`` defaults to moodscope's cache root (:func:`cache_root`).
+    """
     from .corpus import GENERATOR_VERSION, synthesize
 
-    base = Path(cache_root or os.environ.get("MOODSCOPE_CACHE") or Path.home() / ".cache" / "moodscope")
+    base = Path(base) if base else cache_root()
     n, d, s = int(opts.get("n_clips", 48)), float(opts.get("duration", 45.0)), int(opts.get("seed", 0))
     root = base / "corpora" / f"synthetic-v{GENERATOR_VERSION}-n{n}-d{d:g}-s{s}"
     if not (root / "dataset.yaml").is_file():
@@ -524,9 +527,7 @@ def train_fold_classical(
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=2, default=_json_default))
 
 
 def _json_default(o):

@@ -33,13 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import AUDIO_EXTENSIONS
 from ..config import SEGMENT_S
 from ..errors import DatasetError
 from ..registry import Registry
 from ..tracks import Dynamic, Track
-
-#: Audio file extensions adapters recognise, in order of preference when one id has several files.
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
 
 #: Fraction of the native span by which a value may overshoot the range and still be clipped.
 CLIP_TOLERANCE = 0.05

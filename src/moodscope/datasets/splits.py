@@ -8,7 +8,7 @@ Every function returns :class:`Split` records, which unpack as ``train, test = s
 
 - :func:`kfold_by_song` -- k-fold cross-validation (ADFF on PMEmo: 5 folds).
 - :func:`deam2015_split` -- DAMFF's DEAM2015: train on the 2015 development clips, test on the 58 full songs.
-- :func:`mer1101_split` / :func:`mer1101_folds` -- DAMFF's MER1101: songs longer than 30 s, 80/20 by song.
+- :func:`mer1101_split` -- DAMFF's MER1101: songs longer than 30 s, 80/20 by song.
 - :func:`cal500_kfold` -- k-fold by song for CAL500 / CAL500exp (10 folds by default).
 """
 
@@ -214,23 +214,6 @@ def mer1101_split(
     test = sorted((pool[j] for j in perm[:n_test]), key=natural_key)
     train = sorted((pool[j] for j in perm[n_test:]), key=natural_key)
     return Split(train, test, name="mer1101", notes=tuple(notes))
-
-
-def mer1101_folds(
-    tracks: Dataset | Iterable[Track | str],
-    durations: Mapping[str, float] | Sequence[float],
-    k: int = 5,
-    seed: int = 0,
-    *,
-    min_duration_s: float = WINDOW_S,
-) -> list[Split]:
-    """The MER1101 protocol as 5-fold cross-validation: each fold is an 80/20 split by song of the songs
-    longer than 30 s, and the test sides are disjoint and cover the pool (DAMFF reports 5-fold results)."""
-    pool, notes = _mer1101_pool(tracks, durations, min_duration_s)
-    return [
-        Split(s.train, s.test, name=f"mer1101_{s.name}", notes=tuple(notes))
-        for s in kfold_by_song(pool, k, seed)
-    ]
 
 
 def cal500_kfold(dataset: Dataset | Iterable[Track | str], k: int = 10, seed: int = 0) -> list[Split]:

@@ -46,7 +46,7 @@ Choices the paper leaves open (all are constructor arguments or documented here)
 - **Ablations (Table 1)**: ``use_se=False`` replaces every SE block by the identity (w/o SE).
   ``use_tflm=False`` removes the whole TFLM, SE blocks included (``use_se`` is then ignored): E_N is the global
   average pool of S_N over time and frequency, ``(B, C_N)`` (w/o TFLM).
-- **Training** (§3.2, :func:`moodscope.protocols.adff_lr_milestones`): Adam lr 1e-5, weight decay 1e-5, 200
+- **Training** (§3.2, ``configs/adff_*.yaml``): Adam lr 1e-5, weight decay 1e-5, 200
   epochs, batch 32, step decay at [20, 45, 80, 110, 140, 170] with factor 0.5 (the paper gives no factor).
 """
 
@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..protocols import TASKS, n_outputs
+from ..protocols import STATIC_HEADS, n_outputs
 from .base import InputNorm, MoodModel, register_model
 from .blocks import SEBlock
 
@@ -173,8 +173,8 @@ class ADFF(MoodModel):
         temporal_pool: str = "mean",
     ):
         super().__init__()
-        if task not in TASKS:
-            raise ValueError(f"adff: unknown task {task!r}; known: {', '.join(TASKS)}")
+        if task not in STATIC_HEADS:
+            raise ValueError(f"adff: unknown task {task!r}; known: {', '.join(STATIC_HEADS)}")
         if int(seg_num) != seg_num or seg_num < 1:
             raise ValueError(f"adff: seg_num must be a positive integer, got {seg_num!r}")
         if not width > 0:

@@ -71,7 +71,7 @@ class EmotionTagger(MoodModel):
     The model maps one log-Mel piece to logits and holds nothing else: the piece length, the tag names
     and the per-tag decision thresholds belong to the tagging task (:class:`moodscope.tasks.TagTask`),
     which cuts long audio into pieces, aggregates their probabilities
-    (:func:`moodscope.tagging.aggregate_probabilities`), chooses thresholds on validation data
+    (the mean of the segments' probabilities), chooses thresholds on validation data
     (:func:`moodscope.tagging.choose_thresholds`) and stores all three in the model file's info.
 
     Parameters
