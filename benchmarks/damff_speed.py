@@ -5,14 +5,14 @@ runs the CNN on its 60 segments. Because the CNN sees one 0.5 s segment at a tim
 embedding can be computed once per song and only the BiLSTM re-run per window
 (:mod:`moodscope.inference`, ``mode="reuse"``). This script measures, in one run, on a 3-minute track:
 
-1. the decode + log-Mel floor (``moodscope.audio.load_audio`` + ``moodscope.features.compute_features``),
+1. the decode + log-Mel floor (``moodscope.audio.decode.load_audio`` + ``moodscope.audio.features.compute_features``),
 2. model time with reuse (fp32, and with ``--bf16`` also ``torch.autocast(cpu, bfloat16)`` for the
    embedding pass, with the largest difference of its curve from fp32),
 3. model time of the naive per-window path -- by default only ``--naive-windows`` windows are timed and
    the total is *extrapolated* to all windows (labelled as such); ``--naive-windows 0`` runs them all,
 4. end to end (decode + features + reuse model) against the floor,
 5. with ``--memory-minutes M``: peak resident memory of streaming prediction
-   (:func:`moodscope.features.iter_file_features` -> :func:`moodscope.inference.predict_from_blocks`) of an
+   (:func:`moodscope.audio.features.iter_file_features` -> :func:`moodscope.inference.sliding.predict_from_blocks`) of an
    ``M``-minute generated FLAC file, measured in a child process.
 
 The track is the first ``.ogg``/``.flac``/``.mp3`` of at least 3 minutes found under ``/usr/share``
@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from moodscope.config import FeatureConfig
-from moodscope.inference import predict_from_blocks, sliding_predict, window_plan
+from moodscope.inference.sliding import predict_from_blocks, sliding_predict, window_plan
 from moodscope.models import build
 
 TRACK_S = 180.0
@@ -101,7 +101,7 @@ def timed(fn, *args, **kwargs):
 
 def memory_child(path: str, width: float, batch_size: int) -> None:
     """Stream-predict ``path`` and print the peak RSS of this process (run as a child)."""
-    from moodscope.features import iter_file_features
+    from moodscope.audio.features import iter_file_features
 
     model = build("damff", width=width).eval()
     t = time.perf_counter()
@@ -134,8 +134,8 @@ def main(argv=None) -> int:
         memory_child(args.memory_child, args.width, args.batch_size)
         return 0
 
-    from moodscope.audio import load_audio
-    from moodscope.features import compute_features
+    from moodscope.audio.decode import load_audio
+    from moodscope.audio.features import compute_features
 
     torch.manual_seed(0)
     cfg = FeatureConfig()

@@ -12,7 +12,7 @@ from moodscope.modelfile import load_model, save_model
 from moodscope.models import MODELS, build
 from moodscope.models.adff import ADFF, VGG16_LEVELS
 from moodscope.models.blocks import SEBlock
-from moodscope.protocols import STATIC_HEADS
+from moodscope.tasks.static import STATIC_HEADS
 
 W = 0.125  # CPU-sized variant: channels 8, 16, 32, 64, 64; LSTM 16 per direction
 FRAMES_5S, FRAMES_20S = 500, 2000

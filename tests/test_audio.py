@@ -12,8 +12,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from moodscope import audio
-from moodscope.audio import SUPPORTED_EXTENSIONS, audio_duration, audio_info, is_audio_file, load_audio
+from moodscope.audio import decode as audio
+from moodscope.audio.decode import SUPPORTED_EXTENSIONS, audio_duration, audio_info, is_audio_file, load_audio
 from moodscope.errors import AudioError
 
 SR = 44100

@@ -195,7 +195,7 @@ def test_model_file_round_trip(tmp_path, name):
 @pytest.mark.parametrize("n_seg", [7, 3])  # longer and shorter than the window
 def test_sliding_window_reuse_equals_naive(name, n_seg):
     """moodscope.inference's embedding reuse gives the naive per-window result for every baseline."""
-    from moodscope.inference import sliding_predict
+    from moodscope.inference.sliding import sliding_predict
 
     m = _model(name).eval()
     feats = _input(name, n_seg, batch=1)[0, 0].numpy()  # (frames, n_mels) as stored in the cache

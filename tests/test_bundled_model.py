@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import moodscope
-from moodscope.corpus import CUES, render_clip
-from moodscope.predict import bundled_model_path
+from moodscope.datasets.corpus import CUES, render_clip
+from moodscope.inference.predictor import bundled_model_path
 
 pytestmark = pytest.mark.skipif(
     not bundled_model_path().is_file(), reason="no bundled model in this checkout"

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, r2_score
 
-from moodscope.classical import ClassicalRegressor, ClassicalTagger, clip_statistics, clip_statistics_batch
+from moodscope.training.classical import (
+    ClassicalRegressor,
+    ClassicalTagger,
+    clip_statistics,
+    clip_statistics_batch,
+)
 
 
 def _logmel(frames: int, seed: int = 0) -> np.ndarray:
@@ -122,7 +127,7 @@ def test_regressor_clips_to_canonical_range():
 
 # ---- the reference as an experiment "model" ---------------------------------------------------------------
 def test_segment_statistics_is_clip_statistics_of_its_context():
-    from moodscope.classical import segment_statistics
+    from moodscope.training.classical import segment_statistics
 
     rng = np.random.default_rng(1)
     fps_seg = 5
@@ -158,7 +163,7 @@ def _synthetic_cfg(name: str, model: str, **over) -> dict:
 def test_classical_reference_learns_the_synthetic_curves_and_not_shuffled_ones(tmp_path, monkeypatch):
     """Per-segment log-Mel statistics + ridge track the corpus's V-A curves; with the training labels
     shuffled across clips (a control), the same pipeline must fall to chance."""
-    from moodscope.train import run_experiment
+    from moodscope.training.experiment import run_experiment
 
     cfg = _synthetic_cfg("cls", "classical", task={"window_s": 10.0})
     res = run_experiment(cfg, out_dir=tmp_path / "real", progress=False)["summary"]
@@ -166,7 +171,7 @@ def test_classical_reference_learns_the_synthetic_curves_and_not_shuffled_ones(t
     assert res["arousal_ccc"]["mean"] >= 0.5, res
     assert res["valence_ccc"]["mean"] >= 0.25, res
 
-    import moodscope.classical as classical
+    import moodscope.training.classical as classical
 
     real_fit = classical.ClassicalReference.fit
 
@@ -187,7 +192,7 @@ def test_classical_reference_learns_the_synthetic_curves_and_not_shuffled_ones(t
 def test_classical_reference_tags_with_per_tag_scores(tmp_path):
     import json
 
-    from moodscope.train import run_experiment
+    from moodscope.training.experiment import run_experiment
 
     cfg = _synthetic_cfg("clstag", "classical", task={"seg_len_s": 10.0})
     out = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
@@ -210,7 +215,7 @@ def test_classical_reference_tags_with_per_tag_scores(tmp_path):
 
 @pytest.mark.slow
 def test_classical_static_heads(tmp_path):
-    from moodscope.train import run_experiment
+    from moodscope.training.experiment import run_experiment
 
     for head, key in (
         ("multitask", "arousal_r2"),

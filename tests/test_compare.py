@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from fixtures_datasets import make_folder
-from moodscope.compare import run_compare
+from moodscope.training.compare import run_compare
 
 TINY_DAMFF = {"width": 0.0625, "embed_dim": 8, "lstm_hidden": 4}
 
@@ -97,7 +97,7 @@ def test_compare_all_table2_models_and_classical_on_synthetic(tmp_path):
 
 
 def test_table_metric_selection_keeps_every_metric_in_the_csv():
-    from moodscope.compare import comparison_rows, markdown_table
+    from moodscope.training.compare import comparison_rows, markdown_table
 
     def run(v):
         folds = [{"metrics": {"a_ccc": v + d, "b_rmse": 1 - v - d}} for d in (0.0, 0.1, 0.25)]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from fixtures_datasets import make_cal500, make_cal500exp, make_deam, make_folder, make_pmemo
-from moodscope.experiment import load_config
-from moodscope.train import run_experiment
+from moodscope.training.config import load_config
+from moodscope.training.experiment import run_experiment
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 

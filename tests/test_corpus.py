@@ -1,6 +1,6 @@
-"""Tests of the synthetic labelled corpus (moodscope.corpus).
+"""Tests of the synthetic labelled corpus (moodscope.datasets.corpus).
 
-Audio descriptors are computed here with numpy and librosa's filterbanks (moodscope.features is not
+Audio descriptors are computed here with numpy and librosa's filterbanks (moodscope.audio.features is not
 used, so these tests stand on their own).
 """
 
@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from moodscope.corpus import CUES, TAG_NAMES, label_curves, quadrant_tags, render_clip, synthesize
+from moodscope.datasets.corpus import CUES, TAG_NAMES, label_curves, quadrant_tags, render_clip, synthesize
 from moodscope.errors import DatasetError
 
 SR = 44100

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from moodscope.errors import ConfigError
-from moodscope.experiment import DEFAULTS, apply_overrides, load_config, parse_override
+from moodscope.training.config import DEFAULTS, apply_overrides, load_config, parse_override
 
 
 def test_defaults_are_the_damff_paper_settings():

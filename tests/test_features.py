@@ -1,4 +1,4 @@
-"""moodscope.features: librosa agreement, shapes, batching, devices, the cache and chunked extraction."""
+"""moodscope.audio.features and .cache: librosa agreement, shapes, batching, devices, the cache and chunked extraction."""
 
 from __future__ import annotations
 
@@ -9,17 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from moodscope import features
+from moodscope.audio import cache as feature_cache
+from moodscope.audio import features
+from moodscope.audio.cache import FeatureCache, extract_to_dir, file_features
+from moodscope.audio.features import LogMel, compute_features, iter_file_features
 from moodscope.config import FeatureConfig
 from moodscope.errors import AudioError
-from moodscope.features import (
-    FeatureCache,
-    LogMel,
-    compute_features,
-    extract_to_dir,
-    file_features,
-    iter_file_features,
-)
 
 SR = 44100
 CFG = FeatureConfig()
@@ -198,7 +193,7 @@ def song(write_audio):
 def counted(monkeypatch):
     """Count feature computations and decodes done by file_features."""
     calls = {"compute": 0, "load": 0}
-    compute, load = features.compute_features, features.load_audio
+    compute, load = feature_cache.compute_features, feature_cache.load_audio
 
     def counting_compute(*args, **kwargs):
         calls["compute"] += 1
@@ -208,14 +203,14 @@ def counted(monkeypatch):
         calls["load"] += 1
         return load(*args, **kwargs)
 
-    monkeypatch.setattr(features, "compute_features", counting_compute)
-    monkeypatch.setattr(features, "load_audio", counting_load)
+    monkeypatch.setattr(feature_cache, "compute_features", counting_compute)
+    monkeypatch.setattr(feature_cache, "load_audio", counting_load)
     return calls
 
 
 def test_file_features_equal_compute_on_loaded_audio(song):
     X = file_features(song, cache=False)
-    np.testing.assert_array_equal(X, compute_features(features.load_audio(song)))
+    np.testing.assert_array_equal(X, compute_features(feature_cache.load_audio(song)))
     part = file_features(song, cache=False, offset=0.25, duration=0.5)
     assert part.shape == (51, 128)
 
@@ -231,7 +226,7 @@ def test_cache_hit_does_not_recompute(song, tmp_path, counted):
 
 def test_default_cache_follows_env(song, tmp_path, monkeypatch, counted):
     monkeypatch.setenv("MOODSCOPE_CACHE", str(tmp_path / "envcache"))
-    assert features.default_cache_dir() == tmp_path / "envcache" / "features"
+    assert feature_cache.default_cache_dir() == tmp_path / "envcache" / "features"
     file_features(song)  # cache=None: the default cache
     file_features(song, cache=True)
     assert counted["compute"] == 1
@@ -239,7 +234,7 @@ def test_default_cache_follows_env(song, tmp_path, monkeypatch, counted):
     file_features(song, cache=False)
     assert counted["compute"] == 2
     monkeypatch.delenv("MOODSCOPE_CACHE")
-    assert features.default_cache_dir().parts[-3:] == (".cache", "moodscope", "features")
+    assert feature_cache.default_cache_dir().parts[-3:] == (".cache", "moodscope", "features")
 
 
 def test_cache_key_depends_on_content_settings_and_region(write_audio, tmp_path):
@@ -325,7 +320,7 @@ def test_atomic_writes_leave_no_temp_files(song, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     other = FeatureCache(tmp_path / "c2")
-    monkeypatch.setattr(features.np, "save", broken_save)
+    monkeypatch.setattr(feature_cache.np, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
         other.save("ab" * 32, np.zeros((3, 128), np.float32))
     # file_features still returns the features, with a warning
@@ -413,8 +408,8 @@ def test_chunked_reports_silence_and_short_files(write_audio):
 def test_long_files_go_through_chunks(write_audio, monkeypatch):
     path = write_audio("l.wav", long_signal(12.0, SR))
     whole = file_features(path, cache=False)
-    monkeypatch.setattr(features, "LONG_FILE_S", 5.0)
-    monkeypatch.setattr(features, "load_audio", lambda *a, **k: pytest.fail("decoded the whole file"))
+    monkeypatch.setattr(feature_cache, "LONG_FILE_S", 5.0)
+    monkeypatch.setattr(feature_cache, "load_audio", lambda *a, **k: pytest.fail("decoded the whole file"))
     np.testing.assert_allclose(file_features(path, cache=False), whole, rtol=0, atol=1e-3)
     cfg = dataclasses.replace(CFG, top_db=30.0)
     clipped = file_features(path, cfg, cache=False)
@@ -491,9 +486,9 @@ def test_predicting_imports_neither_librosa_nor_training_stack(tmp_path):
         "import sys, io, numpy as np, soundfile as sf\n"
         f"p = {str(tmp_path / 'a.wav')!r}\n"
         "sf.write(p, (0.1 * np.random.default_rng(0).standard_normal(44100 * 3)).astype('float32'), 44100)\n"
-        "from moodscope.predict import predict_paths\n"
+        "from moodscope.inference.batch import predict_paths\n"
         "predict_paths([p], progress=False, stream=io.StringIO())\n"
-        "print(sorted(m for m in ('librosa', 'sklearn', 'lightning', 'moodscope.train') if m in sys.modules))\n"
+        "print(sorted(m for m in ('librosa', 'sklearn', 'lightning', 'moodscope.training') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

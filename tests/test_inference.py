@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from moodscope.errors import AudioError
-from moodscope.inference import (
+from moodscope.inference.sliding import (
     embed_stream,
     predict_from_blocks,
     resolve_hops,

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from moodscope.corpus import synthesize
-from moodscope.train import run_experiment
+from moodscope.datasets.corpus import synthesize
+from moodscope.training.experiment import run_experiment
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,6 @@ import torch
 import moodscope.precision as precision
 from conftest import requires_native_bf16
 from moodscope.errors import ConfigError
-from moodscope.experiment import load_config
 from moodscope.precision import (
     PrecisionWarning,
     cpu_bf16_native,
@@ -22,6 +21,7 @@ from moodscope.precision import (
     onednn_isa_cap,
     resolve,
 )
+from moodscope.training.config import load_config
 
 AVX2_ONLY = {"architecture": "x86_64", "cpu_name": "Test EPYC", "avx2": True, "avx512_bf16": False}
 SAPPHIRE = {"architecture": "x86_64", "cpu_name": "Test Xeon", "avx512_bf16": True, "amx_bf16": True}
@@ -131,7 +131,7 @@ def _tiny_run_config(tmp_path, precision: str) -> dict:
 def test_training_falls_back_to_float32_with_one_warning(not_native, tmp_path):
     """An explicit bf16 on a CPU without it trains in float32 (no emulated bf16, no oneDNN LSTM crash) and
     the run directory records what was used."""
-    from moodscope.train import run_experiment
+    from moodscope.training.experiment import run_experiment
 
     cfg = _tiny_run_config(tmp_path, "bf16")
     with pytest.warns(PrecisionWarning) as caught:
@@ -175,7 +175,7 @@ def test_predict_bf16_without_native_support_is_float32_with_one_line(not_native
 @requires_native_bf16
 def test_bf16_training_runs_where_native(tmp_path):
     """Where the CPU has native bf16, bf16-mixed training (the BiLSTM included) runs and is recorded."""
-    from moodscope.train import run_experiment
+    from moodscope.training.experiment import run_experiment
 
     out = run_experiment(_tiny_run_config(tmp_path, "auto"), out_dir=tmp_path / "run", progress=False)
     assert "precision: bf16" in (tmp_path / "run" / "config.yaml").read_text()

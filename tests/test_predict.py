@@ -11,10 +11,12 @@ import torch
 from conftest import make_tone, requires_native_bf16
 from moodscope.cli import main
 from moodscope.config import FeatureConfig
+from moodscope.emotion import quadrant_name
 from moodscope.errors import ConfigError
+from moodscope.inference.batch import predict_paths
+from moodscope.inference.predictor import Predictor
 from moodscope.modelfile import save_model
 from moodscope.models import build
-from moodscope.predict import Predictor, predict_paths, quadrant_name
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,7 @@ def test_array_equals_file_and_resampling(model_file, write_audio):
 @requires_native_bf16
 def test_bf16_precision_is_close_to_float32_on_both_paths(model_file, write_audio, monkeypatch):
     """``--bf16`` runs the model under bfloat16 autocast; file (streamed) and array paths both honour it."""
-    import moodscope.inference as inference
+    import moodscope.inference.sliding as inference
 
     path = write_audio("b.wav", _song(40.0))
     ref = Predictor.from_file(model_file)
@@ -169,7 +171,7 @@ def test_cli_plot_without_out_goes_to_the_current_folder(
 
 
 def test_summary_line_of_a_tagger_result():
-    from moodscope.predict import Result
+    from moodscope.inference.predictor import Result
 
     r = Result(
         "x.mp3",

@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 
 from moodscope.emotion import quadrant_index
-from moodscope.protocols import (
-    SILENCE_DB,
-    aggregate_track,
-    full_segments,
-    label_to_class,
-    simple_crops,
-)
-from moodscope.tasks import segment_windows
+from moodscope.tasks.base import segment_windows
+from moodscope.tasks.static import SILENCE_DB, aggregate_track, full_segments, label_to_class, simple_crops
 
 # ---------------------------------------------------------------------------------------------- full dataset
 
@@ -151,7 +145,7 @@ def test_adff_configs_carry_the_papers_schedule():
     """§3.2: Adam, lr 1e-5, weight decay 1e-5, step decay at epochs 20-170 (gamma 0.5 is our choice)."""
     from pathlib import Path
 
-    from moodscope.experiment import load_config
+    from moodscope.training.config import load_config
 
     configs = sorted((Path(__file__).parents[1] / "configs").glob("adff_*.yaml"))
     assert configs

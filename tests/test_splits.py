@@ -3,13 +3,7 @@ from __future__ import annotations
 import pytest
 
 from moodscope.datasets import Dataset
-from moodscope.datasets.splits import (
-    cal500_kfold,
-    deam2015_split,
-    kfold_by_song,
-    mer1101_split,
-    read_id_file,
-)
+from moodscope.datasets.splits import cal500_kfold, deam2015_split, kfold_by_song, mer1101_split, read_id_file
 from moodscope.errors import DatasetError
 from moodscope.tracks import Segment, Track
 

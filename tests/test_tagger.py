@@ -11,7 +11,7 @@ import torch
 from moodscope.config import FeatureConfig
 from moodscope.modelfile import load_model, save_model
 from moodscope.models import MODELS, build
-from moodscope.tagging import choose_thresholds
+from moodscope.tasks.tags import choose_thresholds
 
 
 def _logmel(batch: int, frames: int, seed: int = 0) -> torch.Tensor:

@@ -13,8 +13,10 @@ from moodscope.config import FeatureConfig
 from moodscope.metrics import ccc
 from moodscope.modelfile import load_model
 from moodscope.models import build
-from moodscope.tasks import DynamicTask, Item, _masked_ccc_loss, _masked_rmse_loss, crop_frames
-from moodscope.train import carve_validation, run_experiment
+from moodscope.tasks.base import Item, _masked_ccc_loss, _masked_rmse_loss, crop_frames
+from moodscope.tasks.dynamic import DynamicTask
+from moodscope.training.data import carve_validation
+from moodscope.training.experiment import run_experiment
 
 
 def test_masked_ccc_loss_equals_one_minus_ccc_and_ignores_masked_steps():
@@ -118,7 +120,7 @@ def test_hop_sweep_trains_once_and_reevaluates(tiny_run, tmp_path, monkeypatch):
     """A sweep whose rows change only the evaluation hops (DAMFF Figure 3) trains the first row's folds and
     re-scores those models per row: the same hops reproduce the trained run's numbers exactly, another hop
     gives its own numbers, and no second training happens."""
-    import moodscope.train as train
+    import moodscope.training.experiment as train
 
     cfg, out, run, _ = tiny_run
     calls = []

@@ -15,12 +15,12 @@ __version__ = "0.1.0"
 
 
 def load_model(path=None, device: str = "cpu", precision: str = "float32"):
-    """Load a model file (default: the bundled demo model) as a :class:`moodscope.predict.Predictor`.
+    """Load a model file (default: the bundled demo model) as a :class:`moodscope.inference.predictor.Predictor`.
 
     ``precision``: ``float32`` (default), ``bf16`` or ``auto`` (bf16 only where the device runs it
     natively); see :mod:`moodscope.precision`.
     """
-    from .predict import Predictor
+    from .inference.predictor import Predictor
 
     return Predictor.from_file(path, device=device, precision=precision)
 

@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------------------------------------------
 def cmd_predict(a) -> int:
-    from .predict import predict_paths
+    from .inference.batch import predict_paths
 
     results, failures = predict_paths(
         a.paths,
@@ -288,7 +288,7 @@ def cmd_predict(a) -> int:
 
 
 def cmd_train(a) -> int:
-    from .train import run_experiment
+    from .training.experiment import run_experiment
 
     ov = list(a.overrides)
     if a.folds:
@@ -306,7 +306,7 @@ def cmd_train(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
-    from .train import evaluate_model_on_dataset
+    from .training.experiment import evaluate_model_on_dataset
 
     ids = None
     if a.ids:
@@ -335,7 +335,7 @@ def cmd_demo(a) -> int:
 
 
 def cmd_corpus(a) -> int:
-    from .corpus import synthesize
+    from .datasets.corpus import synthesize
 
     if a.corpus_verb != "synth":
         raise MoodscopeError("usage: moodscope corpus synth --out DIR [--n-clips N --duration S --seed K]")
@@ -345,7 +345,7 @@ def cmd_corpus(a) -> int:
 
 
 def cmd_features(a) -> int:
-    from .features import extract_to_dir
+    from .audio.cache import extract_to_dir
 
     written, failures = extract_to_dir(a.paths, a.out, cache=False if a.no_cache else None)
     print(f"{len(written)} feature file(s) written to {a.out}")
@@ -389,7 +389,7 @@ def cmd_models(a) -> int:
 
 
 def cmd_compare(a) -> int:
-    from .compare import run_compare
+    from .training.compare import run_compare
 
     ov = list(a.overrides)
     if a.folds:

@@ -1,6 +1,6 @@
 """``moodscope demo``: the whole pipeline on the built-in synthetic corpus, on a CPU, in minutes.
 
-1. render the synthetic corpus (:mod:`moodscope.corpus`, 48 clips of 45 s, fixed seed) into ``<out>/corpus``;
+1. render the synthetic corpus (:mod:`moodscope.datasets.corpus`, 48 clips of 45 s, fixed seed) into ``<out>/corpus``;
 2. train a CPU-sized DAMFF (width 0.25) on 40 clips (4 of them for validation / choosing the best epoch) for
    a fixed number of epochs, in float32, with training-time segment reuse (``task.train_reuse``: the 7
    overlapping 30 s windows of a 45 s clip share one CNN pass over its 90 segments);
@@ -69,10 +69,10 @@ def run_demo(
     precision: str = "float32",
     progress=True,
 ):
-    from .corpus import synthesize
     from .datasets import load_dataset
-    from .predict import Predictor
-    from .train import run_experiment
+    from .datasets.corpus import synthesize
+    from .inference.predictor import Predictor
+    from .training.experiment import run_experiment
 
     t_start = time.time()
     out = Path(out)
@@ -139,14 +139,14 @@ def run_demo(
 
 def bundle(out="demo-output") -> Path:
     """Copy the demo's model into the package as the bundled demo model, with its provenance in the metadata."""
+    from .inference.predictor import bundled_model_path
     from .modelfile import load_model, save_model
-    from .predict import bundled_model_path
 
     b = load_model(Path(out) / "model.safetensors")
     info = dict(b.info)
     info["description"] = "demo: CPU-sized DAMFF trained on the synthetic corpus (moodscope demo, seed 0)"
     info["trained_on"] = (
-        "synthetic corpus (moodscope.corpus, 48 clips x 45 s, seed 0) — not real music labels"
+        "synthetic corpus (moodscope.datasets.corpus, 48 clips x 45 s, seed 0) — not real music labels"
     )
     dest = bundled_model_path()
     save_model(dest, b.model, b.features, info)

@@ -2,8 +2,8 @@
 
 Valence and arousal live on [-1, 1] (design.md). A value of exactly zero counts as *positive* everywhere in
 moodscope: in the quadrant of a prediction, in the quadrant class a static model is trained on
-(:func:`moodscope.protocols.label_to_class`) and in the corpus's quadrant tags
-(:func:`moodscope.corpus.quadrant_tags`).
+(:func:`moodscope.tasks.static.label_to_class`) and in the corpus's quadrant tags
+(:func:`moodscope.datasets.corpus.quadrant_tags`).
 
 Quadrant indices, tags and display names, in index order:
 

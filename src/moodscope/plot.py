@@ -101,7 +101,7 @@ def _figure(result, reference=None):
 
 
 def plot_result(result, path: str | Path, *, reference: np.ndarray | None = None, dpi: int = 110) -> Path:
-    """Write a PNG of ``result`` (a :class:`moodscope.predict.Result`) atomically; ``reference`` (n, 2) overlays
+    """Write a PNG of ``result`` (a :class:`moodscope.inference.predictor.Result`) atomically; ``reference`` (n, 2) overlays
     ground-truth V-A curves."""
     import matplotlib.pyplot as plt
 

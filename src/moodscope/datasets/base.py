@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import AUDIO_EXTENSIONS
+from ..audio.decode import AUDIO_EXTENSIONS
 from ..config import SEGMENT_S
 from ..errors import DatasetError
 from ..registry import Registry

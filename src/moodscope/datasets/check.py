@@ -2,7 +2,7 @@
 
 :func:`check_dataset` loads a release with its adapter (a layout the adapter does not recognise raises
 :class:`~moodscope.errors.DatasetError` naming the missing file or column), then opens every audio file's
-header (:func:`moodscope.audio.audio_duration`) and gathers the counts into a :class:`Report`:
+header (:func:`moodscope.audio.decode.audio_duration`) and gathers the counts into a :class:`Report`:
 
 - tracks, tracks with labels of each kind, and of those the ones with readable audio;
 - labelled tracks without audio, audio files without labels, unreadable audio files (with the reason);
@@ -34,7 +34,7 @@ from .splits import cal500_kfold, deam2015_split, kfold_by_song, mer1101_split
 def _duration_reader():
     """``audio_duration`` from :mod:`moodscope.audio` (imported lazily), or a soundfile fallback."""
     try:
-        from ..audio import audio_duration
+        from ..audio.decode import audio_duration
 
         return audio_duration
     except ImportError:  # pragma: no cover - only while moodscope.audio is unavailable

@@ -41,8 +41,8 @@ Choices the paper leaves open (all are constructor arguments or documented here)
   are linear (no tanh), so targets on [-1, 1] are not squashed.
 - **Tasks**: ``"valence"``, ``"arousal"`` (1 output), ``"multitask"`` (2: valence, arousal), ``"binary"`` (4
   logits, two per dimension: valence negative/positive, arousal negative/positive; softmax + cross-entropy per
-  pair), ``"quadrant"`` (4 logits). Classes by sign, :func:`moodscope.protocols.label_to_class`; losses and
-  whole-track aggregation in :class:`moodscope.tasks.StaticTask` and :mod:`moodscope.protocols`.
+  pair), ``"quadrant"`` (4 logits). Classes by sign, :func:`moodscope.tasks.static.label_to_class`; losses and
+  whole-track aggregation in :class:`moodscope.tasks.static.StaticTask` and :mod:`moodscope.tasks.static`.
 - **Ablations (Table 1)**: ``use_se=False`` replaces every SE block by the identity (w/o SE).
   ``use_tflm=False`` removes the whole TFLM, SE blocks included (``use_se`` is then ignored): E_N is the global
   average pool of S_N over time and frequency, ``(B, C_N)`` (w/o TFLM).
@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..protocols import STATIC_HEADS, n_outputs
+from ..tasks.static import STATIC_HEADS, n_outputs
 from .base import InputNorm, MoodModel, register_model
 from .blocks import SEBlock
 

@@ -43,8 +43,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..audio.features import mel_basis
 from ..config import SEGMENT_S
-from ..features import mel_basis
 from .base import InputNorm, MoodModel, register_model
 from .blocks import BiLSTMRegressor, ConvBNReLUPool
 

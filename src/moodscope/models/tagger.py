@@ -69,10 +69,10 @@ class EmotionTagger(MoodModel):
        ``BCEWithLogitsLoss``; ``torch.sigmoid`` gives probabilities.
 
     The model maps one log-Mel piece to logits and holds nothing else: the piece length, the tag names
-    and the per-tag decision thresholds belong to the tagging task (:class:`moodscope.tasks.TagTask`),
+    and the per-tag decision thresholds belong to the tagging task (:class:`moodscope.tasks.tags.TagTask`),
     which cuts long audio into pieces, aggregates their probabilities
     (the mean of the segments' probabilities), chooses thresholds on validation data
-    (:func:`moodscope.tagging.choose_thresholds`) and stores all three in the model file's info.
+    (:func:`moodscope.tasks.tags.choose_thresholds`) and stores all three in the model file's info.
 
     Parameters
     ----------

@@ -14,7 +14,7 @@ A config is a nested mapping; everything not given takes the defaults below (:da
                     precision (auto|float32|bf16), num_workers, max_time_s, fast_dev_run, limit_train_batches}``
 ``paper``           the published numbers this experiment reproduces: ``{source, table, row, results: {metric: value}}``
 ``compare``         for ``moodscope compare``: ``{args: {model: {...}}, paper: {model: {metric: value}}}``
-``sweep``           ``{row label: {dotted.key: value}}``: one run per row, one table (see :func:`moodscope.train.run_experiment`)
+``sweep``           ``{row label: {dotted.key: value}}``: one run per row, one table (see :func:`moodscope.training.experiment.run_experiment`)
 ``output_dir``      where run directories go (default ``runs``)
 """
 
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
-from .precision import normalize as normalize_precision
+from ..errors import ConfigError
+from ..precision import normalize as normalize_precision
 
 DEFAULTS: dict = {
     "name": "experiment",

@@ -1,40 +1,23 @@
-"""Predicting the emotion of audio files with a trained model (``moodscope predict`` and the Python API).
-
->>> import moodscope
->>> model = moodscope.load_model()                  # bundled demo DAMFF  # doctest: +SKIP
->>> res = model.predict("song.mp3")                 # doctest: +SKIP
->>> res.static["valence"], res.quadrant             # doctest: +SKIP
->>> res.to_dict()                                   # JSON-ready (schema below)  # doctest: +SKIP
-
-Output schema (one object per track, design.md): ``file``, ``duration_s``, ``model``, ``static {valence, arousal}``,
-``dynamic {hop_s, times_s[], valence[], arousal[]}`` (dynamic models), ``tags {name: prob}`` (taggers),
-``quadrant``. A dynamic model's static point is the mean of its curve. ``times_s[i]`` is the start of the 0.5 s
-segment value *i* describes. CSV has one row per time step (``time_s,valence,arousal``) for dynamic models, one
-row per track otherwise.
-"""
+"""The predictor: a loaded model file that predicts an audio file or a waveform array (one path for both)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .config import SEGMENT_S
-from .emotion import quadrant_name
-from .errors import MoodscopeError
-from .fileio import write_atomic
+from ..config import SEGMENT_S
+from ..emotion import quadrant_name
+from ..errors import MoodscopeError
 
 
 def bundled_model_path() -> Path:
     """The demo model shipped in the package (a CPU-sized DAMFF trained on the synthetic corpus)."""
-    return Path(__file__).parent / "assets" / "demo_damff.safetensors"
+    return Path(__file__).resolve().parents[1] / "assets" / "demo_damff.safetensors"
 
 
 @dataclass
@@ -121,8 +104,8 @@ class Predictor:
         cache=False,
         precision: str = "float32",
     ):
-        from .precision import autocast_dtype, resolve
-        from .tasks import make_task
+        from ..precision import autocast_dtype, resolve
+        from ..tasks.base import make_task
 
         #: the precision used: ``bf16`` only where the device runs it natively (:mod:`moodscope.precision`)
         self.precision = resolve(precision, device)
@@ -145,8 +128,8 @@ class Predictor:
 
     @classmethod
     def from_file(cls, path=None, device: str = "cpu", **kw) -> Predictor:
-        from .inference import resolve_device
-        from .modelfile import load_model
+        from ..modelfile import load_model
+        from .sliding import resolve_device
 
         device = resolve_device(device)
         path = Path(path) if path else bundled_model_path()
@@ -157,7 +140,7 @@ class Predictor:
     def _autocast(self):
         import torch
 
-        from .inference import _autocast
+        from .sliding import _autocast
 
         return _autocast(torch.device(self.device), self.autocast)
 
@@ -167,13 +150,14 @@ class Predictor:
         return f"{self.model.model_name}" + (f" ({desc})" if desc else "")
 
     def _features(self, source, sr=None) -> tuple[np.ndarray, str, float]:
-        from .features import compute_features, file_features
+        from ..audio.cache import file_features
+        from ..audio.features import compute_features
 
         if isinstance(source, (str, os.PathLike)):
             feats = file_features(source, self.features, cache=self.cache, device=self.device)
             label = str(source)
         else:
-            from .audio import resample
+            from ..audio.decode import resample
 
             y = np.asarray(source, dtype=np.float32)
             if y.ndim == 2:
@@ -189,9 +173,9 @@ class Predictor:
 
     def _stream_dynamic(self, path) -> tuple[np.ndarray, float]:
         """Dynamic curve of a file decoded and embedded chunk by chunk (memory independent of its length)."""
-        from .errors import AudioError
-        from .features import iter_file_features
-        from .inference import predict_from_blocks
+        from ..audio.features import iter_file_features
+        from ..errors import AudioError
+        from .sliding import predict_from_blocks
 
         n_frames = 0
 
@@ -281,118 +265,3 @@ def _static_from_output(out: np.ndarray, head: str) -> tuple[float, float]:
     centres = np.array([[0.5, 0.5], [-0.5, 0.5], [-0.5, -0.5], [0.5, -0.5]])
     p = out / max(out.sum(), 1e-9)
     return tuple(float(x) for x in p @ centres)
-
-
-def collect_audio(paths) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Expand files and folders (recursively) into audio files; returns ``(files, problems)``."""
-    from .audio import is_audio_file
-
-    files, problems = [], []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and is_audio_file(f))
-            if not found:
-                problems.append((str(p), "folder holds no supported audio files"))
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            problems.append((str(p), "no such file or folder"))
-    return files, problems
-
-
-def predict_paths(
-    paths,
-    *,
-    model=None,
-    out_dir=None,
-    fmt: str = "json",
-    plot: bool = False,
-    device: str = "cpu",
-    hop_valence=None,
-    hop_arousal=None,
-    precision: str = "float32",
-    progress: bool = True,
-    stream=None,
-) -> tuple[list[Result], list[tuple[str, str]]]:
-    """Predict every audio file under ``paths``; write one JSON/CSV (+PNG) per track and a summary.
-
-    Bad files are reported and skipped; returns ``(results, failures)``. Outputs are written atomically.
-    Without ``out_dir`` the JSON results go to ``stream`` (stdout).
-    """
-    from tqdm import tqdm
-
-    predictor = Predictor.from_file(
-        model, device=device, hop_valence=hop_valence, hop_arousal=hop_arousal, precision=precision
-    )
-    files, failures = collect_audio(paths)
-    out = Path(out_dir) if out_dir else None
-    stream = stream or sys.stdout
-    results: list[Result] = []
-    used_names: set[str] = set()
-    bar = tqdm(files, unit="file", disable=not progress or len(files) < 2, file=sys.stderr)
-    for f in bar:
-        bar.set_postfix_str(f.name[-30:])
-        t0 = time.time()
-        try:
-            res = predictor.predict(f)
-        except MoodscopeError as e:
-            failures.append((str(f), e.cause if hasattr(e, "cause") else str(e)))
-            print(f"error: {e}", file=sys.stderr)
-            continue
-        res.extra["seconds"] = round(time.time() - t0, 3)
-        results.append(res)
-        stem = _unique_stem(f, used_names)
-        if out is not None:
-            if fmt == "json":
-                write_atomic(out / f"{stem}.json", json.dumps(res.to_dict(), indent=1))
-            else:
-                write_atomic(out / f"{stem}.csv", res.to_csv())
-        if plot:  # beside the other outputs, or in the current folder when they go to stdout
-            from .plot import plot_result
-
-            png = (out if out is not None else Path.cwd()) / f"{stem}.png"
-            plot_result(res, png)
-            res.extra["plot"] = str(png)
-    if out is not None:
-        summary = {
-            "model": predictor.name,
-            "n_files": len(files),
-            "n_ok": len(results),
-            "n_failed": len(failures),
-            "tracks": [
-                {"file": r.file, "duration_s": round(r.duration_s, 2), **r.static, "quadrant": r.quadrant}
-                for r in results
-            ],
-            "failures": [{"file": f, "error": m} for f, m in failures],
-        }
-        write_atomic(out / "summary.json", json.dumps(summary, indent=1))
-        if fmt == "csv":
-            buf = io.StringIO()
-            w = csv.writer(buf, lineterminator="\n")
-            w.writerow(["file", "duration_s", "valence", "arousal", "quadrant"])
-            for r in results:
-                w.writerow(
-                    [
-                        r.file,
-                        f"{r.duration_s:.2f}",
-                        f"{r.static['valence']:.4f}",
-                        f"{r.static['arousal']:.4f}",
-                        r.quadrant,
-                    ]
-                )
-            write_atomic(out / "summary.csv", buf.getvalue())
-    else:
-        for r in results:
-            stream.write(json.dumps(r.to_dict()) + "\n")
-    return results, failures
-
-
-def _unique_stem(path: Path, used: set[str]) -> str:
-    stem = path.stem
-    cand, k = stem, 1
-    while cand in used:
-        k += 1
-        cand = f"{stem}-{k}"
-    used.add(cand)
-    return cand

@@ -1,85 +1,57 @@
-"""Log-Mel features (the papers' settings) as a batched torch module, with an on-disk cache.
-
-The default :class:`~moodscope.config.FeatureConfig` is 44.1 kHz, 128 Slaney mel bands, a 60 ms
-periodic Hann window (``n_fft=2646``), a 10 ms hop (``hop_length=441``, 100 frames/s), the power
-spectrogram (``power=2``) and ``10 * log10(max(amin, S))`` with ``amin=1e-10`` and no ``top_db``
-clipping. :class:`LogMel` equals ::
-
-    librosa.power_to_db(
-        librosa.feature.melspectrogram(y=y, sr=44100, n_fft=2646, hop_length=441, n_mels=128, power=2.0),
-        ref=1.0, amin=1e-10, top_db=None,
-    ).T
-
-within 1e-3 dB (tested): the frames are centred (``center=True``) with librosa's default zero
-(``"constant"``) padding of ``n_fft // 2`` samples at both ends, the mel filterbank is librosa's
-(:func:`mel_basis`, built once), and the STFT runs in float64 by default so that quiet bins agree too. ``T`` seconds give
-``1 + floor(T * sr / hop_length)`` frames (30 s -> 3001).
-
-Arrays in numpy are ``(frames, n_bins)``: ``n_bins = n_mels`` for log-Mel; for ``kind="waveform"`` the
-"features" are the mono waveform itself as ``(samples, 1)``.
-
-Features of a file are cached on disk (:class:`FeatureCache`) under a key made of the sha256 of the
-file's bytes, the feature settings and the ``offset``/``duration`` read; entries are written atomically
-and a corrupted entry is detected, removed and recomputed.
-
->>> from moodscope.features import file_features
->>> X = file_features("song.mp3")  # (frames, 128) float32 log-power dB   # doctest: +SKIP
-"""
+"""Log-Mel features (the papers' settings) from waveforms, in memory or streamed block by block from a file."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import math
 import os
-import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from .audio import (
+from ..config import FeatureConfig
+from ..errors import AudioError
+from .decode import (
     MIN_DURATION_S,
     SILENCE_THRESHOLD,
     AudioInfo,
     AudioStream,
     audio_info,
     check_length,
-    load_audio,
     native_span,
     resample,
     to_mono,
 )
-from .config import FeatureConfig
-from .errors import AudioError
-from .fileio import cache_root
 
 _DEFAULT = FeatureConfig()  # the papers' settings (immutable, so safe as a default argument)
+
+
 _WAVEFORM = FeatureConfig(kind="waveform")
 
-#: Bump when the feature computation changes in a way that invalidates cached arrays.
-CACHE_VERSION = 1
-#: ``file_features`` decodes files (regions) longer than this in chunks to bound memory.
-LONG_FILE_S = 600.0
+
 #: Elements of the complex STFT computed per block inside :func:`log_mel_spectrogram` (bounds memory).
 _BLOCK_ELEMENTS = 1 << 21
+
+
 #: Extra decoded context (seconds) around each chunk when resampling chunk by chunk.
 _RESAMPLE_MARGIN_S = 0.1
-
-
-# ----------------------------------------------------------------------------------------------------
-# pure functions
 
 
 #: Slaney's mel scale (Auditory Toolbox): linear below 1 kHz (200/3 Hz per mel), logarithmic above it with
 #: 27 mels per factor of 6.4 -- the scale of librosa's default (``htk=False``) filterbank.
 _MEL_F_SP = 200.0 / 3
+
+
 _MEL_BREAK_HZ = 1000.0
+
+
 _MEL_BREAK = _MEL_BREAK_HZ / _MEL_F_SP
+
+
 _MEL_LOGSTEP = np.log(6.4) / 27.0
 
 
@@ -198,10 +170,6 @@ def log_mel_spectrogram(
     return db.to(torch.float32).reshape(*lead, n_frames, mel_basis.shape[0])
 
 
-# ----------------------------------------------------------------------------------------------------
-# modules
-
-
 class LogMel(nn.Module):
     """Waveform to log-Mel (dB), batched, on any device: a thin module over :func:`log_mel_spectrogram`.
 
@@ -302,10 +270,6 @@ def compute_features(y: np.ndarray, config: FeatureConfig = _DEFAULT, *, device:
     with torch.inference_mode():
         out = _extractor(config, str(torch.device(device)))(torch.from_numpy(np.ascontiguousarray(y)))
     return out.cpu().numpy()
-
-
-# ----------------------------------------------------------------------------------------------------
-# chunked decoding of long files
 
 
 class _Region:
@@ -413,10 +377,10 @@ def iter_file_features(
     chunk_s : float
         Seconds of output per block (the last block is shorter).
     offset, duration : float
-        Region of the file, as in :func:`moodscope.audio.load_audio`.
+        Region of the file, as in :func:`moodscope.audio.decode.load_audio`.
     device : str
     min_duration, check_silent
-        As in :func:`~moodscope.audio.load_audio`. Silence is only known at the end: the
+        As in :func:`~moodscope.audio.decode.load_audio`. Silence is only known at the end: the
         :class:`AudioError` for an all-silent file is raised after the last block.
 
     Notes
@@ -431,7 +395,7 @@ def iter_file_features(
     Raises
     ------
     AudioError
-        As :func:`~moodscope.audio.load_audio`.
+        As :func:`~moodscope.audio.decode.load_audio`.
     """
     if chunk_s <= 0:
         raise ValueError(f"chunk_s must be > 0, not {chunk_s}")
@@ -485,273 +449,3 @@ def _iter_region(
 @functools.lru_cache(maxsize=8)
 def _chunk_logmel(config: FeatureConfig, device: str) -> LogMel:
     return LogMel(dataclasses.replace(config, center=False, top_db=None)).to(device).eval()
-
-
-# ----------------------------------------------------------------------------------------------------
-# cache
-
-
-def default_cache_dir() -> Path:
-    """``$MOODSCOPE_CACHE/features`` if ``MOODSCOPE_CACHE`` is set, else ``~/.cache/moodscope/features``.
-
-    ``MOODSCOPE_CACHE`` is moodscope's cache root (the synthetic corpus lives there too).
-    """
-    return cache_root() / "features"
-
-
-def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """Write ``array`` to ``path`` as ``.npy`` through a temporary file in the same directory + rename.
-
-    Readers never see a partial file; the temporary file is removed if writing fails.
-    """
-    from .fileio import atomic_path
-
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, np.asarray(array), allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-    return path
-
-
-class FeatureCache:
-    """Content-addressed on-disk cache of feature arrays.
-
-    The key is the sha256 of the file's bytes (streamed), the feature settings
-    (:meth:`FeatureConfig.key`), the ``offset``/``duration`` read and :data:`CACHE_VERSION`, so a renamed
-    file hits and an edited file or a changed setting misses. Entries are ``<root>/<k[:2]>/<k>.npy``,
-    written atomically. An entry that does not load or fails the checks (2-D float32, ``n_bins``
-    columns, at least one frame, all finite) is removed and reported as a miss.
-
-    Parameters
-    ----------
-    root : path-like, optional
-        Cache directory; default :func:`default_cache_dir`.
-    """
-
-    def __init__(self, root: str | os.PathLike | None = None):
-        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
-        self._hashes: dict[tuple, str] = {}
-
-    def __repr__(self) -> str:
-        return f"FeatureCache({str(self.root)!r})"
-
-    def file_hash(self, path: str | os.PathLike) -> str:
-        """sha256 hex digest of a file's bytes (remembered per path, size and mtime within this object)."""
-        path = Path(path)
-        st = path.stat()
-        ident = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
-        if ident not in self._hashes:
-            h = hashlib.sha256()
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-            self._hashes[ident] = h.hexdigest()
-        return self._hashes[ident]
-
-    def key(
-        self,
-        path: str | os.PathLike,
-        config: FeatureConfig = _DEFAULT,
-        *,
-        offset: float = 0.0,
-        duration: float | None = None,
-    ) -> str:
-        """Cache key of ``path``'s features for ``config`` and the region ``offset``/``duration``."""
-        region = f"{float(offset)!r}:{None if duration is None else float(duration)!r}"
-        parts = [f"v{CACHE_VERSION}", self.file_hash(path), config.key(), region]
-        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-    def entry(self, key: str) -> Path:
-        """Path of the ``.npy`` file for ``key``."""
-        return self.root / key[:2] / f"{key}.npy"
-
-    def load(self, key: str, config: FeatureConfig = _DEFAULT) -> np.ndarray | None:
-        """The cached array for ``key``, or ``None`` (missing, or corrupted and now removed)."""
-        p = self.entry(key)
-        if not p.is_file():
-            return None
-        try:
-            arr = np.load(p, allow_pickle=False)
-            ok = (
-                isinstance(arr, np.ndarray)
-                and arr.dtype == np.float32
-                and arr.ndim == 2
-                and arr.shape[0] > 0
-                and arr.shape[1] == config.n_bins
-                and bool(np.isfinite(arr).all())
-            )
-        except Exception:  # any failure to read means a corrupted entry
-            ok = False
-        if not ok:
-            p.unlink(missing_ok=True)
-            return None
-        return arr
-
-    def save(self, key: str, array: np.ndarray) -> Path:
-        """Store ``array`` under ``key`` atomically; returns the entry's path."""
-        return save_npy_atomic(self.entry(key), np.ascontiguousarray(array, dtype=np.float32))
-
-    def clear(self) -> None:
-        """Remove every cached entry."""
-        if self.root.is_dir():
-            for p in self.root.glob("*/*.npy"):
-                p.unlink(missing_ok=True)
-
-
-def _resolve_cache(cache: FeatureCache | bool | None) -> FeatureCache | None:
-    if cache is None or cache is True:
-        return FeatureCache()
-    if cache is False:
-        return None
-    if isinstance(cache, FeatureCache):
-        return cache
-    raise TypeError(f"cache must be a FeatureCache, True, False or None, not {type(cache).__name__}")
-
-
-def file_features(
-    path: str | os.PathLike,
-    config: FeatureConfig = _DEFAULT,
-    *,
-    cache: FeatureCache | bool | None = None,
-    device: str = "cpu",
-    offset: float = 0.0,
-    duration: float | None = None,
-) -> np.ndarray:
-    """Features of an audio file (decoded with :func:`~moodscope.audio.load_audio` at ``config.sr``).
-
-    Parameters
-    ----------
-    path : path-like
-    config : FeatureConfig
-    cache : FeatureCache, bool or None
-        ``None`` or ``True``: the default cache (:func:`default_cache_dir`); ``False``: no cache;
-        or a :class:`FeatureCache`.
-    device : str
-        Torch device for the feature computation.
-    offset, duration : float
-        Region of the file in seconds (as in ``load_audio``).
-
-    Returns
-    -------
-    np.ndarray [shape=(frames, n_bins), dtype=float32]
-
-    Raises
-    ------
-    AudioError
-        Bad input, as :func:`~moodscope.audio.load_audio`.
-
-    Notes
-    -----
-    A cache that cannot be written (read-only, full) gives a ``RuntimeWarning``, not an error.
-    Regions longer than :data:`LONG_FILE_S` seconds are decoded chunk by chunk
-    (:func:`iter_file_features`), so peak memory is a minute of audio plus the result.
-    """
-    store = _resolve_cache(cache)
-    info = audio_info(path)  # bad input fails here, before the file is hashed
-    start, stop = native_span(info, offset, duration, path=path)
-    key = None
-    if store is not None:
-        key = store.key(path, config, offset=offset, duration=duration)
-        hit = store.load(key, config)
-        if hit is not None:
-            return hit
-    if (stop - start) / info.samplerate > LONG_FILE_S:
-        blocks = iter_file_features(path, config, offset=offset, duration=duration, device=device)
-        feats = np.concatenate(list(blocks), axis=0)
-        if config.kind == "logmel" and config.top_db is not None:
-            feats = np.maximum(feats, feats.max() - np.float32(config.top_db))
-    else:
-        y = load_audio(path, sr=config.sr, offset=offset, duration=duration)
-        feats = compute_features(y, config, device=device)
-    if store is not None:
-        try:
-            store.save(key, feats)
-        except OSError as e:  # a read-only or full cache must not cost the user the result
-            warnings.warn(f"{path}: features not cached in {store.root} ({e})", RuntimeWarning, stacklevel=2)
-    return feats
-
-
-class Extraction(NamedTuple):
-    """What :func:`extract_to_dir` did: unpack as ``written, failures = extract_to_dir(...)``."""
-
-    written: list[Path]
-    """The ``.npy`` files written, in input order."""
-    failures: list[tuple[Path, str]]
-    """Each input that failed, with the cause (e.g. ``"silent: every sample is zero"``)."""
-
-
-def extract_to_dir(
-    paths: Iterable[str | os.PathLike],
-    out_dir: str | os.PathLike,
-    config: FeatureConfig = _DEFAULT,
-    *,
-    cache: FeatureCache | bool | None = None,
-    device: str = "cpu",
-) -> Extraction:
-    """Write the features of each audio file to ``out_dir/<stem>.npy`` (atomically).
-
-    Bad files do not stop the batch: each failure is recorded with its cause and the other files are
-    still written; the caller reports the failures (``moodscope features AUDIO... --out DIR`` prints
-    one line per failed file and exits non-zero).
-
-    Parameters
-    ----------
-    paths : iterable of path-like
-        Audio files. Two inputs with the same stem would write the same output: ``ValueError``
-        before anything is written.
-    out_dir : path-like
-        Created if missing.
-    config, cache, device
-        As in :func:`file_features`.
-
-    Returns
-    -------
-    Extraction
-        ``(written, failures)``: the written ``.npy`` paths in input order, and ``(path, cause)``
-        for each input that failed (bad audio, :class:`~moodscope.errors.AudioError`, or an OS error).
-
-    Examples
-    --------
-    >>> written, failures = extract_to_dir(["a.mp3", "b.flac"], "feats/")  # doctest: +SKIP
-    """
-    paths = [Path(p) for p in paths]
-    out_dir = Path(out_dir)
-    seen: dict[str, Path] = {}
-    for p in paths:
-        if p.stem in seen:
-            raise ValueError(f"{seen[p.stem]} and {p} would both write {out_dir / (p.stem + '.npy')}")
-        seen[p.stem] = p
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = Extraction([], [])
-    for p in paths:
-        try:
-            result.written.append(
-                save_npy_atomic(
-                    out_dir / f"{p.stem}.npy", file_features(p, config, cache=cache, device=device)
-                )
-            )
-        except AudioError as e:
-            result.failures.append((p, e.cause))
-        except OSError as e:
-            result.failures.append((p, e.strerror or str(e)))
-    return result
-
-
-__all__: Sequence[str] = [
-    "CACHE_VERSION",
-    "LONG_FILE_S",
-    "FeatureCache",
-    "Extraction",
-    "LogMel",
-    "WaveformFeatures",
-    "compute_features",
-    "default_cache_dir",
-    "extract_to_dir",
-    "feature_extractor",
-    "file_features",
-    "iter_file_features",
-    "log_mel_spectrogram",
-    "mel_filterbank",
-    "save_npy_atomic",
-]

@@ -79,7 +79,7 @@ sad V <= 0, A <= 0; calm V > 0, A <= 0 -- a value of exactly 0 counts as negativ
 Examples
 --------
 >>> import numpy as np
->>> from moodscope.corpus import render_clip
+>>> from moodscope.datasets.corpus import render_clip
 >>> v = np.linspace(-0.8, 0.8, 20)          # 10 s at 2 Hz
 >>> a = np.zeros(20)
 >>> y, cues = render_clip(v, a, seed=1, cue_overrides={"mode": 1.0})
@@ -105,9 +105,9 @@ import numpy as np
 from scipy import fft as sp_fft
 from scipy import signal
 
-from .config import SEGMENT_S
-from .emotion import QUADRANT_TAGS, quadrant_index
-from .errors import DatasetError
+from ..config import SEGMENT_S
+from ..emotion import QUADRANT_TAGS, quadrant_index
+from ..errors import DatasetError
 
 __all__ = [
     "CUES",
@@ -736,7 +736,7 @@ def _is_corpus_dir(path: Path) -> bool:
     if not any(path.iterdir()):
         return True
     meta = path / "dataset.yaml"
-    return meta.is_file() and "generator: moodscope.corpus" in meta.read_text(
+    return meta.is_file() and "generator: moodscope.datasets.corpus" in meta.read_text(
         encoding="utf-8", errors="replace"
     )
 
@@ -891,10 +891,10 @@ def _write_meta(root: Path, *, n_clips: int, duration: float, seed: int, sr: int
             "moodscope's built-in synthetic corpus: music-like clips rendered offline whose valence and "
             "arousal follow musical cues (tempo, note density, loudness, brightness, percussion -> arousal; "
             "mode, consonance, register, articulation -> valence), each label a jittered mix of several "
-            "cues. Labels are the ground truth; see cues.csv and the moodscope.corpus docstring."
+            "cues. Labels are the ground truth; see cues.csv and the moodscope.datasets.corpus docstring."
         ),
         "scale": {"min": -1, "max": 1},
-        "generator": "moodscope.corpus",
+        "generator": "moodscope.datasets.corpus",
         "generator_version": GENERATOR_VERSION,
         "seed": int(seed),
         "n_clips": int(n_clips),

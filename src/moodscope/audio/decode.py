@@ -31,7 +31,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import AudioError
+from ..errors import AudioError
 
 #: File extensions moodscope reads (lower case, with the dot), in order of preference where one track id has
 #: several files (dataset adapters keep the first): lossless first, then lossy, ffmpeg-decoded last.

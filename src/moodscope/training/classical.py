@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import SEGMENT_S
+from ..config import SEGMENT_S
 
 if TYPE_CHECKING:  # scikit-learn is imported where it is used: ``moodscope predict`` never needs it
     from sklearn.pipeline import Pipeline
@@ -284,7 +284,7 @@ class ClassicalReference:
     - ``tags``: :class:`ClassicalTagger` on :func:`clip_statistics` of each song (song-level tags) or of each
       labelled segment (segment-level tags); per-tag thresholds chosen on the validation tracks like the CNN's;
     - ``static``: :class:`ClassicalRegressor` on :func:`clip_statistics` of the whole clip (regression heads),
-      or a logistic regression on the class of :mod:`moodscope.protocols` (binary / quadrant heads);
+      or a logistic regression on the class of :mod:`moodscope.tasks.static` (binary / quadrant heads);
     - ``dynamic``: :class:`ClassicalRegressor` per 0.5 s segment on :func:`segment_statistics` over a
       ``context_s`` window (default 5 s) -- the shape of the MediaEval/DEAM baselines (frame-level
       descriptors, statistics per segment, a linear model).

@@ -52,8 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import SEGMENT_S, WINDOW_S
-from .errors import AudioError, MoodscopeError
+from ..config import SEGMENT_S, WINDOW_S
+from ..errors import AudioError, MoodscopeError
 
 __all__ = [
     "DIMENSIONS",

@@ -1,6 +1,6 @@
 """``moodscope compare``: several models under one protocol, one table.
 
-Every model is trained and evaluated by :func:`moodscope.train.run_experiment` with the same config — the same
+Every model is trained and evaluated by :func:`moodscope.training.experiment.run_experiment` with the same config — the same
 dataset, splits (same seed), training settings and metrics — only ``model.name`` (and the model's own
 arguments) change. Per-model constructor arguments come from the config's ``compare.args`` mapping::
 
@@ -15,7 +15,7 @@ The table has, per model and metric, the mean ± std over folds, the paper's num
 t-test across folds against the first model (the papers mark significance this way); ``*`` marks p < 0.05.
 Written as ``compare.md`` and ``compare.csv`` in the output folder, each model's run directory beside them.
 
-``classical`` may be listed like a model: the hand-crafted reference (:class:`moodscope.classical.ClassicalReference`:
+``classical`` may be listed like a model: the hand-crafted reference (:class:`moodscope.training.classical.ClassicalReference`:
 log-Mel/MFCC statistics and a linear model), given the output kind of the first deep model in the list, so
 "beats hand-crafted features" is measured under the same folds. Its arguments come from ``compare.args.classical``
 (``C``, ``alpha``, ``context_s``).
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..metrics import paired_ttest
 from .classical import NAME as CLASSICAL
-from .experiment import load_config
-from .metrics import paired_ttest
+from .config import load_config
 
 
 def run_compare(
@@ -51,8 +51,8 @@ def run_compare(
 
     ``metrics`` limits the markdown table's columns (the CSV and JSON keep every metric).
     """
-    from .models import MODELS
-    from .train import run_experiment
+    from ..models import MODELS
+    from .experiment import run_experiment
 
     if not models:
         raise ValueError("--models needs at least one model name")

@@ -1,5 +1,6 @@
-"""Static-label protocols of ADFF (Huang et al., Interspeech 2022, §3.1-§3.2).
+"""The static task: one valence-arousal point (or class) per clip, and ADFF's protocol (Huang et al., Interspeech 2022, §3.1-§3.3).
 
+:class:`StaticTask` trains and scores the ADFF heads; the functions below are the protocol itself.
 Everything here works on feature arrays ``(frames, n_mels)`` (100 frames/s at the default settings) and
 static labels on the canonical [-1, 1] scale; nothing reads files.
 
@@ -41,26 +42,23 @@ useless 1e-11 at the end.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
+from torch.utils.data import Dataset
 
-from .emotion import quadrant_index
-
-__all__ = [
-    "FPS",
-    "SEG_LENS_S",
-    "SILENCE_DB",
-    "Spans",
-    "STATIC_HEADS",
-    "aggregate_track",
-    "full_segments",
-    "label_to_class",
-    "n_outputs",
-    "simple_crops",
-]
+from ..config import FeatureConfig
+from ..emotion import quadrant_index
+from .base import TASKS, Item, _Examples, _silence_pad, _Task, run_windows, segment_windows
 
 FPS = 100.0  #: log-Mel frames per second at the default feature settings (hop 441 at 44.1 kHz)
+
+
 SILENCE_DB = -100.0  #: log-Mel value of digital silence (10 log10(1e-10)); default padding value
+
+
 SEG_LENS_S = (5, 10, 15, 20, 25, 30)  #: the paper's segment lengths in seconds (§3.1)
+
 
 #: task name -> number of model outputs
 STATIC_HEADS: dict[str, int] = {"valence": 1, "arousal": 1, "multitask": 2, "binary": 4, "quadrant": 4}
@@ -93,11 +91,6 @@ def _check_n_frames(n_frames: int) -> int:
     if n_frames < 1:
         raise ValueError(f"a clip needs at least one feature frame, got n_frames={n_frames}")
     return n_frames
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Segmenting
-# --------------------------------------------------------------------------------------------------------------
 
 
 def simple_crops(
@@ -186,16 +179,6 @@ def full_segments(n_frames: int, seg_len_s: float, *, fps: float = FPS) -> Spans
     return Spans(spans, pad=0)
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Cross-validation
-# --------------------------------------------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Labels and tasks
-# --------------------------------------------------------------------------------------------------------------
-
-
 def label_to_class(valence, arousal, task: str) -> np.ndarray:
     """Class targets from static V-A labels by sign (§3.3.4); a label of exactly 0 is positive.
 
@@ -278,6 +261,104 @@ def aggregate_track(window_outputs, task: str) -> np.ndarray:
     return out.mean(axis=0)
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Training constants
-# --------------------------------------------------------------------------------------------------------------
+@TASKS.register("static")
+class StaticTask(_Task):
+    """Clip-level V-A regression or classification (ADFF §2-§3).
+
+    ``head`` is the ADFF model's ``task`` argument: ``valence``/``arousal`` (single-task regression),
+    ``multitask`` (V and A), ``binary`` (2 classes per dimension by sign) or ``quadrant`` (4 classes).
+    ``dataset`` is ``simple`` (one random ``seg_len_s`` crop per clip, drawn once with ``seed``) or ``full``
+    (consecutive segments, ADFF §3.1).
+    """
+
+    kind = "static"
+
+    def __init__(
+        self, features: FeatureConfig, *, seg_len_s: float = 20.0, dataset: str = "simple", head="multitask"
+    ):
+        if dataset not in ("simple", "full"):
+            raise ValueError(f"static dataset must be 'simple' or 'full', not {dataset!r}")
+        self.features = features
+        self.seg_len_s = float(seg_len_s)
+        self.dataset = dataset
+        self.head = head
+        self.fps = features.frames_per_second
+        self.length = int(round(self.seg_len_s * self.fps))
+
+    def info(self) -> dict:
+        return {"kind": self.kind, "seg_len_s": self.seg_len_s, "head": self.head}
+
+    def _target(self, static: np.ndarray):
+        v, a = float(static[0]), float(static[1])
+        if self.head == "valence":
+            return np.array([v], np.float32)
+        if self.head == "arousal":
+            return np.array([a], np.float32)
+        if self.head == "multitask":
+            return np.array([v, a], np.float32)
+        return np.atleast_1d(np.asarray(label_to_class(v, a, self.head), dtype=np.float32))
+
+    def examples(self, items: list[Item], model, *, seed: int = 0) -> Dataset:
+        rng = np.random.default_rng(seed)
+        entries = []
+        for i, it in enumerate(items):
+            if it.static is None:
+                continue
+            if self.dataset == "simple":
+                spans = simple_crops(it.n_frames, self.seg_len_s, rng, fps=self.fps)
+            else:
+                spans = full_segments(it.n_frames, self.seg_len_s, fps=self.fps)
+            t = self._target(it.static)
+            for span in spans:
+                entries.append((i, int(span[0]), t, np.ones_like(t)))
+        return _Examples(items, entries, self.length, _silence_pad(model))
+
+    def loss(self, pred, target, mask) -> dict:
+        import torch.nn.functional as F
+
+        if self.head in ("valence", "arousal", "multitask"):
+            return {"loss": F.mse_loss(pred, target)}
+        if self.head == "binary":
+            # two logits per dimension: (valence neg/pos, arousal neg/pos); target (batch, 2) class ids
+            lv = F.cross_entropy(pred[:, :2], target[:, 0].long())
+            la = F.cross_entropy(pred[:, 2:], target[:, 1].long())
+            return {"loss": lv + la, "loss_valence": lv, "loss_arousal": la}
+        return {"loss": F.cross_entropy(pred, target[:, 0].long())}
+
+    def raw_outputs(self, model, feats: np.ndarray, *, device="cpu", batch_size: int = 16) -> np.ndarray:
+        """Model outputs ``(n_windows, n_out)`` for the consecutive ``seg_len_s`` windows of a track."""
+        wins = segment_windows(feats, self.seg_len_s, self.fps, _silence_pad(model))
+        return run_windows(model, wins, device=device, batch_size=batch_size)
+
+    def predict(self, model, feats: np.ndarray, *, device="cpu") -> np.ndarray:
+        """A track's prediction: regression ``(n_out,)`` mean over windows, or class probabilities."""
+        return np.asarray(aggregate_track(self.raw_outputs(model, feats, device=device), self.head))
+
+    def evaluate(self, items: list[Item], preds: list[np.ndarray]) -> OrderedDict:
+        from ..metrics import evaluate_classes, evaluate_static
+
+        ref = np.stack([it.static for it in items])
+        if self.head == "multitask":
+            return evaluate_static(ref, np.stack(preds))
+        if self.head in ("valence", "arousal"):
+            from ..metrics import r2, rmse
+
+            d = 0 if self.head == "valence" else 1
+            est = np.array([p[0] for p in preds])
+            return OrderedDict(
+                [(f"{self.head}_r2", r2(ref[:, d], est)), (f"{self.head}_rmse", rmse(ref[:, d], est))]
+            )
+        y_true = np.stack([self._target(s) for s in ref])
+        if self.head == "binary":
+            est = np.stack([[np.argmax(p[:2]), np.argmax(p[2:])] for p in preds])
+            out = OrderedDict()
+            out["valence_accuracy"] = evaluate_classes(y_true[:, 0], est[:, 0])["accuracy"]
+            out["arousal_accuracy"] = evaluate_classes(y_true[:, 1], est[:, 1])["accuracy"]
+            return out
+        est = np.array([np.argmax(p) for p in preds])
+        return OrderedDict(quadrant_accuracy=evaluate_classes(y_true[:, 0], est)["accuracy"])
+
+    def score(self, metrics: dict) -> float:
+        """Early-stopping score: mean R² (regression) or mean accuracy (classification)."""
+        keys = [k for k in metrics if k.endswith("_r2")] or [k for k in metrics if k.endswith("accuracy")]
+        return float(np.mean([metrics[k] for k in keys]))

@@ -1,0 +1,192 @@
+"""What every task shares: the :class:`Item` a track becomes, training examples, the masked losses, the registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..config import FeatureConfig
+from ..registry import Registry
+
+TASKS: Registry[type] = Registry("task")
+
+
+@dataclass
+class Item:
+    """One track ready for learning.
+
+    Attributes
+    ----------
+    id : str
+    feats : np.ndarray [shape=(frames, n_bins)]
+        Log-Mel dB (or waveform) features of the whole track.
+    dynamic : np.ndarray [shape=(n_segments, 2)] or None
+        V-A per 0.5 s segment from the track start, NaN where unlabelled.
+    static : np.ndarray [shape=(2,)] or None
+        Static (valence, arousal).
+    tags : np.ndarray [shape=(n_tags,)] or None
+    segments : list of (start_s, end_s, tags (n_tags,)) for segment-level tags.
+    """
+
+    id: str
+    feats: np.ndarray
+    dynamic: np.ndarray | None = None
+    static: np.ndarray | None = None
+    tags: np.ndarray | None = None
+    segments: list = field(default_factory=list)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.feats.shape[0])
+
+
+def labelled_for(kind: str, items: list[Item]) -> list[Item]:
+    """The items carrying the labels a ``kind`` (``dynamic``/``static``/``tags``) task is scored on.
+
+    A dataset may label tracks unevenly (static labels only, tags only, audio without any label); such tracks
+    are kept out of validation and test scoring instead of breaking it.
+    """
+    if kind == "dynamic":
+        return [it for it in items if it.dynamic is not None]
+    if kind == "static":
+        return [it for it in items if it.static is not None]
+    return [it for it in items if it.tags is not None or it.segments]
+
+
+def _pad_value(model) -> np.ndarray:
+    """Padding frame for features: the model's input-normalisation mean, so padded frames normalise to zero."""
+    return model.norm.mean.detach().cpu().numpy().astype(np.float32)
+
+
+def _silence_pad(model) -> float:
+    """Padding for static and tag models: digital silence (zero audio) in dB, as ADFF §3.1 zero-pads the audio."""
+    from .static import SILENCE_DB
+
+    return SILENCE_DB
+
+
+def crop_frames(feats: np.ndarray, start: int, length: int, pad: np.ndarray | float) -> np.ndarray:
+    """``feats[start:start+length]``, padded with ``pad`` frames where the span leaves the array."""
+    n, d = feats.shape
+    out = np.empty((length, d), dtype=np.float32)
+    out[:] = pad
+    lo, hi = max(start, 0), min(start + length, n)
+    if hi > lo:
+        out[lo - start : hi - start] = feats[lo:hi]
+    return out
+
+
+def segment_windows(feats: np.ndarray, seg_len_s: float, fps: float, pad) -> np.ndarray:
+    """The consecutive ``seg_len_s`` windows of a track (:func:`moodscope.tasks.static.full_segments`), stacked
+    as ``(n_windows, frames, n_bins)``."""
+    from .static import full_segments
+
+    length = int(round(seg_len_s * fps))
+    spans = full_segments(feats.shape[0], seg_len_s, fps=fps)
+    return np.stack([crop_frames(feats, int(s[0]), length, pad) for s in spans])
+
+
+@torch.inference_mode()
+def run_windows(model, wins: np.ndarray, *, device="cpu", batch_size: int = 16) -> np.ndarray:
+    """Model outputs ``(n_windows, n_out)`` for windows ``(n_windows, frames, n_bins)``, in batches."""
+    outs = []
+    for b in range(0, len(wins), batch_size):
+        x = torch.from_numpy(wins[b : b + batch_size])[:, None].to(device)  # (batch, 1, frames, n_bins)
+        outs.append(model(x).float().cpu().numpy())
+    return np.concatenate(outs)
+
+
+class _Examples(Dataset):
+    """A list of ``(item_index, start_frame, target, mask)`` tuples materialised lazily as tensors.
+
+    ``reuse``: the task batches these windows with shared segments (:class:`_SharedSegmentBatches`).
+    """
+
+    def __init__(self, items, entries, length, pad, *, reuse: bool = False):
+        self.items, self.entries, self.length, self.pad = items, entries, length, pad
+        self.reuse = reuse
+
+    def __len__(self):
+        return len(self.entries)
+
+    def __getitem__(self, i):
+        idx, start, target, mask = self.entries[i]
+        x = crop_frames(self.items[idx].feats, start, self.length, self.pad)
+        return (
+            torch.from_numpy(x)[None],  # (1, frames, n_bins)
+            torch.as_tensor(target, dtype=torch.float32),
+            torch.as_tensor(mask, dtype=torch.float32),
+        )
+
+
+def _masked_ccc_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6):
+    """1 - CCC per sequence over the valid (mask=1) steps, averaged over sequences with >= 2 valid steps.
+
+    Shapes: ``(batch, time)`` each.
+    """
+    n = mask.sum(1)
+    keep = n >= 2
+    if not bool(keep.any()):
+        return pred.sum() * 0.0
+    pred, target, mask, n = pred[keep], target[keep], mask[keep], n[keep]
+    mp = (pred * mask).sum(1) / n
+    mt = (target * mask).sum(1) / n
+    dp, dt = (pred - mp[:, None]) * mask, (target - mt[:, None]) * mask
+    vp, vt = (dp**2).sum(1) / n, (dt**2).sum(1) / n
+    cov = (dp * dt).sum(1) / n
+    ccc = 2 * cov / (vp + vt + (mp - mt) ** 2 + eps)
+    return (1 - ccc).mean()
+
+
+def _masked_rmse_loss(pred, target, mask, eps: float = 1e-8):
+    """Root of the masked mean squared error over the whole batch."""
+    se = ((pred - target) ** 2 * mask).sum()
+    return torch.sqrt(se / mask.sum().clamp_min(1.0) + eps)
+
+
+def _masked_mse_loss(pred, target, mask):
+    return ((pred - target) ** 2 * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+LOSSES = {"ccc": _masked_ccc_loss, "rmse": _masked_rmse_loss, "mse": _masked_mse_loss}
+
+
+def _loss_fn(name: str):
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise KeyError(f"unknown loss {name!r}; known: {', '.join(sorted(LOSSES))}") from None
+
+
+class _Task:
+    def train_loader(self, examples: Dataset, *, batch_size: int, seed: int, num_workers: int = 0):
+        """The training batches: ``batch_size`` shuffled examples, the last partial batch dropped."""
+        return torch.utils.data.DataLoader(
+            examples,
+            batch_size=batch_size,
+            shuffle=True,
+            num_workers=num_workers,
+            generator=torch.Generator().manual_seed(seed),
+            drop_last=len(examples) > batch_size,
+        )
+
+    def training_losses(self, model, batch) -> tuple[dict, int]:
+        """Named losses (``loss`` is the one optimised) of one training batch, and its number of examples."""
+        x, y, m = batch
+        return self.loss(model(x), y, m), len(x)
+
+    def predict_item(self, model, item: Item, *, device="cpu"):
+        """What :meth:`evaluate` scores for one item (by default the whole-track prediction)."""
+        return self.predict(model, item.feats, device=device)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def make_task(kind: str, features: FeatureConfig, **options):
+    """Build the task for a model output kind (``dynamic``, ``static``, ``tags``)."""
+    return TASKS.get(kind)(features, **options)

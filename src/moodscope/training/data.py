@@ -1,0 +1,168 @@
+"""From a config to training items: the dataset, its features, input statistics and the folds."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..config import SEGMENT_S, FeatureConfig
+from ..errors import ConfigError, MoodscopeError
+from ..fileio import cache_root
+from ..tasks.base import Item
+
+log = logging.getLogger("moodscope")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# data
+# ------------------------------------------------------------------------------------------------------------
+def synthetic_root(opts: dict, base: Path | None = None) -> Path:
+    """Render (once) the built-in synthetic corpus with ``opts`` and return its folder.
+
+    It lives under ``<base>/corpora``; ``base`` defaults to moodscope's cache root (:func:`cache_root`).
+    """
+    from ..datasets.corpus import GENERATOR_VERSION, synthesize
+
+    base = Path(base) if base else cache_root()
+    n, d, s = int(opts.get("n_clips", 48)), float(opts.get("duration", 45.0)), int(opts.get("seed", 0))
+    root = base / "corpora" / f"synthetic-v{GENERATOR_VERSION}-n{n}-d{d:g}-s{s}"
+    if not (root / "dataset.yaml").is_file():
+        synthesize(root, n_clips=n, duration=d, seed=s)
+    return root
+
+
+def load_tracks(cfg: dict):
+    """The dataset named by ``cfg['data']`` as a :class:`moodscope.datasets.Dataset`."""
+    from ..datasets import load_dataset
+
+    data = cfg["data"]
+    name, root = data["dataset"], data.get("root")
+    if name == "synthetic":
+        root = Path(root) if root else synthetic_root(data.get("synthetic") or {})
+        name = "folder"
+    if not root:
+        raise ConfigError(f"data.root is not set for dataset {name!r} (use --set data.root=DIR)")
+    return load_dataset(name, root, **(data.get("options") or {}))
+
+
+def tracks_to_items(tracks, features: FeatureConfig, *, cache=True, tag_names=None, progress=True):
+    """Features and grid-aligned labels of every track with readable audio.
+
+    Returns ``(items, failures)`` where ``failures`` lists ``(track_id, message)`` for unreadable audio.
+    """
+    from tqdm import tqdm
+
+    from ..audio.cache import FeatureCache, file_features
+
+    cache_obj = FeatureCache() if cache is True else (cache or False)
+    items, failures = [], []
+    fps_seg = features.frames_per_segment
+    for tr in tqdm(tracks, desc="features", unit="track", disable=not progress, leave=False):
+        if tr.audio is None:
+            failures.append((tr.id, "no audio file"))
+            continue
+        try:
+            feats = file_features(tr.audio, features, cache=cache_obj)
+        except MoodscopeError as e:
+            failures.append((tr.id, str(e)))
+            continue
+        dyn = None
+        if tr.dynamic is not None and len(tr.dynamic.times_s):
+            n_seg = max(feats.shape[0] // fps_seg, int(np.max(np.round(tr.dynamic.times_s / SEGMENT_S))) + 1)
+            dyn = np.full((n_seg, 2), np.nan, dtype=np.float32)
+            idx = np.round(tr.dynamic.times_s / SEGMENT_S).astype(int)
+            ok = idx >= 0
+            dyn[idx[ok], 0] = tr.dynamic.valence[ok]
+            dyn[idx[ok], 1] = tr.dynamic.arousal[ok]
+        static = np.array([tr.valence, tr.arousal], np.float32) if tr.has_static else None
+        tags = None
+        if tag_names and tr.tags:
+            tags = np.array([float(tr.tags.get(t, 0.0)) for t in tag_names], np.float32)
+        segs = []
+        if tag_names and tr.segments:
+            segs = [
+                (s.start_s, s.end_s, np.array([float(s.tags.get(t, 0.0)) for t in tag_names], np.float32))
+                for s in tr.segments
+            ]
+        items.append(Item(id=tr.id, feats=feats, dynamic=dyn, static=static, tags=tags, segments=segs))
+    return items, failures
+
+
+def input_stats(items: list[Item], max_frames: int = 200_000, seed: int = 0):
+    """Per-band mean and std of the items' features (a random subset of at most ``max_frames`` frames)."""
+    rng = np.random.default_rng(seed)
+    total = sum(it.n_frames for it in items)
+    take = min(1.0, max_frames / max(total, 1))
+    parts = []
+    for it in items:
+        n = it.n_frames
+        k = max(1, int(n * take))
+        idx = np.sort(rng.choice(n, size=k, replace=False)) if k < n else np.arange(n)
+        parts.append(np.asarray(it.feats[idx], dtype=np.float64))
+    x = np.concatenate(parts)
+    return x.mean(0).astype(np.float32), x.std(0).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# splits
+# ------------------------------------------------------------------------------------------------------------
+def make_folds(cfg: dict, dataset, items: list[Item]) -> list[tuple[list[str], list[str]]]:
+    """``[(train_ids, test_ids), ...]`` for the configured protocol, restricted to usable items."""
+    from ..datasets import splits
+
+    sp = cfg["split"]
+    kind, k, seed = sp["kind"], int(sp.get("folds") or 1), int(sp.get("seed", 0))
+    ids = [it.id for it in items]
+    have = set(ids)
+    if kind == "kfold":
+        if k < 2:
+            raise ConfigError("split.folds must be >= 2 for k-fold (use split.kind=holdout for one split)")
+        folds = splits.kfold_by_song(ids, k=k, seed=seed)
+    else:
+        if kind == "holdout":
+            rng = np.random.default_rng(seed)
+            perm = list(rng.permutation(ids))
+            n_test = max(1, int(round(len(ids) * float(sp.get("test_fraction", 0.2)))))
+            one = (sorted(perm[n_test:]), sorted(perm[:n_test]))
+        elif kind == "deam2015":
+            one = splits.deam2015_split(dataset, dev_ids_file=sp.get("dev_ids_file"))
+        elif kind == "mer1101":
+            durations = {it.id: it.n_frames / dataset_fps(cfg) for it in items}
+            one = splits.mer1101_split([t for t in dataset.tracks if t.id in have], durations, seed=seed)
+        elif kind == "predefined":
+            tr = [
+                t.id
+                for t in dataset.tracks
+                if (t.split or "").lower() in ("train", "training", "development")
+            ]
+            te = [t.id for t in dataset.tracks if (t.split or "").lower() in ("test", "evaluation", "eval")]
+            one = (tr, te)
+        else:
+            raise ConfigError(
+                f"unknown split.kind {kind!r}; known: kfold, holdout, deam2015, mer1101, predefined"
+            )
+        folds = [one] * k
+    out = []
+    for tr, te in folds:
+        tr2, te2 = [i for i in tr if i in have], [i for i in te if i in have]
+        if not tr2 or not te2:
+            raise MoodscopeError(
+                f"split {kind!r} leaves {len(tr2)} training and {len(te2)} test tracks with audio"
+            )
+        out.append((tr2, te2))
+    return out
+
+
+def dataset_fps(cfg: dict) -> float:
+    return FeatureConfig.from_dict(cfg["features"]).frames_per_second
+
+
+def carve_validation(train_ids: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng(seed)
+    perm = list(rng.permutation(sorted(train_ids)))
+    n_val = max(1, int(round(len(perm) * fraction))) if len(perm) > 1 else 0
+    if n_val == 0:
+        return perm, perm
+    return sorted(perm[n_val:]), sorted(perm[:n_val])
