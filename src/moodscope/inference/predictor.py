@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import SEGMENT_S
 from ..emotion import quadrant_name
 from ..errors import MoodscopeError
 
@@ -105,7 +104,7 @@ class Predictor:
         precision: str = "float32",
     ):
         from ..precision import autocast_dtype, resolve
-        from ..tasks.base import make_task
+        from ..tasks import TASKS
 
         #: the precision used: ``bf16`` only where the device runs it natively (:mod:`moodscope.precision`)
         self.precision = resolve(precision, device)
@@ -118,13 +117,9 @@ class Predictor:
         self.cache = cache
         opts = dict(bundle.info.get("task") or {})
         kind = opts.pop("kind", self.model.output)
-        if kind == "dynamic":
-            opts = {k: v for k, v in opts.items() if k in ("window_s", "hop_valence", "hop_arousal")}
-            if hop_valence is not None:
-                opts["hop_valence"] = hop_valence
-            if hop_arousal is not None:
-                opts["hop_arousal"] = hop_arousal
-        self.task = make_task(kind, self.features, **opts)
+        self.task = TASKS.get(kind).for_prediction(
+            self.features, opts, hop_valence=hop_valence, hop_arousal=hop_arousal
+        )
 
     @classmethod
     def from_file(cls, path=None, device: str = "cpu", **kw) -> Predictor:
@@ -137,25 +132,27 @@ class Predictor:
             raise MoodscopeError(f"{path}: the bundled demo model is missing from this installation")
         return cls(load_model(path, device=device), device=device, **kw)
 
-    def _autocast(self):
-        import torch
-
-        from .sliding import _autocast
-
-        return _autocast(torch.device(self.device), self.autocast)
-
     @property
     def name(self) -> str:
         desc = self.bundle.info.get("description") or ""
         return f"{self.model.model_name}" + (f" ({desc})" if desc else "")
 
-    def _features(self, source, sr=None) -> tuple[np.ndarray, str, float]:
+    def _blocks(self, source, sr=None):
+        """``(blocks, label, frames)``: the features of a file or an array, as an iterator of consecutive
+        blocks, and a callable giving the number of frames read (known once the blocks are consumed).
+
+        A log-Mel file is decoded and featurised block by block (memory independent of its length); with the
+        feature cache on, or for waveform models, a file is one block; an array is always one block.
+        """
         from ..audio.cache import file_features
-        from ..audio.features import compute_features
+        from ..audio.features import compute_features, iter_file_features
 
         if isinstance(source, (str, os.PathLike)):
-            feats = file_features(source, self.features, cache=self.cache, device=self.device)
             label = str(source)
+            if self.features.kind == "logmel" and not self.cache:
+                parts = iter_file_features(source, self.features, device=self.device)
+            else:
+                parts = iter([file_features(source, self.features, cache=self.cache, device=self.device)])
         else:
             from ..audio.decode import resample
 
@@ -166,102 +163,39 @@ class Predictor:
                 raise ValueError("predict(array) needs sr= (the array's sample rate)")
             if sr != self.features.sr:
                 y = resample(y, sr, self.features.sr)
-            feats = compute_features(y, self.features, device=self.device)
+            parts = iter([compute_features(y, self.features, device=self.device)])
             label = "<array>"
-        duration = feats.shape[0] / self.features.frames_per_second
-        return feats, label, duration
-
-    def _stream_dynamic(self, path) -> tuple[np.ndarray, float]:
-        """Dynamic curve of a file decoded and embedded chunk by chunk (memory independent of its length)."""
-        from ..audio.features import iter_file_features
-        from ..errors import AudioError
-        from .sliding import predict_from_blocks
-
         n_frames = 0
 
         def blocks():
             nonlocal n_frames
-            for b in iter_file_features(path, self.features, device=self.device):
-                n_frames += b.shape[0]
-                yield b
+            for block in parts:
+                n_frames += block.shape[0]
+                yield block
 
-        try:
-            curve = predict_from_blocks(
-                self.model,
-                blocks(),
-                window_segments=self.task.window_segments,
-                hop_valence=self.task.hop_valence,
-                hop_arousal=self.task.hop_arousal,
-                device=self.device,
-                autocast=self.autocast,
-            )
-        except AudioError as e:
-            if e.path is None:
-                raise AudioError(path, e.cause) from None
-            raise
-        return curve, n_frames / self.features.frames_per_second
+        return blocks(), label, lambda: n_frames
 
     def predict(self, source, *, sr: int | None = None) -> Result:
-        """Predict a file path or a waveform array (``sr`` required for arrays)."""
-        streamable = (
-            isinstance(source, (str, os.PathLike))
-            and self.task.kind == "dynamic"
-            and hasattr(self.model, "embed_segments")
-            and self.features.kind == "logmel"
-            and not self.cache
-        )
-        if streamable:
-            out, duration = self._stream_dynamic(source)
-            label = str(source)
-        else:
-            feats, label, duration = self._features(source, sr)
-            with self._autocast():
-                out = self.task.predict(self.model, feats, device=self.device)
-        kind = self.task.kind
-        dynamic = tags = None
-        if kind == "dynamic":
-            n_audio = max(1, int(round(duration / SEGMENT_S)))
-            curve = np.asarray(out)[:n_audio]
-            times = np.arange(len(curve)) * SEGMENT_S
-            dynamic = {
-                "hop_s": SEGMENT_S,
-                "times_s": times,
-                "valence": curve[:, 0],
-                "arousal": curve[:, 1],
-            }
-            v, a = float(curve[:, 0].mean()), float(curve[:, 1].mean())
-        elif kind == "static":
-            v, a = _static_from_output(np.asarray(out), self.task.head)
-        else:
-            names = self.task.tag_names or [f"tag{i}" for i in range(len(out))]
-            tags = {n: float(p) for n, p in zip(names, out)}
-            v = a = float("nan")
-        res = Result(
+        """Predict a file path or a waveform array (``sr`` required for arrays): one path for both."""
+        from ..errors import AudioError
+
+        blocks, label, frames = self._blocks(source, sr)
+        try:
+            out = self.task.predict_blocks(self.model, blocks, device=self.device, autocast=self.autocast)
+        except AudioError as e:
+            if e.path is None and label != "<array>":
+                raise AudioError(label, e.cause) from None
+            raise
+        duration = frames() / self.features.frames_per_second
+        fields = self.task.result_fields(out, duration)
+        v, a = fields["static"]["valence"], fields["static"]["arousal"]
+        return Result(
             file=label,
             duration_s=duration,
             model=self.name,
-            static={"valence": v, "arousal": a},
-            quadrant=quadrant_name(v, a) if not np.isnan(v) else "",
-            dynamic=dynamic,
-            tags=tags,
+            static=fields["static"],
+            quadrant=quadrant_name(v, a) if not (np.isnan(v) or np.isnan(a)) else "",
+            dynamic=fields.get("dynamic"),
+            tags=fields.get("tags"),
+            extra=dict(fields.get("extra") or {}),
         )
-        if tags is not None and self.task.thresholds is not None:
-            res.extra["tags_predicted"] = [n for n, p, t in zip(names, out, self.task.thresholds) if p >= t]
-        return res
-
-
-def _static_from_output(out: np.ndarray, head: str) -> tuple[float, float]:
-    """Static (valence, arousal) from a static model's aggregated output; classes map to quadrant centres."""
-    if head == "multitask":
-        return float(out[0]), float(out[1])
-    if head == "valence":
-        return float(out[0]), float("nan")
-    if head == "arousal":
-        return float("nan"), float(out[0])
-    if head == "binary":
-        # expected value of the sign per dimension: P(pos) - P(neg) in [-1, 1]
-        return float(out[1] - out[0]), float(out[3] - out[2])
-    # quadrant probabilities (0 happy, 1 angry, 2 sad, 3 calm) -> expected quadrant-centre position
-    centres = np.array([[0.5, 0.5], [-0.5, 0.5], [-0.5, -0.5], [0.5, -0.5]])
-    p = out / max(out.sum(), 1e-9)
-    return tuple(float(x) for x in p @ centres)

@@ -6,6 +6,6 @@ Importing this package registers the three kinds in :data:`TASKS`; :func:`make_t
 """
 
 from . import dynamic, static, tags  # noqa: F401  (registers the kinds)
-from .base import TASKS, Item, labelled_for, make_task
+from .base import TASKS, Item, make_task
 
-__all__ = ["TASKS", "Item", "labelled_for", "make_task"]
+__all__ = ["TASKS", "Item", "make_task"]

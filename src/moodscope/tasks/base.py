@@ -43,19 +43,6 @@ class Item:
         return int(self.feats.shape[0])
 
 
-def labelled_for(kind: str, items: list[Item]) -> list[Item]:
-    """The items carrying the labels a ``kind`` (``dynamic``/``static``/``tags``) task is scored on.
-
-    A dataset may label tracks unevenly (static labels only, tags only, audio without any label); such tracks
-    are kept out of validation and test scoring instead of breaking it.
-    """
-    if kind == "dynamic":
-        return [it for it in items if it.dynamic is not None]
-    if kind == "static":
-        return [it for it in items if it.static is not None]
-    return [it for it in items if it.tags is not None or it.segments]
-
-
 def _pad_value(model) -> np.ndarray:
     """Padding frame for features: the model's input-normalisation mean, so padded frames normalise to zero."""
     return model.norm.mean.detach().cpu().numpy().astype(np.float32)
@@ -162,6 +149,39 @@ def _loss_fn(name: str):
 
 
 class _Task:
+    """What every task kind provides; the kinds override what is theirs (``kind``, examples, loss, ...)."""
+
+    kind = ""
+
+    # -- an experiment's task (moodscope.training) ---------------------------------------------------------
+    @classmethod
+    def for_training(cls, features: FeatureConfig, options: dict | None, model_args: dict, tag_names=None):
+        """The task of an experiment from the config's ``task`` section, the model's arguments and the tag
+        names the dataset adapter read (each kind takes what it needs)."""
+        return cls(features, **dict(options or {}))
+
+    @classmethod
+    def model_args(cls, args: dict, tag_names=None) -> dict:
+        """The model's constructor arguments completed for this task (e.g. one output per tag)."""
+        return dict(args)
+
+    def has_labels(self, item: Item) -> bool:
+        """Whether ``item`` carries the labels this task is trained and scored on."""
+        raise NotImplementedError
+
+    def labelled(self, items: list[Item]) -> list[Item]:
+        """The items carrying this task's labels. A dataset may label tracks unevenly (static labels only,
+        tags only, audio without any label); such tracks are kept out of validation and test scoring."""
+        return [it for it in items if self.has_labels(it)]
+
+    def calibrate(self, val_items: list[Item], predict) -> None:
+        """Fit what the task decides on validation tracks after training (``predict(item)`` as
+        :meth:`predict_item`); nothing by default."""
+
+    def fold_extras(self, items: list[Item], preds: list) -> dict:
+        """Extra entries of a fold's ``metrics.json`` beside ``metrics``; none by default."""
+        return {}
+
     def train_loader(self, examples: Dataset, *, batch_size: int, seed: int, num_workers: int = 0):
         """The training batches: ``batch_size`` shuffled examples, the last partial batch dropped."""
         return torch.utils.data.DataLoader(
@@ -177,6 +197,29 @@ class _Task:
         """Named losses (``loss`` is the one optimised) of one training batch, and its number of examples."""
         x, y, m = batch
         return self.loss(model(x), y, m), len(x)
+
+    # -- prediction of whole tracks (moodscope.inference.predictor) --------------------------------------
+    @classmethod
+    def for_prediction(cls, features: FeatureConfig, options: dict, **overrides):
+        """The task as a model file records it (``info["task"]`` less ``kind``), with ``overrides`` (not None)."""
+        return cls(features, **{**options, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def predict_blocks(self, model, blocks, *, device="cpu", autocast=None) -> np.ndarray:
+        """Whole-track output from the track's features in consecutive blocks (one block: the whole track).
+
+        By default the blocks are joined and :meth:`predict` runs under ``autocast`` (a dtype or None).
+        """
+        from ..inference.sliding import _autocast
+
+        feats = np.concatenate(list(blocks)) if not isinstance(blocks, np.ndarray) else blocks
+        with _autocast(torch.device(device), autocast):
+            return self.predict(model, feats, device=device)
+
+    def result_fields(self, out: np.ndarray, duration_s: float) -> dict:
+        """The fields of a :class:`~moodscope.inference.predictor.Result` for a track's output ``out``:
+        ``static`` ``{valence, arousal}`` (NaN where the task has none) and optionally ``dynamic``, ``tags``
+        and ``extra``."""
+        raise NotImplementedError
 
     def predict_item(self, model, item: Item, *, device="cpu"):
         """What :meth:`evaluate` scores for one item (by default the whole-track prediction)."""

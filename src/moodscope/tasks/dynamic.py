@@ -65,6 +65,9 @@ class DynamicTask(_Task):
         self.fps_seg = features.frames_per_segment
         self.window_segments = int(round(self.window_s / SEGMENT_S))
 
+    def has_labels(self, item: Item) -> bool:
+        return item.dynamic is not None
+
     def info(self) -> dict:
         return {
             "kind": self.kind,
@@ -131,6 +134,44 @@ class DynamicTask(_Task):
         windows = emb.index_select(0, index.reshape(-1)).view(*index.shape, emb.shape[-1])
         pred = model.sequence_head(windows)  # (n_windows, window_segments, 2)
         return self.loss(pred, batch["target"], batch["mask"]), len(batch["index"])
+
+    @classmethod
+    def for_prediction(cls, features: FeatureConfig, options: dict, **overrides):
+        """Only the window and the hops matter when predicting; ``hop_valence``/``hop_arousal`` override."""
+        keep = {k: v for k, v in options.items() if k in ("window_s", "hop_valence", "hop_arousal")}
+        return super().for_prediction(features, keep, **overrides)
+
+    def predict_blocks(self, model, blocks, *, device="cpu", autocast=None) -> np.ndarray:
+        """V-A curve of a track given as feature blocks: each segment embedded once, block by block (memory
+        independent of the track's length), then the sliding window over the embeddings. ``autocast`` applies
+        to the embedding; the BiLSTM head runs in float32. A file and the same audio as an array give the
+        same curve."""
+        if not hasattr(model, "embed_segments"):
+            return super().predict_blocks(model, blocks, device=device, autocast=autocast)
+        from ..inference.sliding import predict_from_blocks
+
+        return predict_from_blocks(
+            model,
+            iter([blocks]) if isinstance(blocks, np.ndarray) else blocks,
+            window_segments=self.window_segments,
+            hop_valence=self.hop_valence,
+            hop_arousal=self.hop_arousal,
+            device=device,
+            autocast=autocast,
+        )
+
+    def result_fields(self, out: np.ndarray, duration_s: float) -> dict:
+        """The curve on the 0.5 s grid (a trailing partial segment dropped); the static point is its mean."""
+        n_audio = max(1, int(round(duration_s / SEGMENT_S)))
+        curve = np.asarray(out)[:n_audio]
+        dynamic = {
+            "hop_s": SEGMENT_S,
+            "times_s": np.arange(len(curve)) * SEGMENT_S,
+            "valence": curve[:, 0],
+            "arousal": curve[:, 1],
+        }
+        static = {"valence": float(curve[:, 0].mean()), "arousal": float(curve[:, 1].mean())}
+        return {"static": static, "dynamic": dynamic}
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict:
         """``pred``/``target``/``mask``: ``(batch, segments, 2)``. Returns named losses incl. ``loss`` (the sum)."""

@@ -285,8 +285,37 @@ class StaticTask(_Task):
         self.fps = features.frames_per_second
         self.length = int(round(self.seg_len_s * self.fps))
 
+    @classmethod
+    def for_training(cls, features: FeatureConfig, options: dict | None, model_args: dict, tag_names=None):
+        """The head is the ADFF model's ``task`` argument unless the config's ``task`` section names one."""
+        opts = dict(options or {})
+        opts.setdefault("head", model_args.get("task", "multitask"))
+        return cls(features, **opts)
+
+    def has_labels(self, item: Item) -> bool:
+        return item.static is not None
+
     def info(self) -> dict:
         return {"kind": self.kind, "seg_len_s": self.seg_len_s, "head": self.head}
+
+    def result_fields(self, out: np.ndarray, duration_s: float) -> dict:
+        """The static point of the head's track output; class probabilities map to expected positions: for
+        ``binary`` ``P(+) - P(-)`` per dimension, for ``quadrant`` the probability-weighted quadrant centre
+        (±0.5, ±0.5)."""
+        out = np.asarray(out)
+        nan = float("nan")
+        if self.head == "multitask":
+            v, a = float(out[0]), float(out[1])
+        elif self.head == "valence":
+            v, a = float(out[0]), nan
+        elif self.head == "arousal":
+            v, a = nan, float(out[0])
+        elif self.head == "binary":
+            v, a = float(out[1] - out[0]), float(out[3] - out[2])
+        else:  # quadrant probabilities (0 happy, 1 angry, 2 sad, 3 calm)
+            centres = np.array([[0.5, 0.5], [-0.5, 0.5], [-0.5, -0.5], [0.5, -0.5]])
+            v, a = (float(x) for x in (out / max(out.sum(), 1e-9)) @ centres)
+        return {"static": {"valence": v, "arousal": a}}
 
     def _target(self, static: np.ndarray):
         v, a = float(static[0]), float(static[1])

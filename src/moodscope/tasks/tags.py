@@ -149,6 +149,45 @@ class TagTask(_Task):
 
         return {"loss": F.binary_cross_entropy_with_logits(pred, target, weight=mask)}
 
+    @classmethod
+    def for_training(cls, features: FeatureConfig, options: dict | None, model_args: dict, tag_names=None):
+        """The tags are the ones the dataset adapter read, unless the config's ``task`` section lists them."""
+        opts = dict(options or {})
+        opts.setdefault("tag_names", list(tag_names or []))
+        return cls(features, **opts)
+
+    @classmethod
+    def model_args(cls, args: dict, tag_names=None) -> dict:
+        """One output per tag the adapter read."""
+        return {**args, "n_tags": len(tag_names)} if tag_names else dict(args)
+
+    def has_labels(self, item: Item) -> bool:
+        return item.tags is not None or bool(item.segments)
+
+    def calibrate(self, val_items: list[Item], predict) -> None:
+        """Per-tag thresholds maximising F1 on the validation tracks (0.5 where a tag has no positives); none
+        when no validation track carries tags."""
+        try:
+            y, probs = self.gather(val_items, [predict(it) for it in val_items])
+        except ValueError:
+            self.thresholds = None
+            return
+        self.thresholds = np.asarray(choose_thresholds(y, probs), dtype=np.float32)
+
+    def fold_extras(self, items: list[Item], preds: list) -> dict:
+        """Precision, recall, F1, ROC-AUC, PR-AUC and support of each tag."""
+        return {"per_tag": self.per_tag(items, preds)}
+
+    def result_fields(self, out: np.ndarray, duration_s: float) -> dict:
+        """Probability per tag, and the tags over their thresholds where the model file has thresholds."""
+        names = self.tag_names or [f"tag{i}" for i in range(len(out))]
+        fields = {"static": {"valence": float("nan"), "arousal": float("nan")}}
+        fields["tags"] = {n: float(p) for n, p in zip(names, out)}
+        if self.thresholds is not None:
+            chosen = [n for n, p, t in zip(names, out, self.thresholds) if p >= t]
+            fields["extra"] = {"tags_predicted": chosen}
+        return fields
+
     def predict(self, model, feats: np.ndarray, *, device="cpu", batch_size: int = 16) -> np.ndarray:
         wins = segment_windows(feats, self.seg_len_s, self.fps, _silence_pad(model))
         return _sigmoid(run_windows(model, wins, device=device, batch_size=batch_size)).mean(0)

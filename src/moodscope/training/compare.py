@@ -77,8 +77,8 @@ def run_compare(
             c["model"]["args"] = dict(cfg["model"].get("args") or {})
         if name == CLASSICAL:  # the hand-crafted reference solves the deep models' task
             c["model"]["args"].setdefault("output", kind)
-            if kind == "static":
-                head = (cfg["model"].get("args") or {}).get("task", "multitask")
+            head = (cfg["model"].get("args") or {}).get("task")  # a static model's head, if it has one
+            if head is not None:
                 c["model"]["args"].setdefault("task", head)
         c["name"] = f"{cfg['name']}-{name}"
         runs[name] = run_experiment(c, out_dir=out / name, resume=resume, progress=progress)

@@ -9,11 +9,10 @@ from pathlib import Path
 from ..errors import MoodscopeError
 from ..inference.sliding import resolve_device
 from ..precision import resolve as resolve_precision
-from ..tasks.base import labelled_for, make_task
 from .classical import NAME as CLASSICAL
 from .config import dump_config, load_config
 from .data import load_tracks, log, make_folds, tracks_to_items
-from .fold import _fold_done, model_features, task_options, train_fold, train_fold_classical
+from .fold import _fold_done, experiment_task, model_features, train_fold, train_fold_classical
 from .reports import _write_json, per_tag_table, results_table, summarize
 
 
@@ -260,9 +259,8 @@ def _evaluate_trained(cfg: dict, trained_dir: Path, prepared, *, out_dir: Path) 
         if not src.is_file():
             continue  # a fold the trained run skipped (split.only_fold)
         bundle = load_model(trained_dir / f"fold_{k}" / "model.safetensors", device=device)
-        opts = task_options(cfg, bundle.model.output, bundle.model.model_args, tag_names)
-        task = make_task(bundle.model.output, bundle.features, **opts)
-        test_items = labelled_for(task.kind, [items_by_id[i] for i in te])
+        task = experiment_task(cfg, bundle.model.output, bundle.features, bundle.model.model_args, tag_names)
+        test_items = task.labelled([items_by_id[i] for i in te])
         preds = [task.predict_item(bundle.model, it, device=device) for it in test_items]
         trained = json.loads(src.read_text())
         result = {
@@ -292,13 +290,12 @@ def evaluate_model_on_dataset(
     pred = Predictor.from_file(model_path, device=device)
     ds = load_dataset(dataset, root)
     tracks = [t for t in ds.tracks if ids is None or t.id in set(ids)]
-    tag_names = pred.task.tag_names if pred.task.kind == "tags" else None
+    tag_names = getattr(pred.task, "tag_names", None)
     items, failures = tracks_to_items(tracks, pred.features, tag_names=tag_names, progress=progress)
     for tid, msg in failures:
         log.warning("skipped track %s: %s", tid, msg)
-    kind = pred.task.kind
-    items = labelled_for(kind, items)
+    items = pred.task.labelled(items)
     if not items:
-        raise MoodscopeError(f"{root}: no track has the labels a {kind} model is scored on")
+        raise MoodscopeError(f"{root}: no track has the labels a {pred.task.kind} model is scored on")
     preds = [pred.task.predict_item(pred.model, it, device=pred.device) for it in items]
     return pred.task.evaluate(items, preds), len(items)

@@ -6,7 +6,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..config import FeatureConfig
@@ -14,22 +13,16 @@ from ..errors import ConfigError, MoodscopeError
 from ..inference.sliding import resolve_device
 from ..precision import lightning_precision
 from ..precision import resolve as resolve_precision
-from ..tasks.base import Item, labelled_for, make_task
+from ..tasks import TASKS, Item
 from .classical import NAME as CLASSICAL
 from .data import carve_validation, input_stats, log
 from .reports import _write_json
 from .system import _IndexDataset, _lightning, make_system
 
 
-def task_options(cfg: dict, output: str, model_args: dict, tag_names=None) -> dict:
-    """The task's options for a model of kind ``output``: the config's ``task`` section, plus the static head
-    (the model's ``task`` argument) or the tag names the dataset adapter read."""
-    opts = dict(cfg.get("task") or {})
-    if output == "static":
-        opts.setdefault("head", model_args.get("task", "multitask"))
-    if output == "tags":
-        opts.setdefault("tag_names", list(tag_names or []))
-    return opts
+def experiment_task(cfg: dict, kind: str, features: FeatureConfig, model_args: dict, tag_names=None):
+    """The task of kind ``kind`` for an experiment ``cfg`` (see :meth:`moodscope.tasks.base._Task.for_training`)."""
+    return TASKS.get(kind).for_training(features, cfg.get("task"), model_args, tag_names)
 
 
 def model_features(cfg: dict, model_name: str) -> FeatureConfig:
@@ -82,13 +75,12 @@ def train_fold(
 
     from ..models import MODELS
 
-    args = dict(cfg["model"].get("args") or {})
-    if MODELS.get(cfg["model"]["name"]).output == "tags" and tag_names:
-        args["n_tags"] = len(tag_names)  # one output per tag the adapter read
+    kind = MODELS.get(cfg["model"]["name"]).output
+    args = TASKS.get(kind).model_args(dict(cfg["model"].get("args") or {}), tag_names)
     model = build(cfg["model"]["name"], **args)
-    val_items, test_items = labelled_for(model.output, val_items), labelled_for(model.output, test_items)
     model.set_input_stats(*input_stats(tr_items, seed=seed))
-    task = make_task(model.output, features, **task_options(cfg, model.output, model.model_args, tag_names))
+    task = experiment_task(cfg, kind, features, model.model_args, tag_names)
+    val_items, test_items = task.labelled(val_items), task.labelled(test_items)
     train_ds = task.examples(tr_items, model, seed=seed)
     if len(train_ds) == 0:
         raise MoodscopeError(
@@ -140,10 +132,7 @@ def train_fold(
         )
     model.eval().to(device)
 
-    if model.output == "tags":
-        task.thresholds = tag_thresholds(
-            task, val_items, lambda it: task.predict_item(model, it, device=device)
-        )
+    task.calibrate(val_items, lambda it: task.predict_item(model, it, device=device))
     preds = [task.predict_item(model, it, device=device) for it in test_items]
     metrics = task.evaluate(test_items, preds)
     model.cpu()
@@ -175,25 +164,10 @@ def train_fold(
 
 
 def _fold_done(fold_dir: Path, result: dict, task, test_items, preds) -> dict:
-    """Add per-tag scores (tag tasks) to a fold's result and write its ``metrics.json``."""
-    if task.kind == "tags":
-        result["per_tag"] = task.per_tag(test_items, preds)
+    """Add the task's extras (per-tag scores) to a fold's result and write its ``metrics.json``."""
+    result.update(task.fold_extras(test_items, preds))
     _write_json(fold_dir / "metrics.json", result)
     return result
-
-
-def tag_thresholds(task, val_items, predict) -> np.ndarray | None:
-    """Per-tag thresholds maximising F1 on the validation tracks (0.5 where a tag has no positives).
-
-    ``predict(item)`` gives an item's probabilities as ``task.predict_item`` does.
-    """
-    from ..tasks.tags import choose_thresholds
-
-    try:
-        y, probs = task.gather(val_items, [predict(it) for it in val_items])
-    except ValueError:  # no validation track carries tags
-        return None
-    return np.asarray(choose_thresholds(y, probs), dtype=np.float32)
 
 
 def _guess_output(task_opts: dict, tag_names) -> str:
@@ -229,19 +203,18 @@ def train_fold_classical(
     fold_dir.mkdir(parents=True, exist_ok=True)
     args = dict(cfg["model"].get("args") or {})
     kind = args.pop("output", None) or _guess_output(cfg.get("task") or {}, tag_names)
-    task = make_task(kind, model_features(cfg, CLASSICAL), **task_options(cfg, kind, args, tag_names))
-    args.pop("task", None)  # the static head: task_options has used it
+    task = experiment_task(cfg, kind, model_features(cfg, CLASSICAL), args, tag_names)
+    args.pop("task", None)  # the static head: the task has used it
     tr_ids, val_ids = carve_validation(train_ids, float(cfg["split"].get("val_fraction", 0.1)), seed)
     tr_items = [items_by_id[i] for i in tr_ids]
-    val_items = labelled_for(kind, [items_by_id[i] for i in val_ids])
-    test_items = labelled_for(kind, [items_by_id[i] for i in test_ids])
+    val_items = task.labelled([items_by_id[i] for i in val_ids])
+    test_items = task.labelled([items_by_id[i] for i in test_ids])
     known = {k: args.pop(k) for k in ("C", "alpha", "context_s") if k in args}
     if args:  # a deep model's arguments (width, seg_num, ...) have no meaning here
         log.info("classical reference: ignoring model arguments %s", sorted(args))
     t0 = time.time()
     ref = ClassicalReference(kind, task, **known).fit(tr_items)
-    if kind == "tags":
-        task.thresholds = tag_thresholds(task, val_items, ref.predict_item)
+    task.calibrate(val_items, ref.predict_item)
     train_s = time.time() - t0
     preds = [ref.predict_item(it) for it in test_items]
     result = {
