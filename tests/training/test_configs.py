@@ -16,7 +16,7 @@ from fixtures_datasets import make_cal500, make_cal500exp, make_deam, make_folde
 from moodscope.training.config import load_config
 from moodscope.training.experiment import run_experiment
 
-CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 
 TINY = {
     "damff": {"width": 0.0625, "embed_dim": 8, "lstm_hidden": 4},

@@ -147,7 +147,7 @@ def test_adff_configs_carry_the_papers_schedule():
 
     from moodscope.training.config import load_config
 
-    configs = sorted((Path(__file__).parents[1] / "configs").glob("adff_*.yaml"))
+    configs = sorted((Path(__file__).parents[2] / "configs").glob("adff_*.yaml"))
     assert configs
     for path in configs:
         t = load_config(path)["train"]
