@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from moodscope.audio.features import LogMel
 from moodscope.config import FeatureConfig
 from moodscope.modelfile import load_model, save_model
 from moodscope.models import MODELS, build
-from moodscope.models.baselines import LogMel
 
 NAMES = ["crnn", "bcrsn", "dnn_raw", "mcrnn"]
 SR = 16000  # waveform models' default rate
@@ -171,7 +171,8 @@ def test_logmel_matches_librosa():
         amin=1e-10,
         top_db=None,
     ).T  # (frames, n_mels)
-    ours = LogMel(sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels)(torch.from_numpy(y)[None])[0].numpy()
+    cfg = FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels)
+    ours = LogMel(cfg, dtype=torch.float32)(torch.from_numpy(y)[None])[0].numpy()
     assert ours.shape == ref.shape == (51, n_mels)
     np.testing.assert_allclose(ours, ref, atol=1e-2)
 

@@ -9,7 +9,7 @@ import importlib
 
 from .base import MODELS, InputNorm, MoodModel, build, register_model, resolve_args
 
-_MODULES = ["damff", "adff", "tagger", "baselines"]
+_MODULES = ["damff", "adff", "tagger", "crnn", "bcrsn", "dnn_raw", "mcrnn"]
 for _m in _MODULES:
     try:
         importlib.import_module(f"{__name__}.{_m}")
