@@ -69,3 +69,29 @@ def test_apply_overrides_does_not_mutate():
     out = apply_overrides(base, ["a.b=2", "c.d=3"])
     assert base == {"a": {"b": 1}}
     assert out == {"a": {"b": 2}, "c": {"d": 3}}
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epochs=ten", "train.epochs: expected a number, got 'ten'"),
+        ("train.epochs=0", "train.epochs: expected an integer >= 1"),
+        ("train.batch_size=2.5", "train.batch_size: expected an integer, got 2.5"),
+        ("train.lr=-1", "train.lr: expected a positive number"),
+        ("train.fast_dev_run=maybe", "train.fast_dev_run: expected true or false"),
+        ("split.kind=random", "split.kind: 'random' is not one of kfold, holdout"),
+        ("split.test_fraction=1.5", r"split.test_fraction: expected a number in \(0, 1\)"),
+        ("data.cache=sometimes", "data.cache: expected true or false"),
+    ],
+)
+def test_typed_sections_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_typed_sections_normalise_values():
+    cfg = load_config(None, ["train.lr='1e-5'", "train.epochs=3.0", "split.dev_ids_file=dev.txt"])
+    assert cfg["train"]["lr"] == 1e-5 and isinstance(cfg["train"]["lr"], float)
+    assert cfg["train"]["epochs"] == 3 and isinstance(cfg["train"]["epochs"], int)
+    assert cfg["split"]["dev_ids_file"] == "dev.txt"  # deam2015's development ids (was refused as unknown)
+    assert load_config(None, ["train.limit_train_batches=5"])["train"]["limit_train_batches"] == 5  # a count

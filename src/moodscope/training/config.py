@@ -21,6 +21,7 @@ A config is a nested mapping; everything not given takes the defaults below (:da
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import yaml
@@ -28,52 +29,165 @@ import yaml
 from ..errors import ConfigError
 from ..precision import normalize as normalize_precision
 
+#: the split kinds :func:`moodscope.training.data.make_folds` knows
+SPLIT_KINDS = ("kfold", "holdout", "deam2015", "mer1101", "predefined")
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """``data``: which dataset, where, and how it is read."""
+
+    dataset: str = "folder"
+    root: str | None = None
+    options: dict = field(default_factory=dict)
+    synthetic: dict = field(default_factory=lambda: {"n_clips": 48, "duration": 45.0, "seed": 0})
+    min_duration_s: float | None = None
+    cache: bool = True
+
+
+@dataclass(frozen=True)
+class SplitSection:
+    """``split``: the evaluation protocol (``kind`` one of :data:`SPLIT_KINDS`)."""
+
+    kind: str = "kfold"
+    folds: int = 5
+    seed: int = 0
+    test_fraction: float = 0.2
+    val_fraction: float = 0.1
+    only_fold: int | None = None
+    dev_ids_file: str | None = None  # deam2015: the development ids (default: ids <= 2000)
+
+    def check(self) -> None:
+        if self.kind not in SPLIT_KINDS:
+            raise ConfigError(f"split.kind: {self.kind!r} is not one of {', '.join(SPLIT_KINDS)}")
+        _at_least("split.folds", self.folds, 1)
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"split.test_fraction: expected a number in (0, 1), got {self.test_fraction!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"split.val_fraction: expected a number in [0, 1), got {self.val_fraction!r}")
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    """``train``: optimiser, schedule, stopping, devices and precision (:mod:`moodscope.precision`)."""
+
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 3.0e-4
+    weight_decay: float = 0.0
+    milestones: list | None = None  # epochs of the step decay (ADFF §3.2)
+    gamma: float = 0.5
+    patience: int = 10
+    device: str = "auto"
+    devices: object = 1  # Lightning's devices: a count, a list of indices or "auto"
+    strategy: str = "auto"
+    # auto | float32 | bf16 (moodscope.precision); float32 gives the same numbers on every machine
+    precision: str = "float32"
+    num_workers: int = 0
+    max_time_s: float | None = None  # opt-in: a time limit makes results depend on the machine's speed
+    fast_dev_run: bool = False
+    limit_train_batches: int | float | None = None  # Lightning: a number of batches or a fraction
+    val_every: int = 1
+
+    def check(self) -> None:
+        for key in ("epochs", "batch_size", "val_every"):
+            _at_least(f"train.{key}", getattr(self, key), 1)
+        for key in ("patience", "num_workers"):
+            _at_least(f"train.{key}", getattr(self, key), 0)
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr: expected a positive number, got {self.lr!r}")
+        if self.max_time_s is not None and not self.max_time_s > 0:
+            raise ConfigError(
+                f"train.max_time_s: expected a positive number of seconds, got {self.max_time_s!r}"
+            )
+        if self.milestones is not None and not all(isinstance(m, int) for m in self.milestones):
+            raise ConfigError(f"train.milestones: expected a list of epochs, got {self.milestones!r}")
+
+
+#: the typed sections of a config
+SECTIONS = {"data": DataSection, "split": SplitSection, "train": TrainSection}
+
 DEFAULTS: dict = {
     "name": "experiment",
     "seed": 0,
     "model": {"name": "damff", "args": {}},
     "features": {},
-    "data": {
-        "dataset": "folder",
-        "root": None,
-        "options": {},
-        "synthetic": {"n_clips": 48, "duration": 45.0, "seed": 0},
-        "min_duration_s": None,
-        "cache": True,
-    },
+    "data": asdict(DataSection()),
     "task": {},
-    "split": {
-        "kind": "kfold",
-        "folds": 5,
-        "seed": 0,
-        "test_fraction": 0.2,
-        "val_fraction": 0.1,
-        "only_fold": None,
-    },
-    "train": {
-        "epochs": 100,
-        "batch_size": 32,
-        "lr": 3.0e-4,
-        "weight_decay": 0.0,
-        "milestones": None,
-        "gamma": 0.5,
-        "patience": 10,
-        "device": "auto",
-        "devices": 1,
-        "strategy": "auto",
-        # auto | float32 | bf16 (moodscope.precision); float32 gives the same numbers on every machine
-        "precision": "float32",
-        "num_workers": 0,
-        "max_time_s": None,
-        "fast_dev_run": False,
-        "limit_train_batches": None,
-        "val_every": 1,
-    },
+    "split": asdict(SplitSection()),
+    "train": asdict(TrainSection()),
     "paper": {},
     "compare": {},
     "sweep": {},
     "output_dir": "runs",
 }
+
+
+def _at_least(key: str, value, low: int) -> None:
+    if not value >= low:
+        raise ConfigError(f"{key}: expected an integer >= {low}, got {value!r}")
+
+
+def _coerce(key: str, value, annotation: str):
+    """``value`` as the field's type (``int``, ``float``, ``bool``, ``str``, optionally ``| None``), or a
+    :class:`ConfigError` naming ``key``. Numbers written as strings (YAML 1.1 reads ``1e-5`` as a string)
+    are converted; an integral float is accepted for an integer."""
+    optional = annotation.endswith("| None")
+    base = annotation.replace("| None", "").strip()
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key}: a value is required (expected {base})")
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if base in ("int", "float"):
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if base == "int":
+            if float(number) != int(number):
+                raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            return int(number)
+        return float(number)
+    if base == "str":
+        if isinstance(value, (str, Path)):
+            return str(value)
+        raise ConfigError(f"{key}: expected text, got {value!r}")
+    if base in ("dict",):
+        if isinstance(value, dict):
+            return value
+        raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+    if base == "list":
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        raise ConfigError(f"{key}: expected a list, got {value!r}")
+    return value  # object: passed through (e.g. Lightning's devices)
+
+
+def check_sections(cfg: dict) -> dict:
+    """Validate and normalise the typed sections of a merged config in place (types, ranges, precision);
+    every error is a :class:`ConfigError` that names the key."""
+    for name, cls in SECTIONS.items():
+        section = cfg[name]
+        values = {}
+        for f in fields(cls):
+            values[f.name] = _coerce(f"{name}.{f.name}", section.get(f.name), str(f.type))
+        typed = cls(**values)
+        if hasattr(typed, "check"):
+            typed.check()
+        cfg[name] = {**section, **asdict(typed)}
+    try:
+        cfg["train"]["precision"] = normalize_precision(cfg["train"]["precision"])
+    except ConfigError as e:
+        raise ConfigError(f"train.precision: {e}") from None
+    return cfg
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -153,11 +267,7 @@ def load_config(
             raise ConfigError(
                 f"unknown keys in '{section}': {sorted(extra)}; known: {sorted(DEFAULTS[section])}"
             )
-    try:
-        cfg["train"]["precision"] = normalize_precision(cfg["train"].get("precision"))
-    except ConfigError as e:
-        raise ConfigError(f"train.precision: {e}") from None
-    return cfg
+    return check_sections(cfg)
 
 
 def dump_config(cfg: dict, path: str | Path) -> None:
