@@ -103,3 +103,22 @@ def test_train_errors_are_one_line(tmp_path, capsys):
 
 def test_parser_builds():
     assert build_parser().prog == "moodscope"
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys, tmp_path):
+    """moodscope's own errors (and the file system's) are one line with exit 2; anything else is a bug and is
+    not disguised as a user error."""
+    import moodscope.cli as cli
+
+    assert main(["predict", str(tmp_path / "x.wav"), "--hop-valence", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "moodscope predict: error: valence hop must be a positive multiple of 0.5 s, got -1.0"
+    assert main(["datasets", "check", "nope", "--root", str(tmp_path)]) in (1, 2)
+    assert "unknown dataset 'nope'" in capsys.readouterr().err
+
+    def buggy(a):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setitem(cli.COMMANDS, "models", buggy)
+    with pytest.raises(ValueError, match="an internal bug"):
+        main(["models"])

@@ -458,9 +458,10 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():  # restores the warning hooks when the verb returns
             _warnings_as_lines(a.verb)
             return COMMANDS[a.verb](a)
-    except (MoodscopeError, KeyError, ValueError, FileNotFoundError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"moodscope {a.verb}: error: {msg}", file=sys.stderr)
+    except (MoodscopeError, OSError) as e:
+        # moodscope's own errors, and the file system's (a missing or unwritable path), are the user's to
+        # fix: one line. Anything else is a bug and keeps its traceback.
+        print(f"moodscope {a.verb}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -32,3 +32,14 @@ class ModelFileError(MoodscopeError):
 
 class ConfigError(MoodscopeError):
     """A configuration file or ``--set`` override is invalid."""
+
+
+class UsageError(MoodscopeError, ValueError):
+    """Arguments that cannot work together (two inputs writing one output, an unknown metric, ...)."""
+
+
+class UnknownNameError(MoodscopeError, KeyError):
+    """A name (model, dataset adapter, task kind, ...) that no registry knows."""
+
+    def __str__(self) -> str:  # the message, without KeyError's quotes
+        return str(self.args[0]) if self.args else ""

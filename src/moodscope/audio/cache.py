@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..config import FeatureConfig
-from ..errors import AudioError
+from ..errors import AudioError, UsageError
 from ..fileio import cache_root
 from .decode import audio_info, load_audio, native_span
 from .features import _DEFAULT, compute_features, iter_file_features
@@ -254,7 +254,7 @@ def extract_to_dir(
     seen: dict[str, Path] = {}
     for p in paths:
         if p.stem in seen:
-            raise ValueError(f"{seen[p.stem]} and {p} would both write {out_dir / (p.stem + '.npy')}")
+            raise UsageError(f"{seen[p.stem]} and {p} would both write {out_dir / (p.stem + '.npy')}")
         seen[p.stem] = p
     out_dir.mkdir(parents=True, exist_ok=True)
     result = Extraction([], [])

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from ..config import SEGMENT_S, WINDOW_S
-from ..errors import AudioError, MoodscopeError
+from ..errors import AudioError, MoodscopeError, UsageError
 
 __all__ = [
     "DIMENSIONS",
@@ -157,9 +157,9 @@ def _hop_segments(name: str, hop: float, window_segments: int) -> int:
     n = hop / SEGMENT_S
     k = int(round(n))
     if not math.isfinite(n) or abs(n - k) > 1e-6 or k < 1:
-        raise ValueError(f"{name} hop must be a positive multiple of {SEGMENT_S} s, got {hop}")
+        raise UsageError(f"{name} hop must be a positive multiple of {SEGMENT_S} s, got {hop}")
     if k > window_segments:
-        raise ValueError(
+        raise UsageError(
             f"{name} hop {hop} s is longer than the window ({window_segments * SEGMENT_S} s); "
             "segments would be skipped"
         )

@@ -64,6 +64,10 @@ class DynamicTask(_Task):
         self.hop_arousal = float(hop_arousal)
         self.fps_seg = features.frames_per_segment
         self.window_segments = int(round(self.window_s / SEGMENT_S))
+        from ..inference.sliding import _hop_segments
+
+        for name, hop in (("valence", self.hop_valence), ("arousal", self.hop_arousal)):
+            _hop_segments(name, hop, self.window_segments)  # a bad hop fails here, before any audio is read
 
     def has_labels(self, item: Item) -> bool:
         return item.dynamic is not None

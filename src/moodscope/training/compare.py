@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UsageError
 from ..metrics import paired_ttest
 from .classical import NAME as CLASSICAL
 from .config import load_config
@@ -55,7 +56,7 @@ def run_compare(
     from .experiment import run_experiment
 
     if not models:
-        raise ValueError("--models needs at least one model name")
+        raise UsageError("--models needs at least one model name")
     for m in models:
         if m != CLASSICAL:
             MODELS.get(m)  # unknown names fail before any training
@@ -128,7 +129,7 @@ def markdown_table(rows: list[dict], models: list[str], metrics=None) -> str:
     shown = list(metrics) if metrics else all_metrics
     unknown = [m for m in shown if m not in all_metrics]
     if unknown:
-        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; the runs have: {', '.join(all_metrics)}")
+        raise UsageError(f"unknown metric(s) {', '.join(unknown)}; the runs have: {', '.join(all_metrics)}")
     lines = [f"Models under one protocol; mean ± std over folds; p: paired t-test vs {ref} (* p < 0.05).", ""]
     lines.append("| model | " + " | ".join(shown) + " |")
     lines.append("|---|" + "---|" * len(shown))

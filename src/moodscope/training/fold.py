@@ -77,7 +77,10 @@ def train_fold(
 
     kind = MODELS.get(cfg["model"]["name"]).output
     args = TASKS.get(kind).model_args(dict(cfg["model"].get("args") or {}), tag_names)
-    model = build(cfg["model"]["name"], **args)
+    try:
+        model = build(cfg["model"]["name"], **args)
+    except (TypeError, ValueError) as e:  # arguments the architecture refuses: the config's fault
+        raise ConfigError(f"model.args of {cfg['model']['name']!r}: {e}") from None
     model.set_input_stats(*input_stats(tr_items, seed=seed))
     task = experiment_task(cfg, kind, features, model.model_args, tag_names)
     val_items, test_items = task.labelled(val_items), task.labelled(test_items)
