@@ -9,10 +9,9 @@ from pathlib import Path
 from ..errors import MoodscopeError
 from ..inference.sliding import resolve_device
 from ..precision import resolve as resolve_precision
-from .classical import NAME as CLASSICAL
 from .config import dump_config, load_config
 from .data import load_tracks, log, make_folds, tracks_to_items
-from .fold import _fold_done, experiment_task, model_features, train_fold, train_fold_classical
+from .fold import _fold_done, experiment_task, model_features, train_fold
 from .reports import _write_json, per_tag_table, results_table, summarize
 
 
@@ -218,11 +217,6 @@ def _run_single(cfg: dict, *, out_dir: Path, resume: bool = False, progress: boo
             results.append(json.loads(done.read_text()))
             continue
         log.info("fold %d/%d: %d train, %d test tracks", k + 1, len(folds), len(tr), len(te))
-        if cfg["model"]["name"] == CLASSICAL:
-            results.append(
-                train_fold_classical(cfg, items_by_id, tr, te, fold_dir, fold=k, tag_names=tag_names)
-            )
-            continue
         results.append(
             train_fold(
                 cfg,

@@ -50,120 +50,181 @@ def train_fold(
     tag_names=None,
     progress: bool = True,
 ) -> dict:
-    """Train one fold and evaluate it; writes ``model.safetensors`` and ``metrics.json`` into ``fold_dir``."""
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    """Train one fold of any model, the classical reference included, and evaluate it.
 
-    from ..modelfile import save_model
-    from ..models import build
-
-    L = _lightning()
-    tc = cfg["train"]
+    The same steps for every learner: carve the validation tracks out of the training tracks, fit, let the
+    task calibrate on the validation tracks (per-tag thresholds), predict the test tracks, score them, save
+    the model file (deep models), and write ``metrics.json`` into ``fold_dir``.
+    """
     seed = int(cfg["seed"]) + fold
-    L.seed_everything(seed, workers=True, verbose=False)
-    if not resume:  # a fresh run must not meet an earlier run's checkpoints or logs
-        import shutil
-
-        for sub in ("checkpoints", "logs"):
-            shutil.rmtree(fold_dir / sub, ignore_errors=True)
     fold_dir.mkdir(parents=True, exist_ok=True)
-    features = model_features(cfg, cfg["model"]["name"])
-
+    learner_cls = ClassicalLearner if cfg["model"]["name"] == CLASSICAL else DeepLearner
+    learner = learner_cls(cfg, tag_names, seed=seed, fold_dir=fold_dir, resume=resume, progress=progress)
+    task = learner.task
     tr_ids, val_ids = carve_validation(train_ids, float(cfg["split"].get("val_fraction", 0.1)), seed)
     tr_items = [items_by_id[i] for i in tr_ids]
-    val_items = [items_by_id[i] for i in val_ids]
-    test_items = [items_by_id[i] for i in test_ids]
-
-    from ..models import MODELS
-
-    kind = MODELS.get(cfg["model"]["name"]).output
-    args = TASKS.get(kind).model_args(dict(cfg["model"].get("args") or {}), tag_names)
-    try:
-        model = build(cfg["model"]["name"], **args)
-    except (TypeError, ValueError) as e:  # arguments the architecture refuses: the config's fault
-        raise ConfigError(f"model.args of {cfg['model']['name']!r}: {e}") from None
-    model.set_input_stats(*input_stats(tr_items, seed=seed))
-    task = experiment_task(cfg, kind, features, model.model_args, tag_names)
-    val_items, test_items = task.labelled(val_items), task.labelled(test_items)
-    train_ds = task.examples(tr_items, model, seed=seed)
-    if len(train_ds) == 0:
-        raise MoodscopeError(
-            f"fold {fold}: no training examples (are the training tracks labelled for this task?)"
-        )
-    device = resolve_device(tc.get("device"))
-    loader = task.train_loader(
-        train_ds, batch_size=int(tc["batch_size"]), seed=seed, num_workers=int(tc.get("num_workers") or 0)
-    )
-    val_loader = torch.utils.data.DataLoader(_IndexDataset(len(val_items)), batch_size=None)
-    system = make_system(model, task, tc, val_items)
-    ckpt = ModelCheckpoint(
-        dirpath=fold_dir / "checkpoints", filename="best", monitor="val_score", mode="max", save_last=True
-    )
-    callbacks = [ckpt, EarlyStopping(monitor="val_score", mode="max", patience=int(tc["patience"]))]
-    max_time = tc.get("max_time_s")
-    trainer = L.Trainer(
-        max_epochs=int(tc["epochs"]),
-        accelerator="gpu" if device.startswith("cuda") else "cpu",
-        devices=tc.get("devices", 1) if device.startswith("cuda") else 1,
-        strategy=tc.get("strategy", "auto"),
-        precision=lightning_precision(resolve_precision(tc.get("precision"), device, warn=False)),
-        callbacks=callbacks,
-        logger=L.pytorch.loggers.CSVLogger(str(fold_dir), name="logs", version=""),
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        deterministic=False,
-        max_time={"seconds": float(max_time)} if max_time else None,
-        fast_dev_run=bool(tc.get("fast_dev_run")),
-        limit_train_batches=tc.get("limit_train_batches"),
-        check_val_every_n_epoch=int(tc.get("val_every", 1)),
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
-    )
-    last = fold_dir / "checkpoints" / "last.ckpt"
+    val_items = task.labelled([items_by_id[i] for i in val_ids])
+    test_items = task.labelled([items_by_id[i] for i in test_ids])
     t0 = time.time()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*GPU available but not used.*")
-        warnings.filterwarnings("ignore", ".*LeafSpec.*")
-        warnings.filterwarnings("ignore", ".*litlogger.*")
-        trainer.fit(system, loader, val_loader, ckpt_path=str(last) if resume and last.is_file() else None)
+    learner.fit(tr_items, val_items, fold=fold)
     train_s = time.time() - t0
-    best = ckpt.best_model_path
-    if best and Path(best).is_file() and not tc.get("fast_dev_run"):
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        model.load_state_dict(
-            {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
-        )
-    model.eval().to(device)
-
-    task.calibrate(val_items, lambda it: task.predict_item(model, it, device=device))
-    preds = [task.predict_item(model, it, device=device) for it in test_items]
+    task.calibrate(val_items, learner.predict_item)
+    preds = [learner.predict_item(it) for it in test_items]
     metrics = task.evaluate(test_items, preds)
-    model.cpu()
-    info = {
-        "description": cfg.get("name"),
-        "task": task.info(),
-        "trained_on": cfg["data"].get("dataset"),
-        "fold": fold,
-        "test_metrics": dict(metrics),
-        "n_train": len(tr_items),
-        "n_val": len(val_items),
-        "n_test": len(test_items),
-        "epochs": int(trainer.current_epoch),
-        "seed": seed,
-    }
-    save_model(fold_dir / "model.safetensors", model, features, info)
+    counts = {"n_train": len(tr_items), "n_val": len(val_items), "n_test": len(test_items)}
+    learner.save(
+        fold_dir / "model.safetensors",
+        {
+            "description": cfg.get("name"),
+            "task": task.info(),
+            "trained_on": cfg["data"].get("dataset"),
+            "fold": fold,
+            "test_metrics": dict(metrics),
+            **counts,
+            "epochs": learner.epochs,
+            "seed": seed,
+        },
+    )
     result = {
         "fold": fold,
         "metrics": dict(metrics),
-        "n_train": len(tr_items),
-        "n_val": len(val_items),
-        "n_test": len(test_items),
-        "epochs": int(trainer.current_epoch),
+        **counts,
+        "epochs": learner.epochs,
         "train_seconds": round(train_s, 1),
-        "best_val_score": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
+        "best_val_score": learner.best_val_score,
         "test_ids": list(test_ids),
     }
     return _fold_done(fold_dir, result, task, test_items, preds)
+
+
+class DeepLearner:
+    """A registered model trained with Lightning: Adam (+ step decay), early stopping on the validation
+    score, the best checkpoint kept; ``resume`` continues from the fold's last checkpoint."""
+
+    def __init__(self, cfg: dict, tag_names, *, seed: int, fold_dir: Path, resume: bool, progress: bool):
+        from ..models import MODELS, build
+
+        self.L = _lightning()
+        self.cfg, self.seed, self.fold_dir, self.resume, self.progress = cfg, seed, fold_dir, resume, progress
+        self.L.seed_everything(seed, workers=True, verbose=False)
+        if not resume:  # a fresh run must not meet an earlier run's checkpoints or logs
+            import shutil
+
+            for sub in ("checkpoints", "logs"):
+                shutil.rmtree(fold_dir / sub, ignore_errors=True)
+        name = cfg["model"]["name"]
+        kind = MODELS.get(name).output
+        args = TASKS.get(kind).model_args(dict(cfg["model"].get("args") or {}), tag_names)
+        try:
+            self.model = build(name, **args)
+        except (TypeError, ValueError) as e:  # arguments the architecture refuses: the config's fault
+            raise ConfigError(f"model.args of {name!r}: {e}") from None
+        self.features = model_features(cfg, name)
+        self.task = experiment_task(cfg, kind, self.features, self.model.model_args, tag_names)
+        self.device = resolve_device(cfg["train"].get("device"))
+        self.epochs, self.best_val_score = 0, None
+
+    def fit(self, tr_items: list[Item], val_items: list[Item], *, fold: int) -> None:
+        from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+        L, tc, model, task, seed = self.L, self.cfg["train"], self.model, self.task, self.seed
+        model.set_input_stats(*input_stats(tr_items, seed=seed))
+        train_ds = task.examples(tr_items, model, seed=seed)
+        if len(train_ds) == 0:
+            raise MoodscopeError(
+                f"fold {fold}: no training examples (are the training tracks labelled for this task?)"
+            )
+        loader = task.train_loader(
+            train_ds, batch_size=int(tc["batch_size"]), seed=seed, num_workers=int(tc.get("num_workers") or 0)
+        )
+        val_loader = torch.utils.data.DataLoader(_IndexDataset(len(val_items)), batch_size=None)
+        system = make_system(model, task, tc, val_items)
+        ckpt = ModelCheckpoint(
+            dirpath=self.fold_dir / "checkpoints",
+            filename="best",
+            monitor="val_score",
+            mode="max",
+            save_last=True,
+        )
+        callbacks = [ckpt, EarlyStopping(monitor="val_score", mode="max", patience=int(tc["patience"]))]
+        max_time = tc.get("max_time_s")
+        device = self.device
+        trainer = L.Trainer(
+            max_epochs=int(tc["epochs"]),
+            accelerator="gpu" if device.startswith("cuda") else "cpu",
+            devices=tc.get("devices", 1) if device.startswith("cuda") else 1,
+            strategy=tc.get("strategy", "auto"),
+            precision=lightning_precision(resolve_precision(tc.get("precision"), device, warn=False)),
+            callbacks=callbacks,
+            logger=L.pytorch.loggers.CSVLogger(str(self.fold_dir), name="logs", version=""),
+            enable_progress_bar=self.progress,
+            enable_model_summary=False,
+            deterministic=False,
+            max_time={"seconds": float(max_time)} if max_time else None,
+            fast_dev_run=bool(tc.get("fast_dev_run")),
+            limit_train_batches=tc.get("limit_train_batches"),
+            check_val_every_n_epoch=int(tc.get("val_every", 1)),
+            num_sanity_val_steps=0,
+            log_every_n_steps=1,
+        )
+        last = self.fold_dir / "checkpoints" / "last.ckpt"
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+            warnings.filterwarnings("ignore", ".*LeafSpec.*")
+            warnings.filterwarnings("ignore", ".*litlogger.*")
+            resume_from = str(last) if self.resume and last.is_file() else None
+            trainer.fit(system, loader, val_loader, ckpt_path=resume_from)
+        best = ckpt.best_model_path
+        if best and Path(best).is_file() and not tc.get("fast_dev_run"):
+            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+            model.load_state_dict(
+                {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+            )
+        model.eval().to(device)
+        self.epochs = int(trainer.current_epoch)
+        self.best_val_score = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
+
+    def predict_item(self, item: Item):
+        return self.task.predict_item(self.model, item, device=self.device)
+
+    def save(self, path: Path, info: dict) -> None:
+        from ..modelfile import save_model
+
+        self.model.cpu()
+        save_model(path, self.model, self.features, info)
+
+
+class ClassicalLearner:
+    """The hand-crafted reference (:class:`moodscope.training.classical.ClassicalReference`) as a learner.
+
+    It solves the task of ``model.args.output`` (guessed from the ``task`` options when absent). The
+    validation tracks serve as they serve the deep models: to calibrate (per-tag thresholds); their labels
+    are not trained on, so both see the same training tracks. No model file is written: the reference is a
+    scikit-learn pipeline.
+    """
+
+    def __init__(self, cfg: dict, tag_names, *, seed: int, fold_dir: Path, resume: bool, progress: bool):
+        args = dict(cfg["model"].get("args") or {})
+        self.kind = args.pop("output", None) or _guess_output(cfg.get("task") or {}, tag_names)
+        self.task = experiment_task(cfg, self.kind, model_features(cfg, CLASSICAL), args, tag_names)
+        args.pop("task", None)  # the static head: the task has used it
+        self.options = {k: args.pop(k) for k in ("C", "alpha", "context_s") if k in args}
+        if args:  # a deep model's arguments (width, seg_num, ...) have no meaning here
+            log.info("classical reference: ignoring model arguments %s", sorted(args))
+        self.ref = None
+        self.epochs, self.best_val_score = 0, None
+
+    def fit(self, tr_items: list[Item], val_items: list[Item], *, fold: int) -> None:
+        from .classical import ClassicalReference
+
+        self.ref = ClassicalReference(self.kind, self.task, **self.options).fit(tr_items)
+
+    def predict_item(self, item: Item):
+        return self.ref.predict_item(item)
+
+    def save(self, path: Path, info: dict) -> None:
+        """Nothing to save (a scikit-learn pipeline, not a model file)."""
 
 
 def _fold_done(fold_dir: Path, result: dict, task, test_items, preds) -> dict:
@@ -182,53 +243,3 @@ def _guess_output(task_opts: dict, tag_names) -> str:
     if tag_names:
         return "tags"
     raise ConfigError("model.name=classical: set model.args.output to dynamic, static or tags")
-
-
-def train_fold_classical(
-    cfg: dict,
-    items_by_id: dict[str, Item],
-    train_ids: list[str],
-    test_ids: list[str],
-    fold_dir: Path,
-    *,
-    fold: int,
-    tag_names=None,
-) -> dict:
-    """One fold of the classical reference (:class:`moodscope.training.classical.ClassicalReference`).
-
-    Same validation carve-out, test tracks and metrics as :func:`train_fold`. The validation tracks are used as
-    the deep models use them: to choose per-tag thresholds (their labels are otherwise not trained on, so both
-    see the same training tracks). No model file is written: the reference is a scikit-learn pipeline.
-    """
-    from .classical import ClassicalReference
-
-    seed = int(cfg["seed"]) + fold
-    fold_dir.mkdir(parents=True, exist_ok=True)
-    args = dict(cfg["model"].get("args") or {})
-    kind = args.pop("output", None) or _guess_output(cfg.get("task") or {}, tag_names)
-    task = experiment_task(cfg, kind, model_features(cfg, CLASSICAL), args, tag_names)
-    args.pop("task", None)  # the static head: the task has used it
-    tr_ids, val_ids = carve_validation(train_ids, float(cfg["split"].get("val_fraction", 0.1)), seed)
-    tr_items = [items_by_id[i] for i in tr_ids]
-    val_items = task.labelled([items_by_id[i] for i in val_ids])
-    test_items = task.labelled([items_by_id[i] for i in test_ids])
-    known = {k: args.pop(k) for k in ("C", "alpha", "context_s") if k in args}
-    if args:  # a deep model's arguments (width, seg_num, ...) have no meaning here
-        log.info("classical reference: ignoring model arguments %s", sorted(args))
-    t0 = time.time()
-    ref = ClassicalReference(kind, task, **known).fit(tr_items)
-    task.calibrate(val_items, ref.predict_item)
-    train_s = time.time() - t0
-    preds = [ref.predict_item(it) for it in test_items]
-    result = {
-        "fold": fold,
-        "metrics": dict(task.evaluate(test_items, preds)),
-        "n_train": len(tr_items),
-        "n_val": len(val_items),
-        "n_test": len(test_items),
-        "epochs": 0,
-        "train_seconds": round(train_s, 1),
-        "best_val_score": None,
-        "test_ids": list(test_ids),
-    }
-    return _fold_done(fold_dir, result, task, test_items, preds)
