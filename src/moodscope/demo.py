@@ -21,6 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .datasets import load_dataset
+from .datasets.corpus import synthesize
+from .inference.predictor import Predictor, bundled_model_path
+from .modelfile import load_model, save_model
+from .plot import plot_result
+from .precision import resolve
+from .training.experiment import run_experiment
+
 DEMO_CORPUS = {"n_clips": 48, "duration": 45.0}
 DEMO_MODEL_ARGS = {"width": 0.25}
 #: what the demo must reach on its held-out songs (issue: "learning must be real")
@@ -69,10 +77,6 @@ def run_demo(
     precision: str = "float32",
     progress=True,
 ):
-    from .datasets import load_dataset
-    from .datasets.corpus import synthesize
-    from .inference.predictor import Predictor
-    from .training.experiment import run_experiment
 
     t_start = time.time()
     out = Path(out)
@@ -85,7 +89,6 @@ def run_demo(
         synthesize(corpus, seed=seed, progress=progress, **DEMO_CORPUS)
     else:
         print(f"[1/4] using the synthetic corpus in {corpus}")
-    from .precision import resolve
 
     used = resolve(precision, device)
     print(
@@ -113,7 +116,6 @@ def run_demo(
     track = next(t for t in ds.tracks if t.id == test_id)
     pred = Predictor.from_file(out / "model.safetensors", device=device)
     result = pred.predict(track.audio)
-    from .plot import plot_result
 
     ref = np.stack([track.dynamic.valence, track.dynamic.arousal], axis=1)
     plot_result(result, out / f"prediction_{test_id}.png", reference=ref)
@@ -139,8 +141,6 @@ def run_demo(
 
 def bundle(out="demo-output") -> Path:
     """Copy the demo's model into the package as the bundled demo model, with its provenance in the metadata."""
-    from .inference.predictor import bundled_model_path
-    from .modelfile import load_model, save_model
 
     b = load_model(Path(out) / "model.safetensors")
     info = dict(b.info)

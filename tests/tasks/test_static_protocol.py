@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from moodscope.emotion import quadrant_index
-from moodscope.tasks.base import segment_windows
-from moodscope.tasks.static import SILENCE_DB, aggregate_track, full_segments, label_to_class, simple_crops
+from moodscope.tasks.static import (
+    SILENCE_DB,
+    aggregate_track,
+    full_segments,
+    label_to_class,
+    segment_windows,
+    simple_crops,
+)
 
 # ---------------------------------------------------------------------------------------------- full dataset
 

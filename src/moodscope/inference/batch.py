@@ -9,14 +9,15 @@ import sys
 import time
 from pathlib import Path
 
+from ..audio.decode import is_audio_file
 from ..errors import MoodscopeError
 from ..fileio import write_atomic
+from ..plot import plot_result
 from .predictor import Predictor, Result
 
 
 def collect_audio(paths) -> tuple[list[Path], list[tuple[str, str]]]:
     """Expand files and folders (recursively) into audio files; returns ``(files, problems)``."""
-    from ..audio.decode import is_audio_file
 
     files, problems = [], []
     for p in map(Path, paths):
@@ -80,8 +81,6 @@ def predict_paths(
             else:
                 write_atomic(out / f"{stem}.csv", res.to_csv())
         if plot:  # beside the other outputs, or in the current folder when they go to stdout
-            from ..plot import plot_result
-
             png = (out if out is not None else Path.cwd()) / f"{stem}.png"
             plot_result(res, png)
             res.extra["plot"] = str(png)

@@ -10,8 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio.cache import file_features
+from ..audio.decode import resample
+from ..audio.features import compute_features, iter_file_features
 from ..emotion import quadrant_name
-from ..errors import MoodscopeError
+from ..errors import AudioError, MoodscopeError
+from ..modelfile import load_model
+from ..precision import autocast_dtype, resolve
+from ..tasks import TASKS
+from .sliding import resolve_device
 
 
 def bundled_model_path() -> Path:
@@ -103,8 +110,6 @@ class Predictor:
         cache=False,
         precision: str = "float32",
     ):
-        from ..precision import autocast_dtype, resolve
-        from ..tasks import TASKS
 
         #: the precision used: ``bf16`` only where the device runs it natively (:mod:`moodscope.precision`)
         self.precision = resolve(precision, device)
@@ -123,8 +128,6 @@ class Predictor:
 
     @classmethod
     def from_file(cls, path=None, device: str = "cpu", **kw) -> Predictor:
-        from ..modelfile import load_model
-        from .sliding import resolve_device
 
         device = resolve_device(device)
         path = Path(path) if path else bundled_model_path()
@@ -144,8 +147,6 @@ class Predictor:
         A log-Mel file is decoded and featurised block by block (memory independent of its length); with the
         feature cache on, or for waveform models, a file is one block; an array is always one block.
         """
-        from ..audio.cache import file_features
-        from ..audio.features import compute_features, iter_file_features
 
         if isinstance(source, (str, os.PathLike)):
             label = str(source)
@@ -154,8 +155,6 @@ class Predictor:
             else:
                 parts = iter([file_features(source, self.features, cache=self.cache, device=self.device)])
         else:
-            from ..audio.decode import resample
-
             y = np.asarray(source, dtype=np.float32)
             if y.ndim == 2:
                 y = y.mean(axis=0 if y.shape[0] <= 8 else 1)
@@ -177,7 +176,6 @@ class Predictor:
 
     def predict(self, source, *, sr: int | None = None) -> Result:
         """Predict a file path or a waveform array (``sr`` required for arrays): one path for both."""
-        from ..errors import AudioError
 
         blocks, label, frames = self._blocks(source, sr)
         try:

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..config import FeatureConfig
+from ..inference.sliding import _autocast
 from ..registry import Registry
 
 TASKS: Registry[type] = Registry("task")
@@ -48,13 +49,6 @@ def _pad_value(model) -> np.ndarray:
     return model.norm.mean.detach().cpu().numpy().astype(np.float32)
 
 
-def _silence_pad(model) -> float:
-    """Padding for static and tag models: digital silence (zero audio) in dB, as ADFF §3.1 zero-pads the audio."""
-    from .static import SILENCE_DB
-
-    return SILENCE_DB
-
-
 def crop_frames(feats: np.ndarray, start: int, length: int, pad: np.ndarray | float) -> np.ndarray:
     """``feats[start:start+length]``, padded with ``pad`` frames where the span leaves the array."""
     n, d = feats.shape
@@ -64,16 +58,6 @@ def crop_frames(feats: np.ndarray, start: int, length: int, pad: np.ndarray | fl
     if hi > lo:
         out[lo - start : hi - start] = feats[lo:hi]
     return out
-
-
-def segment_windows(feats: np.ndarray, seg_len_s: float, fps: float, pad) -> np.ndarray:
-    """The consecutive ``seg_len_s`` windows of a track (:func:`moodscope.tasks.static.full_segments`), stacked
-    as ``(n_windows, frames, n_bins)``."""
-    from .static import full_segments
-
-    length = int(round(seg_len_s * fps))
-    spans = full_segments(feats.shape[0], seg_len_s, fps=fps)
-    return np.stack([crop_frames(feats, int(s[0]), length, pad) for s in spans])
 
 
 @torch.inference_mode()
@@ -209,7 +193,6 @@ class _Task:
 
         By default the blocks are joined and :meth:`predict` runs under ``autocast`` (a dtype or None).
         """
-        from ..inference.sliding import _autocast
 
         feats = np.concatenate(list(blocks)) if not isinstance(blocks, np.ndarray) else blocks
         with _autocast(torch.device(device), autocast):

@@ -9,6 +9,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..config import SEGMENT_S, FeatureConfig
+from ..inference.sliding import _hop_segments, predict_from_blocks, sliding_predict
+from ..metrics import evaluate_dynamic
 from .base import TASKS, Item, _Examples, _loss_fn, _pad_value, _Task
 from .batching import _SharedSegmentBatches, _TrackGroupedBatches
 
@@ -64,7 +66,6 @@ class DynamicTask(_Task):
         self.hop_arousal = float(hop_arousal)
         self.fps_seg = features.frames_per_segment
         self.window_segments = int(round(self.window_s / SEGMENT_S))
-        from ..inference.sliding import _hop_segments
 
         for name, hop in (("valence", self.hop_valence), ("arousal", self.hop_arousal)):
             _hop_segments(name, hop, self.window_segments)  # a bad hop fails here, before any audio is read
@@ -152,7 +153,6 @@ class DynamicTask(_Task):
         same curve."""
         if not hasattr(model, "embed_segments"):
             return super().predict_blocks(model, blocks, device=device, autocast=autocast)
-        from ..inference.sliding import predict_from_blocks
 
         return predict_from_blocks(
             model,
@@ -188,7 +188,6 @@ class DynamicTask(_Task):
     # -- whole tracks --------------------------------------------------------------------------------------
     def predict(self, model, feats: np.ndarray, *, device="cpu") -> np.ndarray:
         """V-A curve ``(n_segments, 2)`` of a whole track with the sliding window (embedding reuse)."""
-        from ..inference.sliding import sliding_predict
 
         return sliding_predict(
             model,
@@ -202,7 +201,6 @@ class DynamicTask(_Task):
 
     def evaluate(self, items: list[Item], preds: list[np.ndarray]) -> OrderedDict:
         """CCC/PCC/RMSE per song over its labelled segments, averaged across songs (§4.2)."""
-        from ..metrics import evaluate_dynamic
 
         refs, ests = [], []
         for it, p in zip(items, preds):

@@ -49,7 +49,8 @@ from torch.utils.data import Dataset
 
 from ..config import FeatureConfig
 from ..emotion import quadrant_index
-from .base import TASKS, Item, _Examples, _silence_pad, _Task, run_windows, segment_windows
+from ..metrics import evaluate_classes, evaluate_static, r2, rmse
+from .base import TASKS, Item, _Examples, _Task, crop_frames, run_windows
 
 FPS = 100.0  #: log-Mel frames per second at the default feature settings (hop 441 at 44.1 kHz)
 
@@ -261,6 +262,21 @@ def aggregate_track(window_outputs, task: str) -> np.ndarray:
     return out.mean(axis=0)
 
 
+def _silence_pad(model) -> float:
+    """Padding for static and tag models: digital silence (zero audio) in dB, as ADFF §3.1 zero-pads the audio."""
+
+    return SILENCE_DB
+
+
+def segment_windows(feats: np.ndarray, seg_len_s: float, fps: float, pad) -> np.ndarray:
+    """The consecutive ``seg_len_s`` windows of a track (:func:`moodscope.tasks.static.full_segments`), stacked
+    as ``(n_windows, frames, n_bins)``."""
+
+    length = int(round(seg_len_s * fps))
+    spans = full_segments(feats.shape[0], seg_len_s, fps=fps)
+    return np.stack([crop_frames(feats, int(s[0]), length, pad) for s in spans])
+
+
 @TASKS.register("static")
 class StaticTask(_Task):
     """Clip-level V-A regression or classification (ADFF §2-§3).
@@ -364,14 +380,11 @@ class StaticTask(_Task):
         return np.asarray(aggregate_track(self.raw_outputs(model, feats, device=device), self.head))
 
     def evaluate(self, items: list[Item], preds: list[np.ndarray]) -> OrderedDict:
-        from ..metrics import evaluate_classes, evaluate_static
 
         ref = np.stack([it.static for it in items])
         if self.head == "multitask":
             return evaluate_static(ref, np.stack(preds))
         if self.head in ("valence", "arousal"):
-            from ..metrics import r2, rmse
-
             d = 0 if self.head == "valence" else 1
             est = np.array([p[0] for p in preds])
             return OrderedDict(

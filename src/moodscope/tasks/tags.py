@@ -10,17 +10,17 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..config import FeatureConfig
+from ..metrics import multilabel_scores, per_tag_scores
 from .base import (
     TASKS,
     Item,
     _Examples,
     _sigmoid,
-    _silence_pad,
     _Task,
     crop_frames,
     run_windows,
-    segment_windows,
 )
+from .static import _silence_pad, full_segments, segment_windows
 
 
 def _as_prob_matrix(p, name: str) -> np.ndarray:
@@ -131,7 +131,6 @@ class TagTask(_Task):
         }
 
     def examples(self, items: list[Item], model, *, seed: int = 0) -> Dataset:
-        from .static import full_segments
 
         entries = []
         for i, it in enumerate(items):
@@ -220,7 +219,6 @@ class TagTask(_Task):
 
     def evaluate(self, items: list[Item], preds: list[np.ndarray]) -> OrderedDict:
         """Multi-label scores over tracks (song-level tags) or over labelled segments (segment-level tags)."""
-        from ..metrics import multilabel_scores
 
         y, p = self.gather(items, preds)
         out = multilabel_scores(y, p, threshold=0.5 if self.thresholds is None else self.thresholds)
@@ -230,7 +228,6 @@ class TagTask(_Task):
 
     def per_tag(self, items: list[Item], preds: list[np.ndarray]) -> OrderedDict:
         """Precision, recall, F1, ROC-AUC, PR-AUC and support of each tag (:func:`metrics.per_tag_scores`)."""
-        from ..metrics import per_tag_scores
 
         y, p = self.gather(items, preds)
         thr = 0.5 if self.thresholds is None else self.thresholds

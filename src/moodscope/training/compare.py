@@ -33,8 +33,10 @@ import numpy as np
 
 from ..errors import UsageError
 from ..metrics import paired_ttest
+from ..models import MODELS
 from .classical import NAME as CLASSICAL
 from .config import load_config
+from .experiment import run_experiment
 
 
 def run_compare(
@@ -52,8 +54,6 @@ def run_compare(
 
     ``metrics`` limits the markdown table's columns (the CSV and JSON keep every metric).
     """
-    from ..models import MODELS
-    from .experiment import run_experiment
 
     if not models:
         raise UsageError("--models needs at least one model name")

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio.cache import FeatureCache, file_features
 from ..config import SEGMENT_S, FeatureConfig
+from ..datasets import load_dataset, splits
+from ..datasets.corpus import GENERATOR_VERSION, synthesize
 from ..errors import ConfigError, MoodscopeError
 from ..fileio import cache_root
 from ..tasks.base import Item
@@ -23,7 +26,6 @@ def synthetic_root(opts: dict, base: Path | None = None) -> Path:
 
     It lives under ``<base>/corpora``; ``base`` defaults to moodscope's cache root (:func:`cache_root`).
     """
-    from ..datasets.corpus import GENERATOR_VERSION, synthesize
 
     base = Path(base) if base else cache_root()
     n, d, s = int(opts.get("n_clips", 48)), float(opts.get("duration", 45.0)), int(opts.get("seed", 0))
@@ -35,7 +37,6 @@ def synthetic_root(opts: dict, base: Path | None = None) -> Path:
 
 def load_tracks(cfg: dict):
     """The dataset named by ``cfg['data']`` as a :class:`moodscope.datasets.Dataset`."""
-    from ..datasets import load_dataset
 
     data = cfg["data"]
     name, root = data["dataset"], data.get("root")
@@ -53,8 +54,6 @@ def tracks_to_items(tracks, features: FeatureConfig, *, cache=True, tag_names=No
     Returns ``(items, failures)`` where ``failures`` lists ``(track_id, message)`` for unreadable audio.
     """
     from tqdm import tqdm
-
-    from ..audio.cache import FeatureCache, file_features
 
     cache_obj = FeatureCache() if cache is True else (cache or False)
     items, failures = [], []
@@ -110,7 +109,6 @@ def input_stats(items: list[Item], max_frames: int = 200_000, seed: int = 0):
 # ------------------------------------------------------------------------------------------------------------
 def make_folds(cfg: dict, dataset, items: list[Item]) -> list[tuple[list[str], list[str]]]:
     """``[(train_ids, test_ids), ...]`` for the configured protocol, restricted to usable items."""
-    from ..datasets import splits
 
     sp = cfg["split"]
     kind, k, seed = sp["kind"], int(sp.get("folds") or 1), int(sp.get("seed", 0))

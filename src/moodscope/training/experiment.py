@@ -6,10 +6,13 @@ import json
 from collections import OrderedDict
 from pathlib import Path
 
+from ..datasets import load_dataset
 from ..errors import MoodscopeError
+from ..inference.predictor import Predictor
 from ..inference.sliding import resolve_device
+from ..modelfile import load_model
 from ..precision import resolve as resolve_precision
-from .config import dump_config, load_config
+from .config import apply_overrides, dump_config, load_config
 from .data import load_tracks, log, make_folds, tracks_to_items
 from .fold import _fold_done, experiment_task, model_features, train_fold
 from .reports import _write_json, per_tag_table, results_table, summarize
@@ -76,7 +79,6 @@ EVALUATION_KEYS = frozenset({"task.hop_valence", "task.hop_arousal"})
 
 
 def _run_sweep(cfg: dict, run_dir: Path, *, resume: bool, progress: bool) -> dict:
-    from .config import apply_overrides
 
     rows = OrderedDict()
     paper_rows = ((cfg.get("paper") or {}).get("results")) or {}
@@ -240,7 +242,6 @@ def _evaluate_trained(cfg: dict, trained_dir: Path, prepared, *, out_dir: Path) 
     are trained once and each row re-evaluates them on the same test tracks. ``prepared`` is
     :func:`_prepare`'s result for ``cfg`` (the rows share their data, so the sweep prepares it once).
     """
-    from ..modelfile import load_model
 
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -278,8 +279,6 @@ def evaluate_model_on_dataset(
     model_path, dataset: str, root, *, ids=None, device: str = "cpu", progress=True
 ):
     """Score a model file on the labelled tracks of a dataset; returns ``(metrics, n_tracks)``."""
-    from ..datasets import load_dataset
-    from ..inference.predictor import Predictor
 
     pred = Predictor.from_file(model_path, device=device)
     ds = load_dataset(dataset, root)

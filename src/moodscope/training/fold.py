@@ -11,10 +11,13 @@ import torch
 from ..config import FeatureConfig
 from ..errors import ConfigError, MoodscopeError
 from ..inference.sliding import resolve_device
+from ..modelfile import save_model
+from ..models import MODELS, build
 from ..precision import lightning_precision
 from ..precision import resolve as resolve_precision
 from ..tasks import TASKS, Item
 from .classical import NAME as CLASSICAL
+from .classical import ClassicalReference
 from .data import carve_validation, input_stats, log
 from .reports import _write_json
 from .system import _IndexDataset, _lightning, make_system
@@ -27,7 +30,6 @@ def experiment_task(cfg: dict, kind: str, features: FeatureConfig, model_args: d
 
 def model_features(cfg: dict, model_name: str) -> FeatureConfig:
     """Feature settings for a model: config overrides, plus the model class's own needs (waveform models)."""
-    from ..models import MODELS
 
     feats = dict(cfg.get("features") or {})
     cls = None if model_name == CLASSICAL else MODELS.get(model_name)
@@ -102,7 +104,6 @@ class DeepLearner:
     score, the best checkpoint kept; ``resume`` continues from the fold's last checkpoint."""
 
     def __init__(self, cfg: dict, tag_names, *, seed: int, fold_dir: Path, resume: bool, progress: bool):
-        from ..models import MODELS, build
 
         self.L = _lightning()
         self.cfg, self.seed, self.fold_dir, self.resume, self.progress = cfg, seed, fold_dir, resume, progress
@@ -189,7 +190,6 @@ class DeepLearner:
         return self.task.predict_item(self.model, item, device=self.device)
 
     def save(self, path: Path, info: dict) -> None:
-        from ..modelfile import save_model
 
         self.model.cpu()
         save_model(path, self.model, self.features, info)
@@ -216,7 +216,6 @@ class ClassicalLearner:
         self.epochs, self.best_val_score = 0, None
 
     def fit(self, tr_items: list[Item], val_items: list[Item], *, fold: int) -> None:
-        from .classical import ClassicalReference
 
         self.ref = ClassicalReference(self.kind, self.task, **self.options).fit(tr_items)
 

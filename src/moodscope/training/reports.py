@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import write_atomic
+from ..metrics import summarize_folds
 
 
 def _write_json(path: Path, obj) -> None:
@@ -27,7 +28,6 @@ def _json_default(o):
 # results
 # ------------------------------------------------------------------------------------------------------------
 def summarize(fold_results: list[dict]) -> OrderedDict:
-    from ..metrics import summarize_folds
 
     return summarize_folds([r["metrics"] for r in fold_results])
 
