@@ -3,15 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moodscope.datasets.base import (
-    IssueLog,
-    Scale,
-    build_dynamic,
-    natural_key,
-    normalize_id,
-    read_csv,
-    resample_to_grid,
-)
+from moodscope.datasets.base import IssueLog, Scale, natural_key
+from moodscope.datasets.grid import build_dynamic, resample_to_grid
+from moodscope.datasets.reading import normalize_id, read_csv
 
 
 def test_scale_maps_and_inverts():

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from moodscope.datasets.base import (
-    IssueLog,
+from moodscope.datasets.base import IssueLog, convert_tags
+from moodscope.datasets.reading import (
     attach_audio,
     cell,
-    convert_tags,
     copy_meta,
     find_dirs,
     float_cell,

@@ -31,19 +31,8 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from ..tracks import Track
-from .base import (
-    DATASETS,
-    UNIT,
-    Dataset,
-    DatasetAdapter,
-    IssueLog,
-    convert_tags,
-    find_child,
-    index_audio,
-    norm_name,
-    parse_float,
-    read_text,
-)
+from .base import DATASETS, UNIT, Dataset, DatasetAdapter, IssueLog, convert_tags
+from .reading import find_child, index_audio, norm_name, parse_float, read_text
 
 #: The 18 positive emotion tags of CAL500 (spelling as in the release, "Agressive" included).
 EMOTION_TAGS = tuple(

@@ -28,21 +28,9 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..tracks import Segment, Track
-from .base import (
-    DATASETS,
-    UNIT,
-    Dataset,
-    DatasetAdapter,
-    IssueLog,
-    convert_tags,
-    find_child,
-    find_dirs,
-    float_cell,
-    index_audio,
-    parse_float,
-    read_csv,
-)
+from .base import DATASETS, UNIT, Dataset, DatasetAdapter, IssueLog, convert_tags
 from .cal500 import read_lines, select_tags
+from .reading import find_child, find_dirs, float_cell, index_audio, parse_float, read_csv
 
 
 def _label_dir(root: Path, name: str) -> Path | None:

@@ -48,16 +48,10 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..tracks import Track
-from .base import (
-    CANONICAL,
-    DATASETS,
-    Dataset,
-    DatasetAdapter,
-    IssueLog,
-    Scale,
+from .base import CANONICAL, DATASETS, Dataset, DatasetAdapter, IssueLog, Scale, convert_pair
+from .grid import build_dynamic
+from .reading import (
     attach_audio,
-    build_dynamic,
-    convert_pair,
     copy_meta,
     find_child,
     find_column,

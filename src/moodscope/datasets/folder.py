@@ -42,10 +42,12 @@ from .base import (
     DatasetAdapter,
     IssueLog,
     Scale,
-    attach_audio,
-    build_dynamic,
     convert_pair,
     convert_tags,
+)
+from .grid import build_dynamic
+from .reading import (
+    attach_audio,
     find_column,
     float_cell,
     iter_id_rows,

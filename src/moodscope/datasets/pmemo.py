@@ -35,15 +35,10 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..tracks import Track
-from .base import (
-    DATASETS,
-    UNIT,
-    Dataset,
-    DatasetAdapter,
-    IssueLog,
+from .base import DATASETS, UNIT, Dataset, DatasetAdapter, IssueLog, convert_pair
+from .grid import build_dynamic
+from .reading import (
     attach_audio,
-    build_dynamic,
-    convert_pair,
     copy_meta,
     find_child,
     find_column,

@@ -25,7 +25,8 @@ from sklearn.model_selection import KFold
 from ..config import WINDOW_S
 from ..errors import DatasetError
 from ..tracks import Track
-from .base import Dataset, natural_key, read_text
+from .base import Dataset, natural_key
+from .reading import read_text
 
 #: DEAM ids above this are the 58 full-length songs of the MediaEval 2015 evaluation set.
 DEAM_LAST_DEV_ID = 2000

@@ -11,15 +11,7 @@ from torch.utils.data import Dataset
 
 from ..config import FeatureConfig
 from ..metrics import multilabel_scores, per_tag_scores
-from .base import (
-    TASKS,
-    Item,
-    _Examples,
-    _sigmoid,
-    _Task,
-    crop_frames,
-    run_windows,
-)
+from .base import TASKS, Item, _Examples, _sigmoid, _Task, crop_frames, run_windows
 from .static import _silence_pad, full_segments, segment_windows
 
 
