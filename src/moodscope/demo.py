@@ -77,7 +77,6 @@ def run_demo(
     precision: str = "float32",
     progress=True,
 ):
-
     t_start = time.time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -110,7 +110,6 @@ class Predictor:
         cache=False,
         precision: str = "float32",
     ):
-
         #: the precision used: ``bf16`` only where the device runs it natively (:mod:`moodscope.precision`)
         self.precision = resolve(precision, device)
         #: dtype of ``torch.autocast`` around the model (features stay float32/float64), or None
@@ -128,7 +127,6 @@ class Predictor:
 
     @classmethod
     def from_file(cls, path=None, device: str = "cpu", **kw) -> Predictor:
-
         device = resolve_device(device)
         path = Path(path) if path else bundled_model_path()
         if not path.is_file() and path == bundled_model_path():

@@ -380,7 +380,6 @@ class StaticTask(_Task):
         return np.asarray(aggregate_track(self.raw_outputs(model, feats, device=device), self.head))
 
     def evaluate(self, items: list[Item], preds: list[np.ndarray]) -> OrderedDict:
-
         ref = np.stack([it.static for it in items])
         if self.head == "multitask":
             return evaluate_static(ref, np.stack(preds))

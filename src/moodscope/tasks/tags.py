@@ -123,7 +123,6 @@ class TagTask(_Task):
         }
 
     def examples(self, items: list[Item], model, *, seed: int = 0) -> Dataset:
-
         entries = []
         for i, it in enumerate(items):
             if it.segments:

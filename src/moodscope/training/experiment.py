@@ -79,7 +79,6 @@ EVALUATION_KEYS = frozenset({"task.hop_valence", "task.hop_arousal"})
 
 
 def _run_sweep(cfg: dict, run_dir: Path, *, resume: bool, progress: bool) -> dict:
-
     rows = OrderedDict()
     paper_rows = ((cfg.get("paper") or {}).get("results")) or {}
     lines = [f"### {cfg['name']}: sweep of {len(cfg['sweep'])} settings", ""]

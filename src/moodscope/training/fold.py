@@ -104,7 +104,6 @@ class DeepLearner:
     score, the best checkpoint kept; ``resume`` continues from the fold's last checkpoint."""
 
     def __init__(self, cfg: dict, tag_names, *, seed: int, fold_dir: Path, resume: bool, progress: bool):
-
         self.L = _lightning()
         self.cfg, self.seed, self.fold_dir, self.resume, self.progress = cfg, seed, fold_dir, resume, progress
         self.L.seed_everything(seed, workers=True, verbose=False)
@@ -190,7 +189,6 @@ class DeepLearner:
         return self.task.predict_item(self.model, item, device=self.device)
 
     def save(self, path: Path, info: dict) -> None:
-
         self.model.cpu()
         save_model(path, self.model, self.features, info)
 
@@ -216,7 +214,6 @@ class ClassicalLearner:
         self.epochs, self.best_val_score = 0, None
 
     def fit(self, tr_items: list[Item], val_items: list[Item], *, fold: int) -> None:
-
         self.ref = ClassicalReference(self.kind, self.task, **self.options).fit(tr_items)
 
     def predict_item(self, item: Item):

@@ -28,7 +28,6 @@ def _json_default(o):
 # results
 # ------------------------------------------------------------------------------------------------------------
 def summarize(fold_results: list[dict]) -> OrderedDict:
-
     return summarize_folds([r["metrics"] for r in fold_results])
 
 
