@@ -239,3 +239,28 @@ def test_static_and_tagger_models_predict(write_audio, tmp_path):
     assert all(0.0 <= v <= 1.0 for v in res2.tags.values())
     assert set(res2.to_dict()["tags_predicted"]) <= {"happy", "sad", "calm"}
     assert plot_result(res2, tmp_path / "t.png").stat().st_size > 1000
+
+
+def test_only_block_consuming_tasks_stream_files(model_file, write_audio, tmp_path, monkeypatch):
+    """A file streams block by block only for a task that consumes blocks (dynamic) and log-Mel without
+    top_db (its clipping is relative to the whole file's peak); a static model, or top_db, reads it whole."""
+    import moodscope.inference.predictor as predictor
+
+    path = write_audio("s.wav", _song(12.0))
+    streamed = []
+    real = predictor.iter_file_features
+    monkeypatch.setattr(predictor, "iter_file_features", lambda *a, **k: streamed.append(1) or real(*a, **k))
+    Predictor.from_file(model_file).predict(path)
+    assert streamed == [1]
+    torch.manual_seed(0)
+    static = tmp_path / "adff.safetensors"
+    save_model(
+        static, build("adff", width=0.0625, seg_num=2).eval(), FeatureConfig(), {"task": {"seg_len_s": 5.0}}
+    )
+    clipped = tmp_path / "clipped.safetensors"
+    m = build("damff", width=0.0625, embed_dim=8, lstm_hidden=4).eval()
+    save_model(clipped, m, FeatureConfig(top_db=80.0), {"task": {"kind": "dynamic"}})
+    for other in (static, clipped):
+        res = Predictor.from_file(other).predict(path)
+        assert np.isfinite(res.static["valence"]) and res.duration_s == pytest.approx(12.0, abs=0.02)
+    assert streamed == [1]

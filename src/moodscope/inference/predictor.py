@@ -142,13 +142,15 @@ class Predictor:
         """``(blocks, label, frames)``: the features of a file or an array, as an iterator of consecutive
         blocks, and a callable giving the number of frames read (known once the blocks are consumed).
 
-        A log-Mel file is decoded and featurised block by block (memory independent of its length); with the
-        feature cache on, or for waveform models, a file is one block; an array is always one block.
+        A file is decoded and featurised block by block (memory independent of its length) where the task
+        consumes blocks (:attr:`~moodscope.tasks.base._Task.streams`) and the features allow it (log-Mel
+        without ``top_db``, whose clipping is relative to the whole file's peak); otherwise, with the feature
+        cache on, and for arrays, the features are one block.
         """
-
         if isinstance(source, (str, os.PathLike)):
             label = str(source)
-            if self.features.kind == "logmel" and not self.cache:
+            c = self.features
+            if self.task.streams and c.kind == "logmel" and c.top_db is None and not self.cache:
                 parts = iter_file_features(source, self.features, device=self.device)
             else:
                 parts = iter([file_features(source, self.features, cache=self.cache, device=self.device)])

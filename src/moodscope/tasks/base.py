@@ -136,6 +136,9 @@ class _Task:
     """What every task kind provides; the kinds override what is theirs (``kind``, examples, loss, ...)."""
 
     kind = ""
+    #: whether :meth:`predict_blocks` consumes a track block by block (memory independent of its length);
+    #: a task that needs the whole track at once gets it as one block
+    streams = False
 
     # -- an experiment's task (moodscope.training) ---------------------------------------------------------
     @classmethod

@@ -43,6 +43,7 @@ class DynamicTask(_Task):
     """
 
     kind = "dynamic"
+    streams = True  # segment embeddings are computed block by block (predict_from_blocks)
 
     def __init__(
         self,
