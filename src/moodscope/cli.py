@@ -28,7 +28,10 @@ EXAMPLES = {
         "moodscope demo",
         "moodscope demo --precision auto   # bf16 where native: faster, other numbers",
     ],
-    "train": ["moodscope train --config configs/damff_synthetic.yaml --set train.epochs=5"],
+    "train": [
+        "moodscope train --config configs/damff_synthetic.yaml --set train.epochs=5",
+        "moodscope train --config configs/adff_pmemo_table1.yaml --set data.root=~/PMEmo --precision auto",
+    ],
     "evaluate": [
         "moodscope evaluate --model runs/x/fold_0/model.safetensors --dataset folder --root my_dataset/"
     ],
@@ -36,6 +39,7 @@ EXAMPLES = {
         "moodscope compare --config configs/damff_synthetic.yaml --models damff,crnn,classical --folds 3",
         "moodscope compare --config configs/tagger_synthetic.yaml --models tagger,classical "
         "--metrics f1_macro,roc_auc_macro --resume",
+        "moodscope compare --config configs/damff_synthetic.yaml --models damff,bcrsn --device cuda --precision auto",
     ],
     "corpus": ["moodscope corpus synth --out corpus/ --n-clips 40 --duration 45 --seed 0"],
     "features": ["moodscope features a.mp3 b.flac --out feats/"],

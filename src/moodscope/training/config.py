@@ -160,7 +160,7 @@ def _coerce(key: str, value, annotation: str):
         if isinstance(value, (str, Path)):
             return str(value)
         raise ConfigError(f"{key}: expected text, got {value!r}")
-    if base in ("dict",):
+    if base == "dict":
         if isinstance(value, dict):
             return value
         raise ConfigError(f"{key}: expected a mapping, got {value!r}")
