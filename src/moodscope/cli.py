@@ -23,6 +23,7 @@ EXAMPLES = {
         "moodscope predict song.mp3 --plot --out results/",
         "moodscope predict song.mp3 --plot                # JSON on stdout, song.png here",
         "moodscope predict ~/Music/ --out results/ --precision auto  # bf16 where the CPU/GPU has it",
+        "moodscope predict song.mp3 --model demo          # the synthetic-corpus demo DAMFF",
     ],
     "demo": [
         "moodscope demo",
@@ -44,7 +45,7 @@ EXAMPLES = {
     "corpus": ["moodscope corpus synth --out corpus/ --n-clips 40 --duration 45 --seed 0"],
     "features": ["moodscope features a.mp3 b.flac --out feats/"],
     "datasets": ["moodscope datasets check deam --root ~/data/DEAM"],
-    "models": ["moodscope models"],
+    "models": ["moodscope models                 # registered architectures and the bundled models"],
 }
 
 
@@ -104,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
         the exit code is 1 if any file failed.""",
     )
     s.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
-    s.add_argument("--model", help="model file (.safetensors); default: the bundled demo model")
+    s.add_argument(
+        "--model",
+        help="model file (.safetensors) or a bundled model: default (MusiCNN + EMOPIA, the default) or demo",
+    )
     s.add_argument("--out", help="output folder")
     s.add_argument(
         "--format", choices=["json", "csv"], default="json", help="per-track output format (default json)"
@@ -174,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         """Predict every labelled track of a dataset with a model file and print the metrics
         (CCC/PCC/RMSE per song for dynamic models, R²/RMSE or accuracy for static ones, P/R/F1/AUC for taggers).""",
     )
-    s.add_argument("--model", help="model file (default: the bundled demo model)")
+    s.add_argument("--model", help="model file or bundled name: default (the default) or demo")
     s.add_argument("--dataset", default="folder", help="dataset adapter name (default folder)")
     s.add_argument("--root", required=True, help="dataset folder")
     s.add_argument("--ids", help="file with the track ids to evaluate (default: all labelled tracks)")
@@ -389,6 +393,21 @@ def cmd_models(a) -> int:
         "classical  [any] Hand-crafted reference: log-Mel/MFCC statistics + linear models (scikit-learn); "
         "for train/compare, not predict."
     )
+    from .inference.predictor import BUNDLED_MODELS, bundled_model_path
+    from .modelfile import read_metadata
+
+    print("\nbundled models (predict --model NAME; the first is the default):")
+    for name in BUNDLED_MODELS:
+        path = bundled_model_path(name)
+        if not path.is_file():
+            print(f"{name:<10s} (missing from this installation)")
+            continue
+        meta = read_metadata(path)
+        info = meta.get("info") or {}
+        print(f"{name:<10s} {meta.get('model_name', '?')}: {info.get('description', '')}")
+        for key in ("trained_on", "licences", "measured"):
+            if info.get(key):
+                print(f"{'':<10s} {key.replace('_', ' ')}: {info[key]}")
     return 0
 
 

@@ -26,6 +26,17 @@ class FeatureConfig:
     converted with ``10 * log10(max(amin, S / ref))``. ``top_db`` is ``None`` by default: librosa's
     default of 80 clips relative to each input's own maximum, which would make a segment's features
     depend on what else is in the window; we keep the absolute dB scale instead.
+
+    ``kind="musicnn"`` are pretrained embeddings: the frozen MSD-MusiCNN network
+    (:mod:`moodscope.models.musicnn`) on a 3 s window centred on every 0.5 s step, one "frame" per step
+    (2 per second) of 250 values: the 200-unit embedding (Essentia's MSD-MusiCNN embedding) then the 50 MSD
+    tag logits. The mel settings are then those of the network's input (:data:`MUSICNN_EMBEDDING`).
+
+    ``compression`` says how mel power becomes features: ``"db"`` (above, the papers' and librosa's
+    ``power_to_db``) or ``"musicnn"``: ``log10(1 + 10000 * S)``, the input of the MusiCNN networks (``amin``
+    and ``top_db`` unused). It is computed in float32 like Essentia's ``TensorflowInputMusiCNN``: the
+    ``musicnn`` package's extractor casts ``S`` to float16 *before* multiplying, which overflows to ``inf``
+    wherever ``S`` > 6.55 (loud low notes), so its outputs on loud music are not a reference worth copying.
     """
 
     kind: str = "logmel"
@@ -39,27 +50,58 @@ class FeatureConfig:
     amin: float = 1e-10
     top_db: float | None = None
     center: bool = True
+    compression: str = "db"
 
     def __post_init__(self):
-        if self.kind not in ("logmel", "waveform"):
-            raise ValueError(f"feature kind must be 'logmel' or 'waveform', not {self.kind!r}")
+        if self.kind not in ("logmel", "waveform", "musicnn"):
+            raise ValueError(f"feature kind must be 'logmel', 'waveform' or 'musicnn', not {self.kind!r}")
+        if self.kind == "musicnn":
+            want = {k: v for k, v in _MUSICNN_INPUT.items() if getattr(self, k) != v}
+            if want:
+                raise ValueError(
+                    f"kind 'musicnn' runs the pretrained network on its own input settings: set {want}"
+                )
+        if self.compression not in ("db", "musicnn"):
+            raise ValueError(f"feature compression must be 'db' or 'musicnn', not {self.compression!r}")
 
     @property
     def frames_per_second(self) -> float:
+        if self.kind == "musicnn":
+            return 1.0 / SEGMENT_S
         return float(self.sr) if self.kind == "waveform" else self.sr / self.hop_length
 
     @property
     def n_bins(self) -> int:
-        """Width of a feature frame: ``n_mels`` (log-Mel) or 1 (waveform)."""
-        return 1 if self.kind == "waveform" else self.n_mels
+        """Width of a feature frame: ``n_mels`` (log-Mel), 1 (waveform) or 250 (MusiCNN embedding + tag logits)."""
+        return {"waveform": 1, "musicnn": MUSICNN_BINS}.get(self.kind, self.n_mels)
+
+    @property
+    def streams(self) -> bool:
+        """Whether a long file's features are computed block by block (log-Mel and waveform; the MusiCNN
+        embedding needs 1.5 s of context on each side of a step and is computed on the whole file)."""
+        return self.kind in ("logmel", "waveform")
+
+    def input_config(self) -> FeatureConfig:
+        """The log-Mel settings a ``kind="musicnn"`` extractor computes first (itself for other kinds)."""
+        return dataclasses.replace(self, kind="logmel") if self.kind == "musicnn" else self
 
     @property
     def frames_per_segment(self) -> int:
         """Frames in one 0.5 s segment (50 at the default settings)."""
         return int(round(SEGMENT_S * self.frames_per_second))
 
+    @classmethod
+    def for_kind(cls, kind: str, **settings) -> FeatureConfig:
+        """Settings of a feature kind: the network's own input for ``musicnn``, the defaults otherwise."""
+        return cls(**{**(_MUSICNN_INPUT if kind == "musicnn" else {}), **settings, "kind": kind})
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if (
+            d["compression"] == "db"
+        ):  # the default is left out, so keys and model files made before it stay the same
+            del d["compression"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict | None) -> FeatureConfig:
@@ -73,3 +115,13 @@ class FeatureConfig:
     def key(self) -> str:
         """A stable string identifying these settings (used in cache keys)."""
         return json.dumps(self.to_dict(), sort_keys=True)
+
+
+#: What the MusiCNN networks were trained on (Pons & Serra's ``musicnn``: 16 kHz, 96 bands, 512/256).
+_MUSICNN_INPUT = {"sr": 16000, "n_mels": 96, "n_fft": 512, "hop_length": 256, "compression": "musicnn"}
+
+#: Width of a ``kind="musicnn"`` frame: the 200-unit embedding and the 50 MSD tag logits.
+MUSICNN_BINS = 250
+
+#: The pretrained-embedding features of the default model.
+MUSICNN_EMBEDDING = FeatureConfig.for_kind("musicnn")

@@ -147,7 +147,7 @@ def bundle(out="demo-output") -> Path:
     info["trained_on"] = (
         "synthetic corpus (moodscope.datasets.corpus, 48 clips x 45 s, seed 0) — not real music labels"
     )
-    dest = bundled_model_path()
+    dest = bundled_model_path("demo")
     save_model(dest, b.model, b.features, info)
     return dest
 

@@ -43,3 +43,11 @@ class UnknownNameError(MoodscopeError, KeyError):
 
     def __str__(self) -> str:  # the message, without KeyError's quotes
         return str(self.args[0]) if self.args else ""
+
+
+class MissingToolError(MoodscopeError):
+    """An external program, data file or optional package a feature needs is not installed.
+
+    The message is one line naming the tool, what needs it and how to install it, e.g.
+    ``fluidsynth not found: MIDI rendering needs it (apt-get install -y --no-install-recommends fluidsynth)``.
+    """

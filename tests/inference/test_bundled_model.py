@@ -15,13 +15,13 @@ from moodscope.datasets.corpus import CUES, render_clip
 from moodscope.inference.predictor import bundled_model_path
 
 pytestmark = pytest.mark.skipif(
-    not bundled_model_path().is_file(), reason="no bundled model in this checkout"
+    not bundled_model_path("demo").is_file(), reason="no bundled demo model in this checkout"
 )
 
 
 @pytest.fixture(scope="module")
 def model():
-    return moodscope.load_model()
+    return moodscope.load_model("demo")
 
 
 def test_metadata_says_synthetic(model):

@@ -190,10 +190,10 @@ def file_features(
         hit = store.load(key, config)
         if hit is not None:
             return hit
-    if (stop - start) / info.samplerate > LONG_FILE_S:
+    if config.streams and (stop - start) / info.samplerate > LONG_FILE_S:
         blocks = iter_file_features(path, config, offset=offset, duration=duration, device=device)
         feats = np.concatenate(list(blocks), axis=0)
-        if config.kind == "logmel" and config.top_db is not None:
+        if config.kind == "logmel" and config.compression == "db" and config.top_db is not None:
             feats = np.maximum(feats, feats.max() - np.float32(config.top_db))
     else:
         y = load_audio(path, sr=config.sr, offset=offset, duration=duration)

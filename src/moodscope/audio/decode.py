@@ -496,6 +496,89 @@ def check_samples(
         raise AudioError(path, "silent: every sample is zero")
 
 
+#: Extra decoded context (seconds) around each piece when resampling piece by piece.
+_RESAMPLE_MARGIN_S = 0.1
+
+
+class RegionReader:
+    """Sequential, resampled access to the mono samples of ``[offset, offset + duration)`` of a file at ``sr``.
+
+    ``read(a, b)`` returns region samples ``[a, b)`` with zeros outside ``[0, n)``; calls must move
+    forward (``a`` never decreases). It equals slicing ``load_audio(path, sr=sr, offset=offset,
+    duration=duration)``: the file is decoded once, in order, through one :class:`AudioStream`
+    (exactly the samples of one big read); with resampling, each piece starts on the common sample
+    grid of both rates and carries extra decoded context so that soxr's edge transients fall outside
+    the returned samples (equal within float32 rounding).
+    """
+
+    def __init__(self, path: Path, info: AudioInfo, sr: int, offset: float, duration: float | None):
+        self.path, self.info, self.sr = path, info, sr
+        start, stop = native_span(info, offset, duration, path=path)
+        g = math.gcd(sr, info.samplerate)
+        self.step_out, self.step_in = sr // g, info.samplerate // g  # common grid, in out / in samples
+        self.margin = int(math.ceil(_RESAMPLE_MARGIN_S * sr))
+        self.peak = 0.0
+        self._stream = AudioStream(path, start, stop, info=info)
+        self._buf = np.zeros(0, dtype=np.float32)  # native mono samples [_buf_lo, _buf_lo + len)
+        self._buf_lo = 0
+        self._set_native_length(stop - start)
+
+    def _set_native_length(self, n_native: int) -> None:
+        self.n_native = n_native
+        self.n = (
+            n_native
+            if self.sr == self.info.samplerate
+            else math.ceil(n_native * self.sr / self.info.samplerate)
+        )
+
+    def _more(self, count: int) -> np.ndarray:
+        data = self._stream.read(count)
+        if data.shape[0] < count:  # the stream ended (header lengths of MP3 are estimates)
+            self._set_native_length(self._stream.position - self._stream.start)
+        if not np.isfinite(data).all():
+            raise AudioError(self.path, "contains NaN or infinite samples")
+        x = to_mono(data)
+        if x.size:
+            self.peak = max(self.peak, float(np.max(np.abs(x))))
+        return x
+
+    def _native(self, lo: int, hi: int) -> np.ndarray:
+        """Native-rate mono samples ``[lo, hi)`` of the region (fewer at its end)."""
+        end = self._buf_lo + self._buf.size
+        if lo >= end:
+            self._more(lo - end)  # skipped samples are decoded (the stream does not seek) and dropped
+            self._buf, self._buf_lo = np.zeros(0, dtype=np.float32), lo
+        elif lo > self._buf_lo:
+            self._buf, self._buf_lo = self._buf[lo - self._buf_lo :], lo
+        elif lo < self._buf_lo:
+            raise RuntimeError("RegionReader reads must move forward")
+        need = hi - (self._buf_lo + self._buf.size)
+        if need > 0:
+            self._buf = np.concatenate([self._buf, self._more(need)])
+        return self._buf[: hi - lo]
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        out = np.zeros(b - a, dtype=np.float32)
+        lo, hi = max(a, 0), min(b, self.n)
+        if lo >= hi:
+            return out
+        if self.sr == self.info.samplerate:
+            x = self._native(lo, hi)
+        else:
+            k0 = max(0, lo - self.margin) // self.step_out
+            k1 = -(-(hi + self.margin) // self.step_out)
+            native = self._native(k0 * self.step_in, min(self.n_native, k1 * self.step_in))
+            x = resample(native, self.info.samplerate, self.sr)[
+                lo - k0 * self.step_out : hi - k0 * self.step_out
+            ]
+        x = x[: max(0, min(hi, self.n) - lo)]
+        out[lo - a : lo - a + x.size] = x
+        return out
+
+    def close(self) -> None:
+        self._stream.close()
+
+
 def load_audio(
     path: str | os.PathLike,
     *,

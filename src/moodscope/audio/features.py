@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,19 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import FeatureConfig
+from ..config import SEGMENT_S, FeatureConfig
 from ..errors import AudioError
-from .decode import (
-    MIN_DURATION_S,
-    SILENCE_THRESHOLD,
-    AudioInfo,
-    AudioStream,
-    audio_info,
-    check_length,
-    native_span,
-    resample,
-    to_mono,
-)
+from .decode import MIN_DURATION_S, SILENCE_THRESHOLD, RegionReader, audio_info, check_length, load_audio
 
 _DEFAULT = FeatureConfig()  # the papers' settings (immutable, so safe as a default argument)
 
@@ -35,10 +24,6 @@ _WAVEFORM = FeatureConfig(kind="waveform")
 
 #: Elements of the complex STFT computed per block inside :func:`log_mel_spectrogram` (bounds memory).
 _BLOCK_ELEMENTS = 1 << 21
-
-
-#: Extra decoded context (seconds) around each chunk when resampling chunk by chunk.
-_RESAMPLE_MARGIN_S = 0.1
 
 
 #: Slaney's mel scale (Auditory Toolbox): linear below 1 kHz (200/3 Hz per mel), logarithmic above it with
@@ -114,6 +99,7 @@ def log_mel_spectrogram(
     power: float = 2.0,
     amin: float = 1e-10,
     top_db: float | None = None,
+    compression: str = "db",
 ) -> torch.Tensor:
     """Log-power mel spectrogram in dB; the computation behind :class:`LogMel`.
 
@@ -134,6 +120,9 @@ def log_mel_spectrogram(
         Floor before the logarithm: ``10 * log10(max(amin, S))`` (``ref=1``).
     top_db : float, optional
         If given, clip each item to ``max - top_db`` (librosa's ``power_to_db`` rule, per item).
+    compression : str
+        ``"db"`` (the above) or ``"musicnn"``: ``log10(1 + 10000 * S)`` of the mel power (``amin`` and
+        ``top_db`` unused), the input of the MusiCNN networks.
 
     Returns
     -------
@@ -162,9 +151,12 @@ def log_mel_spectrogram(
         else:
             mag = spec.abs() ** power
         mel = torch.matmul(mel_basis, mag)  # (batch, n_mels, t)
-        blocks.append((10.0 * torch.log10(torch.clamp(mel, min=amin))).transpose(-1, -2))
+        if compression == "musicnn":
+            blocks.append(torch.log10(1.0 + 10000.0 * mel).transpose(-1, -2))
+        else:
+            blocks.append((10.0 * torch.log10(torch.clamp(mel, min=amin))).transpose(-1, -2))
     db = torch.cat(blocks, dim=1)  # (batch, frames, n_mels)
-    if top_db is not None:
+    if top_db is not None and compression == "db":
         peak = db.amax(dim=(-2, -1), keepdim=True)
         db = torch.maximum(db, peak - top_db)
     return db.to(torch.float32).reshape(*lead, n_frames, mel_basis.shape[0])
@@ -216,6 +208,7 @@ class LogMel(nn.Module):
             power=c.power,
             amin=c.amin,
             top_db=c.top_db,
+            compression=c.compression,
         )
 
     def extra_repr(self) -> str:
@@ -234,8 +227,62 @@ class WaveformFeatures(nn.Module):
         return y.to(torch.float32).unsqueeze(-1)
 
 
+class MusicnnEmbedding(nn.Module):
+    """The ``kind="musicnn"`` features: ``(samples,)`` at 16 kHz -> ``(steps, 250)``, one row per 0.5 s step.
+
+    The log-Mel of the network's input (:meth:`FeatureConfig.input_config`), the frozen MSD-MusiCNN's
+    front and mid end over the whole track, then its back end on the 187-frame (3 s) window centred on each
+    step (:func:`moodscope.models.musicnn.window_starts`; windows at the ends are moved inside the track):
+    row *i* describes ``[0.5 i, 0.5 (i + 1))`` s and holds the 200-unit embedding and the 50 tag logits.
+    ``steps = samples // 8000`` (at least 1); a track shorter than 3 s is padded with silence (0 in this
+    compression). The front and mid end run over 60 s blocks with 10 s of context on each side (their
+    receptive field is under 2 s), so memory stays bounded on long tracks and the result equals one pass.
+    """
+
+    #: Frames per block of the front and mid end, and context added on each side of a block.
+    BLOCK, CONTEXT = 3750, 625
+
+    def __init__(self, config: FeatureConfig):
+        super().__init__()
+        # imported here: the networks (moodscope.models) use this module's LogMel
+        from ..models.musicnn import PATCH_FRAMES, load_musicnn, window_starts
+
+        self.config = config
+        self.logmel = LogMel(config.input_config(), dtype=torch.float32)
+        self.net = load_musicnn("msd")
+        self._patch, self._starts = PATCH_FRAMES, window_starts
+
+    def _frame_features(self, mel: torch.Tensor) -> torch.Tensor:
+        n = mel.shape[1]
+        if n <= self.BLOCK + 2 * self.CONTEXT:
+            return self.net.frame_features(mel)
+        parts = []
+        for a in range(0, n, self.BLOCK):
+            lo, hi = max(0, a - self.CONTEXT), min(n, a + self.BLOCK + self.CONTEXT)
+            out = self.net.frame_features(mel[:, lo:hi])
+            parts.append(out[:, a - lo : a - lo + min(self.BLOCK, n - a)])
+        return torch.cat(parts, dim=1)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        if y.dim() != 1:
+            raise ValueError(f"MusicnnEmbedding expects one mono waveform (samples,), got {tuple(y.shape)}")
+        steps = max(1, y.shape[-1] // int(round(self.config.sr * SEGMENT_S)))
+        mel = self.logmel(y.to(self.logmel.window.device))[None]  # (1, frames, 96)
+        if mel.shape[1] < self._patch:
+            mel = torch.nn.functional.pad(mel, (0, 0, 0, self._patch - mel.shape[1]))
+        feats = self._frame_features(mel)
+        starts = self._starts(
+            feats.shape[1], steps, fps=self.config.sr / self.config.hop_length, step_s=SEGMENT_S
+        )
+        out = self.net.head_windows(feats, starts)
+        return torch.cat([out["embedding"], out["logits"]], dim=-1)[0]
+
+
 def feature_extractor(config: FeatureConfig = _DEFAULT, **kwargs) -> nn.Module:
-    """The module computing ``config``'s features: :class:`LogMel` or :class:`WaveformFeatures`."""
+    """The module computing ``config``'s features: :class:`LogMel`, :class:`WaveformFeatures` or
+    :class:`MusicnnEmbedding`."""
+    if config.kind == "musicnn":
+        return MusicnnEmbedding(config)
     return LogMel(config, **kwargs) if config.kind == "logmel" else WaveformFeatures(config)
 
 
@@ -258,7 +305,8 @@ def compute_features(y: np.ndarray, config: FeatureConfig = _DEFAULT, *, device:
     Returns
     -------
     np.ndarray [shape=(frames, n_bins), dtype=float32]
-        Log-Mel dB ``(1 + samples // hop_length, n_mels)``, or the waveform ``(samples, 1)``.
+        Log-Mel dB ``(1 + samples // hop_length, n_mels)``, the waveform ``(samples, 1)``, or the MusiCNN
+        embedding ``(samples // (sr / 2), 250)``.
     """
     y = np.asarray(y)
     if y.ndim != 1 or y.size == 0:
@@ -270,85 +318,6 @@ def compute_features(y: np.ndarray, config: FeatureConfig = _DEFAULT, *, device:
     with torch.inference_mode():
         out = _extractor(config, str(torch.device(device)))(torch.from_numpy(np.ascontiguousarray(y)))
     return out.cpu().numpy()
-
-
-class _Region:
-    """Sequential access to the mono samples of ``[offset, offset + duration)`` of a file at ``sr``.
-
-    ``read(a, b)`` returns region samples ``[a, b)`` with zeros outside ``[0, n)``; calls must move
-    forward (``a`` never decreases). It equals slicing ``load_audio(path, sr=sr, offset=offset,
-    duration=duration)``: the file is decoded once, in order, through one :class:`AudioStream`
-    (exactly the samples of one big read); with resampling, each piece starts on the common sample
-    grid of both rates and carries extra decoded context so that soxr's edge transients fall outside
-    the returned samples (equal within float32 rounding).
-    """
-
-    def __init__(self, path: Path, info: AudioInfo, sr: int, offset: float, duration: float | None):
-        self.path, self.info, self.sr = path, info, sr
-        start, stop = native_span(info, offset, duration, path=path)
-        g = math.gcd(sr, info.samplerate)
-        self.step_out, self.step_in = sr // g, info.samplerate // g  # common grid, in out / in samples
-        self.margin = int(math.ceil(_RESAMPLE_MARGIN_S * sr))
-        self.peak = 0.0
-        self._stream = AudioStream(path, start, stop, info=info)
-        self._buf = np.zeros(0, dtype=np.float32)  # native mono samples [_buf_lo, _buf_lo + len)
-        self._buf_lo = 0
-        self._set_native_length(stop - start)
-
-    def _set_native_length(self, n_native: int) -> None:
-        self.n_native = n_native
-        self.n = (
-            n_native
-            if self.sr == self.info.samplerate
-            else math.ceil(n_native * self.sr / self.info.samplerate)
-        )
-
-    def _more(self, count: int) -> np.ndarray:
-        data = self._stream.read(count)
-        if data.shape[0] < count:  # the stream ended (header lengths of MP3 are estimates)
-            self._set_native_length(self._stream.position - self._stream.start)
-        if not np.isfinite(data).all():
-            raise AudioError(self.path, "contains NaN or infinite samples")
-        x = to_mono(data)
-        if x.size:
-            self.peak = max(self.peak, float(np.max(np.abs(x))))
-        return x
-
-    def _native(self, lo: int, hi: int) -> np.ndarray:
-        """Native-rate mono samples ``[lo, hi)`` of the region (fewer at its end)."""
-        end = self._buf_lo + self._buf.size
-        if lo >= end:
-            self._more(lo - end)  # skipped samples are decoded (the stream does not seek) and dropped
-            self._buf, self._buf_lo = np.zeros(0, dtype=np.float32), lo
-        elif lo > self._buf_lo:
-            self._buf, self._buf_lo = self._buf[lo - self._buf_lo :], lo
-        elif lo < self._buf_lo:
-            raise RuntimeError("_Region reads must move forward")
-        need = hi - (self._buf_lo + self._buf.size)
-        if need > 0:
-            self._buf = np.concatenate([self._buf, self._more(need)])
-        return self._buf[: hi - lo]
-
-    def read(self, a: int, b: int) -> np.ndarray:
-        out = np.zeros(b - a, dtype=np.float32)
-        lo, hi = max(a, 0), min(b, self.n)
-        if lo >= hi:
-            return out
-        if self.sr == self.info.samplerate:
-            x = self._native(lo, hi)
-        else:
-            k0 = max(0, lo - self.margin) // self.step_out
-            k1 = -(-(hi + self.margin) // self.step_out)
-            native = self._native(k0 * self.step_in, min(self.n_native, k1 * self.step_in))
-            x = resample(native, self.info.samplerate, self.sr)[
-                lo - k0 * self.step_out : hi - k0 * self.step_out
-            ]
-        x = x[: max(0, min(hi, self.n) - lo)]
-        out[lo - a : lo - a + x.size] = x
-        return out
-
-    def close(self) -> None:
-        self._stream.close()
 
 
 def iter_file_features(
@@ -386,7 +355,8 @@ def iter_file_features(
     Notes
     -----
     ``config.top_db`` is not applied here (it clips relative to the whole file's maximum); clip the
-    concatenation, as :func:`file_features` does.
+    concatenation, as :func:`file_features` does. Features that do not stream (``config.streams`` false,
+    the MusiCNN embedding) come as one block of the whole region.
 
     Yields
     ------
@@ -400,8 +370,19 @@ def iter_file_features(
     if chunk_s <= 0:
         raise ValueError(f"chunk_s must be > 0, not {chunk_s}")
     path = Path(path)
+    if not config.streams:
+        y = load_audio(
+            path,
+            sr=config.sr,
+            offset=offset,
+            duration=duration,
+            min_duration=min_duration,
+            check_silent=check_silent,
+        )
+        yield compute_features(y, config, device=device)
+        return
     info = audio_info(path)
-    region = _Region(path, info, config.sr, offset, duration)
+    region = RegionReader(path, info, config.sr, offset, duration)
     # too short is decided from the header; a shorter-than-declared decode is caught per chunk
     check_length(path, region.n_native, info.samplerate, min_duration=min_duration)
     try:
@@ -413,7 +394,7 @@ def iter_file_features(
 
 
 def _iter_region(
-    region: _Region, config: FeatureConfig, *, chunk_s: float, device: str
+    region: RegionReader, config: FeatureConfig, *, chunk_s: float, device: str
 ) -> Iterator[np.ndarray]:
     if config.kind == "waveform":
         block = max(1, int(round(chunk_s * config.sr)))

@@ -13,6 +13,10 @@ header (:func:`moodscope.audio.decode.audio_duration`) and gathers the counts in
   and MER1101;
 - every issue the adapter recorded.
 
+Adapters that render their audio from MIDI (``emopia``) are checked without rendering: their
+``check_options`` (``render=False``) apply unless other options are given, and a track whose audio is not
+rendered yet is counted apart, its duration read from its MIDI file (``Track.meta["midi"]``).
+
 >>> report = check_dataset("deam", "~/data/DEAM")   # doctest: +SKIP
 >>> print(report.format())                          # doctest: +SKIP
 """
@@ -27,8 +31,8 @@ import numpy as np
 
 from ..config import WINDOW_S
 from ..errors import DatasetError, MoodscopeError
-from .base import KINDS, Dataset, has_kind, load_dataset
-from .splits import cal500_kfold, deam2015_split, kfold_by_song, mer1101_split
+from .base import DATASETS, KINDS, Dataset, has_kind, load_dataset
+from .splits import cal500_kfold, deam2015_split, emopia_split, kfold_by_song, mer1101_split
 
 
 def _duration_reader():
@@ -61,6 +65,7 @@ class Report:
     missing_audio: list[str] = field(default_factory=list)
     unlabelled_audio: list[str] = field(default_factory=list)
     unreadable_audio: list[tuple[str, str]] = field(default_factory=list)
+    to_render: list[str] = field(default_factory=list)
     label_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     native_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     tag_names: list[str] = field(default_factory=list)
@@ -108,6 +113,11 @@ class Report:
                 )
         lines.append(f"labelled tracks without audio: {len(self.missing_audio)}{ex(self.missing_audio)}")
         lines.append(f"audio files without labels: {len(self.unlabelled_audio)}{ex(self.unlabelled_audio)}")
+        if self.to_render:
+            lines.append(
+                f"audio not rendered yet (rendered from MIDI on load; durations from the MIDI): "
+                f"{len(self.to_render)}{ex(self.to_render)}"
+            )
         if self.durations_checked:
             lines.append(f"unreadable audio files: {len(self.unreadable_audio)}")
             for tid, why in self.unreadable_audio[:10]:
@@ -178,7 +188,8 @@ def _label_ranges(ds: Dataset, report: Report) -> None:
 
 def _sizes(split) -> str:
     train, test = split
-    text = f"train {len(train)}, test {len(test)}"
+    val = getattr(split, "val", None)
+    text = f"train {len(train)}, " + (f"val {len(val)}, " if val else "") + f"test {len(test)}"
     if getattr(split, "notes", ()):
         text += " (" + "; ".join(split.notes) + ")"
     return text
@@ -203,6 +214,11 @@ def _split_sizes(ds: Dataset, usable: list[str], durations: dict[str, float], re
             report.splits["deam2015 (default)"] = _sizes(deam2015_split(usable))
         except DatasetError as e:
             report.splits["deam2015 (default)"] = f"not possible: {e}"
+    if ds.adapter == "emopia":
+        try:
+            report.splits["emopia (official)"] = _sizes(emopia_split([by_id[i] for i in usable]))
+        except DatasetError as e:
+            report.splits["emopia (official)"] = f"not possible: {e}"
     if ds.adapter == "folder" and durations:
         try:
             report.splits["mer1101 (> 30 s, 80/20)"] = _sizes(mer1101_split(usable, durations))
@@ -241,6 +257,10 @@ def check_dataset(
     DatasetError
         The layout is not what the adapter expects (the message names the missing file or column).
     """
+    try:
+        options = {**getattr(DATASETS.get(name), "check_options", {}), **options}
+    except KeyError:
+        pass  # load_dataset says so
     ds = load_dataset(name, root, **options)
     report = Report(
         name=ds.name,
@@ -268,8 +288,15 @@ def check_dataset(
 
             it = tqdm(with_audio, desc="audio headers", unit="file")
         for t in it:
+            midi = t.meta.get("midi")
             try:
-                d = float(audio_duration(t.audio))
+                if midi is not None and not Path(t.audio).exists():
+                    from ..audio.midi import midi_duration
+
+                    report.to_render.append(t.id)
+                    d = midi_duration(midi)
+                else:
+                    d = float(audio_duration(t.audio))
             except (MoodscopeError, RuntimeError, OSError, ValueError) as e:
                 report.unreadable_audio.append((t.id, str(e)))
                 continue

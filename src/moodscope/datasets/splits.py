@@ -10,6 +10,7 @@ Every function returns :class:`Split` records, which unpack as ``train, test = s
 - :func:`deam2015_split` -- DAMFF's DEAM2015: train on the 2015 development clips, test on the 58 full songs.
 - :func:`mer1101_split` -- DAMFF's MER1101: songs longer than 30 s, 80/20 by song.
 - :func:`cal500_kfold` -- k-fold by song for CAL500 / CAL500exp (10 folds by default).
+- :func:`emopia_split` -- EMOPIA's official song-disjoint train / val / test split (from ``Track.split``).
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ class Split:
     """One train/test division of a dataset's song ids.
 
     Unpacks as ``train, test = split``. ``notes`` says what was left out and why (e.g. songs too short).
+    ``val`` holds a protocol's own validation ids where it has them (EMOPIA), else it is empty and the
+    trainer carves validation songs out of ``train``.
     """
 
     train: list[str]
     test: list[str]
     name: str = ""
     notes: tuple[str, ...] = field(default=())
+    val: list[str] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[list[str]]:
         return iter((self.train, self.test))
@@ -225,3 +229,37 @@ def cal500_kfold(dataset: Dataset | Iterable[Track | str], k: int = 10, seed: in
         dataset = dataset.tracks
     items = [t for t in dataset if not isinstance(t, Track) or t.tags or t.segments]
     return [Split(s.train, s.test, name=f"cal500_{s.name}") for s in kfold_by_song(items, k, seed)]
+
+
+def emopia_split(dataset: Dataset | Iterable[Track]) -> Split:
+    """EMOPIA's official split (Hung et al. 2021): the release's ``split/{train,val,test}_clip.csv``, disjoint
+    by song (876 / 114 / 88 clips), as the ``emopia`` adapter puts it in ``Track.split``.
+
+    Returns
+    -------
+    Split
+        ``train``, ``test`` and ``val`` clip ids in natural order; tracks without a split are left out and
+        counted in ``notes``.
+
+    Raises
+    ------
+    DatasetError
+        No track has a split, or the train or test side is empty.
+    """
+    tracks = dataset.tracks if isinstance(dataset, Dataset) else list(dataset)
+    sides: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    unset = []
+    for t in tracks:
+        side = (t.split or "").lower()
+        if side in sides:
+            sides[side].append(t.id)
+        else:
+            unset.append(t.id)
+    if not sides["train"] or not sides["test"]:
+        raise DatasetError(
+            f"EMOPIA split: {len(sides['train'])} train and {len(sides['test'])} test clips "
+            "(Track.split comes from split/{train,val,test}_clip.csv)"
+        )
+    notes = (f"{len(unset)} clips without a split left out",) if unset else ()
+    train, val, test = (sorted(sides[k], key=natural_key) for k in ("train", "val", "test"))
+    return Split(train, test, name="emopia", notes=notes, val=val)

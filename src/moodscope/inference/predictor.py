@@ -14,16 +14,35 @@ from ..audio.cache import file_features
 from ..audio.decode import resample
 from ..audio.features import compute_features, iter_file_features
 from ..emotion import quadrant_name
-from ..errors import AudioError, MoodscopeError
+from ..errors import AudioError, MoodscopeError, UnknownNameError
 from ..modelfile import load_model
 from ..precision import autocast_dtype, resolve
 from ..tasks import TASKS
 from .sliding import resolve_device
 
+#: The model files shipped in the package, by name: ``default`` (heads on MSD-MusiCNN embeddings trained on
+#: EMOPIA's human quadrant labels and the synthetic corpus's curves) and ``demo`` (the CPU-sized DAMFF of
+#: ``moodscope demo``, trained on the synthetic corpus only).
+BUNDLED_MODELS = {"default": "default_musicnn_va.safetensors", "demo": "demo_damff.safetensors"}
 
-def bundled_model_path() -> Path:
-    """The demo model shipped in the package (a CPU-sized DAMFF trained on the synthetic corpus)."""
-    return Path(__file__).resolve().parents[1] / "assets" / "demo_damff.safetensors"
+
+def bundled_model_path(name: str = "default") -> Path:
+    """The file of a bundled model (:data:`BUNDLED_MODELS`)."""
+    if name not in BUNDLED_MODELS:
+        raise UnknownNameError(f"no bundled model {name!r}; bundled: {', '.join(BUNDLED_MODELS)}")
+    return Path(__file__).resolve().parents[1] / "assets" / BUNDLED_MODELS[name]
+
+
+def model_path(model=None) -> Path:
+    """A model file from what a user gives: None (the default model), a bundled name, or a path."""
+    if model is None or str(model) in BUNDLED_MODELS:
+        path = bundled_model_path(str(model or "default"))
+        if not path.is_file():
+            raise MoodscopeError(
+                f"{path}: the bundled {model or 'default'} model is missing from this installation"
+            )
+        return path
+    return Path(model)
 
 
 @dataclass
@@ -128,10 +147,7 @@ class Predictor:
     @classmethod
     def from_file(cls, path=None, device: str = "cpu", **kw) -> Predictor:
         device = resolve_device(device)
-        path = Path(path) if path else bundled_model_path()
-        if not path.is_file() and path == bundled_model_path():
-            raise MoodscopeError(f"{path}: the bundled demo model is missing from this installation")
-        return cls(load_model(path, device=device), device=device, **kw)
+        return cls(load_model(model_path(path), device=device), device=device, **kw)
 
     @property
     def name(self) -> str:

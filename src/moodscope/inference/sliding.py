@@ -239,8 +239,12 @@ def _as_features(feats, n_mels: int | None) -> torch.Tensor:
     return t
 
 
+#: Model outputs that are a V-A curve per 0.5 s step (``forward`` -> ``(batch, steps, 2)``).
+CURVE_OUTPUTS = ("dynamic", "mood")
+
+
 def _check_model(model, mode: str) -> None:
-    if getattr(model, "output", None) != "dynamic":
+    if getattr(model, "output", None) not in CURVE_OUTPUTS:
         raise ValueError(f"sliding-window inference needs a dynamic model, got output={model.output!r}")
     if mode == "reuse" and not (hasattr(model, "embed_segments") and hasattr(model, "sequence_head")):
         raise ValueError(

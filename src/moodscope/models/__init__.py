@@ -9,12 +9,8 @@ import importlib
 
 from .base import MODELS, InputNorm, MoodModel, build, register_model, resolve_args
 
-_MODULES = ["damff", "adff", "tagger", "crnn", "bcrsn", "dnn_raw", "mcrnn"]
+_MODULES = ["damff", "adff", "tagger", "crnn", "bcrsn", "dnn_raw", "mcrnn", "musicnn_va"]
 for _m in _MODULES:
-    try:
-        importlib.import_module(f"{__name__}.{_m}")
-    except ModuleNotFoundError as e:  # a model module not written yet
-        if e.name != f"{__name__}.{_m}":
-            raise
+    importlib.import_module(f"{__name__}.{_m}")
 
 __all__ = ["MODELS", "InputNorm", "MoodModel", "build", "register_model", "resolve_args"]

@@ -211,6 +211,22 @@ class _Task:
         """What :meth:`evaluate` scores for one item (by default the whole-track prediction)."""
         return self.predict(model, item.feats, device=device)
 
+    # -- the hand-crafted reference (moodscope.training.classical) ---------------------------------------
+    def classical_examples(self, item: Item, ref) -> tuple[np.ndarray, np.ndarray] | None:
+        """Rows ``(X, Y)`` the classical reference ``ref`` fits on for ``item`` (None without labels).
+
+        ``ref`` offers the statistics (``clip_stats``, ``span_stats``, ``segment_stats``)."""
+        raise NotImplementedError
+
+    def classical_estimator(self, ref):
+        """A fresh estimator (``fit(X, Y)``) for :meth:`classical_examples`'s rows, one of ``ref``'s
+        (``regressor()``, ``tagger()``, ``classifier(n_classes)``)."""
+        raise NotImplementedError
+
+    def classical_predict(self, estimator, item: Item, ref) -> np.ndarray:
+        """What :meth:`evaluate` scores for ``item``, from the fitted estimator (as :meth:`predict_item`)."""
+        raise NotImplementedError
+
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))

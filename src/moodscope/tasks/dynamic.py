@@ -214,6 +214,21 @@ class DynamicTask(_Task):
             raise ValueError("no track has at least two labelled segments to evaluate")
         return evaluate_dynamic(refs, ests)
 
+    # -- the classical reference: a linear model per 0.5 s segment on context statistics -------------------
+    def classical_examples(self, item: Item, ref):
+        if item.dynamic is None:
+            return None
+        stats = ref.segment_stats(item)
+        n = min(len(stats), len(item.dynamic))
+        ok = ~np.isnan(item.dynamic[:n]).any(1)
+        return stats[:n][ok], item.dynamic[:n][ok]
+
+    def classical_estimator(self, ref):
+        return ref.regressor()
+
+    def classical_predict(self, estimator, item: Item, ref) -> np.ndarray:
+        return estimator.predict(ref.segment_stats(item))
+
     @staticmethod
     def score(metrics: dict) -> float:
         """The early-stopping score: mean CCC of valence and arousal (CCC is the paper's main metric)."""

@@ -399,6 +399,23 @@ class StaticTask(_Task):
         est = np.array([np.argmax(p) for p in preds])
         return OrderedDict(quadrant_accuracy=evaluate_classes(y_true[:, 0], est)["accuracy"])
 
+    # -- the classical reference: clip statistics, ridge regression or logistic regression per class -----
+    def classical_examples(self, item: Item, ref):
+        if item.static is None:
+            return None
+        return ref.clip_stats(item.feats)[None], self._target(item.static)[None]
+
+    def classical_estimator(self, ref):
+        if self.head in ("valence", "arousal", "multitask"):
+            return ref.regressor()
+        return ref.classifier(2 if self.head == "binary" else 4)
+
+    def classical_predict(self, estimator, item: Item, ref) -> np.ndarray:
+        x = ref.clip_stats(item.feats)[None]
+        if self.head in ("valence", "arousal", "multitask"):
+            return estimator.predict(x)[0]
+        return estimator.predict_proba(x)[0]  # binary: two probabilities per dimension, as ADFF's binary head
+
     def score(self, metrics: dict) -> float:
         """Early-stopping score: mean R² (regression) or mean accuracy (classification)."""
         keys = [k for k in metrics if k.endswith("_r2")] or [k for k in metrics if k.endswith("accuracy")]

@@ -225,6 +225,27 @@ class TagTask(_Task):
         names = self.tag_names if len(self.tag_names) == y.shape[1] else None
         return per_tag_scores(y, p, threshold=thr, tags=names)
 
+    # -- the classical reference: clip (or labelled segment) statistics, one-vs-rest logistic regression --
+    def classical_examples(self, item: Item, ref):
+        if item.segments:
+            X = np.stack([ref.span_stats(item.feats, s, e) for s, e, _ in item.segments])
+            Y = np.stack([tags for _, _, tags in item.segments])
+        elif item.tags is not None:
+            X, Y = ref.clip_stats(item.feats)[None], np.asarray(item.tags)[None]
+        else:
+            return None
+        return X, (Y >= 0.5).astype(int)
+
+    def classical_estimator(self, ref):
+        return ref.tagger()
+
+    def classical_predict(self, estimator, item: Item, ref) -> np.ndarray:
+        if item.segments:
+            return estimator.predict_proba(
+                np.stack([ref.span_stats(item.feats, s, e) for s, e, _ in item.segments])
+            )
+        return estimator.predict_proba(ref.clip_stats(item.feats)[None])[0]
+
     @staticmethod
     def score(metrics: dict) -> float:
         """The early-stopping score: minus the validation log loss (mean binary cross-entropy).

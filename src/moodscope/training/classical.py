@@ -277,89 +277,81 @@ def _span(feats: np.ndarray, start_s: float, end_s: float, fps: float) -> np.nda
 
 
 class ClassicalReference:
-    """The hand-crafted reference under an experiment's protocol, for any output kind.
+    """The hand-crafted reference under an experiment's protocol, for any task.
 
-    ``kind`` is the output of the deep model it is compared with:
+    The task says what is fitted and predicted (its ``classical_*`` methods); this object holds the
+    statistics and the estimators they use:
 
-    - ``tags``: :class:`ClassicalTagger` on :func:`clip_statistics` of each song (song-level tags) or of each
+    - tags: :class:`ClassicalTagger` on :func:`clip_statistics` of each song (song-level tags) or of each
       labelled segment (segment-level tags); per-tag thresholds chosen on the validation tracks like the CNN's;
-    - ``static``: :class:`ClassicalRegressor` on :func:`clip_statistics` of the whole clip (regression heads),
-      or a logistic regression on the class of :mod:`moodscope.tasks.static` (binary / quadrant heads);
-    - ``dynamic``: :class:`ClassicalRegressor` per 0.5 s segment on :func:`segment_statistics` over a
+    - static: :class:`ClassicalRegressor` on :func:`clip_statistics` of the whole clip (regression heads),
+      or a logistic regression per class dimension (:class:`ClassicalClassifier`, binary / quadrant heads);
+    - dynamic: :class:`ClassicalRegressor` per 0.5 s segment on :func:`segment_statistics` over a
       ``context_s`` window (default 5 s) -- the shape of the MediaEval/DEAM baselines (frame-level
       descriptors, statistics per segment, a linear model).
 
     The features are the same log-Mel the deep models see; nothing is tuned on the test tracks.
     """
 
-    def __init__(self, kind: str, task, *, C: float = 1.0, alpha: float = 10.0, context_s: float = 5.0):
-        if kind not in ("tags", "static", "dynamic"):
-            raise ValueError(f"classical reference: unknown output kind {kind!r}")
-        self.kind, self.task = kind, task
+    def __init__(self, task, *, C: float = 1.0, alpha: float = 10.0, context_s: float = 5.0):
+        self.task = task
         self.C, self.alpha, self.context_s = float(C), float(alpha), float(context_s)
         self.fps = task.features.frames_per_second
         self.model = None
 
-    # -- features per example ----------------------------------------------------------------------------
-    def _seg_stats(self, it):
-        fps_seg = self.task.features.frames_per_segment
+    # -- statistics and estimators the tasks ask for ------------------------------------------------------
+    def clip_stats(self, feats: np.ndarray) -> np.ndarray:
+        return clip_statistics(feats)
+
+    def span_stats(self, feats: np.ndarray, start_s: float, end_s: float) -> np.ndarray:
+        return clip_statistics(_span(feats, start_s, end_s, self.fps))
+
+    def segment_stats(self, item) -> np.ndarray:
         ctx = max(1, int(round(self.context_s / SEGMENT_S)))
-        return segment_statistics(it.feats, fps_seg, context_segments=ctx)
+        return segment_statistics(item.feats, self.task.features.frames_per_segment, context_segments=ctx)
 
-    def _tag_examples(self, items):
-        X, Y = [], []
-        for it in items:
-            if it.segments:
-                for s, e, tags in it.segments:
-                    X.append(clip_statistics(_span(it.feats, s, e, self.fps)))
-                    Y.append(tags)
-            elif it.tags is not None:
-                X.append(clip_statistics(it.feats))
-                Y.append(it.tags)
-        return X, Y
+    def regressor(self) -> ClassicalRegressor:
+        return ClassicalRegressor(alpha=self.alpha)
 
+    def tagger(self) -> ClassicalTagger:
+        return ClassicalTagger(C=self.C)
+
+    def classifier(self, n_classes: int) -> ClassicalClassifier:
+        return ClassicalClassifier(n_classes, C=self.C)
+
+    # -- the fold's interface -------------------------------------------------------------------------------
     def fit(self, items) -> ClassicalReference:
-        if self.kind == "tags":
-            X, Y = self._tag_examples(items)
-            self.model = ClassicalTagger(C=self.C).fit(np.stack(X), (np.stack(Y) >= 0.5).astype(int))
-        elif self.kind == "static":
-            lab = [it for it in items if it.static is not None]
-            X = clip_statistics_batch(it.feats for it in lab)
-            y = np.stack([self.task._target(it.static) for it in lab])
-            if self.task.head in ("valence", "arousal", "multitask"):
-                self.model = ClassicalRegressor(alpha=self.alpha).fit(X, y)
-            else:
-                self.model = [_fit_classifier(X, y[:, j], self.C) for j in range(y.shape[1])]
-        else:
-            X, y = [], []
-            for it in items:
-                if it.dynamic is None:
-                    continue
-                s = self._seg_stats(it)
-                n = min(len(s), len(it.dynamic))
-                ok = ~np.isnan(it.dynamic[:n]).any(1)
-                X.append(s[:n][ok])
-                y.append(it.dynamic[:n][ok])
-            if not X:
-                raise ValueError("classical reference: no dynamic labels to fit")
-            self.model = ClassicalRegressor(alpha=self.alpha).fit(np.concatenate(X), np.concatenate(y))
+        rows = [r for r in (self.task.classical_examples(it, self) for it in items) if r is not None]
+        if not rows:
+            raise ValueError(f"classical reference: no {self.task.kind} labels to fit")
+        X = np.concatenate([x for x, _ in rows])
+        Y = np.concatenate([y for _, y in rows])
+        self.model = self.task.classical_estimator(self).fit(X, Y)
         return self
 
     def predict_item(self, it) -> np.ndarray:
         """The prediction in the shape the task's ``evaluate`` expects (as ``task.predict_item``)."""
-        if self.kind == "tags":
-            if it.segments:
-                X = np.stack([clip_statistics(_span(it.feats, s, e, self.fps)) for s, e, _ in it.segments])
-                return self.model.predict_proba(X)
-            return self.model.predict_proba(clip_statistics(it.feats)[None])[0]
-        if self.kind == "static":
-            x = clip_statistics(it.feats)[None]
-            if isinstance(self.model, ClassicalRegressor):
-                return self.model.predict(x)[0]
-            if self.task.head == "binary":  # two probabilities per dimension, as the ADFF binary head
-                return np.concatenate([_class_proba(m, x, 2) for m in self.model])
-            return _class_proba(self.model[0], x, 4)
-        return self.model.predict(self._seg_stats(it))
+        return self.task.classical_predict(self.model, it, self)
+
+
+class ClassicalClassifier:
+    """One standardised logistic regression per column of class ids; ``predict_proba`` concatenates each
+    column's ``n_classes`` probabilities (zero for a class absent from the training data)."""
+
+    def __init__(self, n_classes: int, *, C: float = 1.0):
+        self.n_classes, self.C = int(n_classes), float(C)
+        self.models = []
+
+    def fit(self, X, Y) -> ClassicalClassifier:
+        Y = np.asarray(Y).reshape(len(Y), -1)
+        self.models = [_fit_classifier(np.asarray(X), Y[:, j], self.C) for j in range(Y.shape[1])]
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        X = np.asarray(X)
+        return np.stack(
+            [np.concatenate([_class_proba(m, x[None], self.n_classes) for m in self.models]) for x in X]
+        )
 
 
 def _fit_classifier(X: np.ndarray, y: np.ndarray, C: float):

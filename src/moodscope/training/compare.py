@@ -15,6 +15,11 @@ The table has, per model and metric, the mean ± std over folds, the paper's num
 t-test across folds against the first model (the papers mark significance this way); ``*`` marks p < 0.05.
 Written as ``compare.md`` and ``compare.csv`` in the output folder, each model's run directory beside them.
 
+A bundled model (``default``, ``demo``: :data:`moodscope.inference.predictor.BUNDLED_MODELS`) may be listed
+too: it is not trained, only scored on each fold's test tracks with the experiment's metrics (its own
+features and windowing), so a pretrained model sits in the same table. It must give what the metrics need
+(a curve for ``dynamic`` and ``mood`` experiments).
+
 ``classical`` may be listed like a model: the hand-crafted reference (:class:`moodscope.training.classical.ClassicalReference`:
 log-Mel/MFCC statistics and a linear model), given the output kind of the first deep model in the list, so
 "beats hand-crafted features" is measured under the same folds. Its arguments come from ``compare.args.classical``
@@ -31,12 +36,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import FeatureConfig
 from ..errors import UsageError
+from ..inference.predictor import BUNDLED_MODELS, Predictor
+from ..inference.sliding import CURVE_OUTPUTS
 from ..metrics import paired_ttest
 from ..models import MODELS
+from ..tasks import TASKS, Item
 from .classical import NAME as CLASSICAL
 from .config import load_config
+from .data import load_tracks, log, make_folds, tracks_to_items
 from .experiment import run_experiment
+from .reports import summarize
 
 
 def run_compare(
@@ -58,20 +69,23 @@ def run_compare(
     if not models:
         raise UsageError("--models needs at least one model name")
     for m in models:
-        if m != CLASSICAL:
+        if m != CLASSICAL and m not in BUNDLED_MODELS:
             MODELS.get(m)  # unknown names fail before any training
     cfg = (
         load_config(None, overrides, base=config)
         if isinstance(config, dict)
         else load_config(config, overrides)
     )
-    deep = [m for m in models if m != CLASSICAL] or [cfg["model"]["name"]]
+    deep = [m for m in models if m != CLASSICAL and m not in BUNDLED_MODELS] or [cfg["model"]["name"]]
     kind = MODELS.get(deep[0]).output
     comp = cfg.get("compare") or {}
     out = Path(out_dir) if out_dir else Path(cfg["output_dir"]) / f"compare-{cfg['name']}"
     out.mkdir(parents=True, exist_ok=True)
     runs = {}
     for name in models:
+        if name in BUNDLED_MODELS:
+            runs[name] = _score_pretrained(cfg, name, kind, progress=progress)
+            continue
         c = copy.deepcopy(cfg)
         c["model"] = {"name": name, "args": dict((comp.get("args") or {}).get(name) or {})}
         if name == cfg["model"]["name"] and not c["model"]["args"]:
@@ -95,6 +109,37 @@ def run_compare(
     return {"table": table_md, "rows": rows, "out_dir": str(out)}
 
 
+def _score_pretrained(cfg: dict, name: str, kind: str, *, progress: bool) -> dict:
+    """A bundled model scored on every fold's test tracks under the experiment's task ``kind``."""
+    pred = Predictor.from_file(name)
+    if pred.model.output not in CURVE_OUTPUTS or kind not in CURVE_OUTPUTS:
+        raise UsageError(
+            f"bundled model {name!r} ({pred.model.output}) can only be compared in dynamic or mood experiments"
+        )
+    dataset = load_tracks(cfg)
+    with_audio = [
+        Item(id=t.id, feats=np.zeros((1, 1), np.float32)) for t in dataset.tracks if t.audio is not None
+    ]
+    folds = make_folds(cfg, dataset, with_audio)
+    tag_names = list(getattr(dataset, "tag_names", None) or [])
+    test_ids = {i for f in folds for i in f.test}
+    items, failures = tracks_to_items(
+        [t for t in dataset.tracks if t.id in test_ids], pred.features, tag_names=tag_names, progress=progress
+    )
+    for tid, msg in failures:
+        log.warning("skipped track %s: %s", tid, msg)
+    task = TASKS.get(kind).for_training(FeatureConfig(), cfg.get("task"), {}, tag_names)
+    by_id = {it.id: it for it in task.labelled(items)}
+    preds = {i: pred.task.predict_item(pred.model, it, device=pred.device) for i, it in by_id.items()}
+    results = []
+    for k, f in enumerate(folds):
+        ids = [i for i in f.test if i in by_id]
+        metrics = task.evaluate([by_id[i] for i in ids], [preds[i] for i in ids])
+        results.append({"fold": k, "metrics": dict(metrics), "n_test": len(ids)})
+    summary = {k: {"mean": m, "std": sd} for k, (m, sd) in summarize(results).items()}
+    return {"folds": results, "summary": summary}
+
+
 def comparison_rows(runs: dict, models: list[str], paper: dict) -> list[dict]:
     """One row per model and metric: mean, std, folds, the paper's number, paired t-test vs ``models[0]``."""
     ref = models[0]
@@ -105,7 +150,12 @@ def comparison_rows(runs: dict, models: list[str], paper: dict) -> list[dict]:
         res = runs[name]
         for m in metrics:
             vals = [f["metrics"][m] for f in res["folds"]]
-            t, p = (float("nan"), float("nan")) if name == ref else paired_ttest(vals, ref_folds[m])
+            defined = np.all(np.isfinite(vals)) and np.all(np.isfinite(ref_folds[m]))  # e.g. AUC of one class
+            t, p = (
+                (float("nan"), float("nan"))
+                if name == ref or not defined
+                else paired_ttest(vals, ref_folds[m])
+            )
             pub = (paper.get(name) or {}).get(m)
             rows.append(
                 {

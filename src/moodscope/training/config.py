@@ -43,6 +43,19 @@ class DataSection:
     synthetic: dict = field(default_factory=lambda: {"n_clips": 48, "duration": 45.0, "seed": 0})
     min_duration_s: float | None = None
     cache: bool = True
+    # training-only datasets: [{dataset, root, options, synthetic, splits}] (``splits``: keep only the tracks
+    # of these release splits, e.g. [train] for another rendering of the main dataset's training clips)
+    also: list = field(default_factory=list)
+
+    def check(self) -> None:
+        for i, entry in enumerate(self.also):
+            if not isinstance(entry, dict) or not entry.get("dataset"):
+                raise ConfigError(
+                    f"data.also[{i}]: expected a mapping with 'dataset' (and 'root'), got {entry!r}"
+                )
+            unknown = set(entry) - {"dataset", "root", "options", "synthetic", "splits"}
+            if unknown:
+                raise ConfigError(f"data.also[{i}]: unknown key(s) {sorted(unknown)}")
 
 
 @dataclass(frozen=True)

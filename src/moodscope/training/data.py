@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -107,8 +108,18 @@ def input_stats(items: list[Item], max_frames: int = 200_000, seed: int = 0):
 # ------------------------------------------------------------------------------------------------------------
 # splits
 # ------------------------------------------------------------------------------------------------------------
-def make_folds(cfg: dict, dataset, items: list[Item]) -> list[tuple[list[str], list[str]]]:
-    """``[(train_ids, test_ids), ...]`` for the configured protocol, restricted to usable items."""
+class Fold(NamedTuple):
+    """One fold's track ids: ``val`` is None unless the split names validation tracks (``predefined``
+    with a ``val`` split, as EMOPIA's); ``aux`` are the ``data.also`` tracks (training only)."""
+
+    train: list[str]
+    test: list[str]
+    val: list[str] | None = None
+    aux: list[str] = []
+
+
+def make_folds(cfg: dict, dataset, items: list[Item]) -> list[Fold]:
+    """The folds of the configured protocol, restricted to usable items."""
 
     sp = cfg["split"]
     kind, k, seed = sp["kind"], int(sp.get("folds") or 1), int(sp.get("seed", 0))
@@ -136,20 +147,60 @@ def make_folds(cfg: dict, dataset, items: list[Item]) -> list[tuple[list[str], l
                 if (t.split or "").lower() in ("train", "training", "development")
             ]
             te = [t.id for t in dataset.tracks if (t.split or "").lower() in ("test", "evaluation", "eval")]
-            one = (tr, te)
+            va = [t.id for t in dataset.tracks if (t.split or "").lower() in ("val", "validation")]
+            one = (tr, te, va) if va else (tr, te)
         else:
             raise ConfigError(
                 f"unknown split.kind {kind!r}; known: kfold, holdout, deam2015, mer1101, predefined"
             )
         folds = [one] * k
     out = []
-    for tr, te in folds:
+    for tr, te, *va in folds:
         tr2, te2 = [i for i in tr if i in have], [i for i in te if i in have]
         if not tr2 or not te2:
             raise MoodscopeError(
                 f"split {kind!r} leaves {len(tr2)} training and {len(te2)} test tracks with audio"
             )
-        out.append((tr2, te2))
+        va2 = [i for i in va[0] if i in have] if va else None
+        out.append(Fold(tr2, te2, va2 or None))
+    return out
+
+
+def load_aux_items(cfg: dict, features: FeatureConfig, tag_names, *, progress=True) -> list[Item]:
+    """Items of the config's ``data.also`` datasets (training-only data), ids prefixed ``<dataset>:``.
+
+    Each entry is a ``data``-like mapping (``dataset``, ``root``, ``options``, ``synthetic``) with an
+    optional ``splits`` list (only tracks of those release splits, e.g. ``[train]``); labels are read as for
+    the main dataset (its tag names) and ``data.min_duration_s`` applies. A dataset named twice (two
+    renderings of EMOPIA) gets ``<dataset>#2:`` for its second entry."""
+    out, seen = [], {}
+    min_d = cfg["data"].get("min_duration_s")
+    for i, entry in enumerate(cfg["data"].get("also") or []):
+        name = entry["dataset"]
+        seen[name] = seen.get(name, 0) + 1
+        prefix = (
+            name if seen[name] == 1 else f"{name}#{seen[name]}"
+        )  # two renderings of one dataset stay apart
+        keep = {s.lower() for s in entry.get("splits") or []}
+        try:
+            ds = load_tracks({"data": {k: v for k, v in entry.items() if k != "splits"}})
+        except ConfigError as e:
+            raise ConfigError(f"data.also[{i}]: {e}") from None
+        tracks = [t for t in ds.tracks if not keep or (t.split or "").lower() in keep]
+        items, failures = tracks_to_items(
+            tracks,
+            features,
+            cache=bool(cfg["data"].get("cache", True)),
+            tag_names=tag_names,
+            progress=progress,
+        )
+        for tid, msg in failures:
+            log.warning("skipped track %s:%s: %s", prefix, tid, msg)
+        if min_d:
+            items = [it for it in items if it.n_frames / features.frames_per_second > float(min_d)]
+        for it in items:
+            it.id = f"{prefix}:{it.id}"
+        out.extend(items)
     return out
 
 

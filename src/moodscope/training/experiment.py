@@ -13,7 +13,7 @@ from ..inference.sliding import resolve_device
 from ..modelfile import load_model
 from ..precision import resolve as resolve_precision
 from .config import apply_overrides, dump_config, load_config
-from .data import load_tracks, log, make_folds, tracks_to_items
+from .data import load_aux_items, load_tracks, log, make_folds, tracks_to_items
 from .fold import _fold_done, experiment_task, model_features, train_fold
 from .reports import _write_json, per_tag_table, results_table, summarize
 
@@ -197,7 +197,13 @@ def _prepare(cfg: dict, progress: bool):
         raise MoodscopeError(f"{dataset.root}: no usable tracks (all {len(tracks)} failed or were filtered)")
     items_by_id = {it.id: it for it in items}
     folds = make_folds(cfg, dataset, items)
+    aux = load_aux_items(cfg, features, tag_names, progress=progress)
+    if aux:
+        items_by_id.update({it.id: it for it in aux})
+        folds = [f._replace(aux=[it.id for it in aux]) for f in folds]
     extra = {"n_tracks": len(items), "skipped_tracks": [{"id": t, "error": m} for t, m in failures]}
+    if aux:
+        extra["n_aux_tracks"] = len(aux)
     return items_by_id, folds, tag_names, extra
 
 
@@ -209,7 +215,8 @@ def _run_single(cfg: dict, *, out_dir: Path, resume: bool = False, progress: boo
     items_by_id, folds, tag_names, extra = _prepare(cfg, progress)
     only = cfg["split"].get("only_fold")
     results = []
-    for k, (tr, te) in enumerate(folds):
+    for k, fold in enumerate(folds):
+        tr, te = fold.train, fold.test
         if only is not None and k != int(only):
             continue
         fold_dir = run_dir / f"fold_{k}"
@@ -229,6 +236,8 @@ def _run_single(cfg: dict, *, out_dir: Path, resume: bool = False, progress: boo
                 resume=resume,
                 tag_names=tag_names,
                 progress=progress,
+                val_ids=fold.val,
+                aux_ids=fold.aux,
             )
         )
     return _finish(cfg, run_dir, results, extra)
@@ -248,7 +257,8 @@ def _evaluate_trained(cfg: dict, trained_dir: Path, prepared, *, out_dir: Path) 
     items_by_id, folds, tag_names, extra = prepared
     device = resolve_device(cfg["train"].get("device"))
     results = []
-    for k, (_, te) in enumerate(folds):
+    for k, fold in enumerate(folds):
+        te = fold.test
         src = trained_dir / f"fold_{k}" / "metrics.json"
         if not src.is_file():
             continue  # a fold the trained run skipped (split.only_fold)

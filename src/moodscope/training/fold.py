@@ -33,6 +33,8 @@ def model_features(cfg: dict, model_name: str) -> FeatureConfig:
 
     feats = dict(cfg.get("features") or {})
     cls = None if model_name == CLASSICAL else MODELS.get(model_name)
+    if getattr(cls, "feature_kind", "logmel") == "musicnn":  # a pretrained network's own input settings
+        return FeatureConfig.for_kind("musicnn")
     if getattr(cls, "feature_kind", "logmel") == "waveform":
         feats.setdefault("kind", "waveform")
         sr = (cfg["model"].get("args") or {}).get("sr") or getattr(cls, "default_sr", 16000)
@@ -51,19 +53,30 @@ def train_fold(
     resume: bool = False,
     tag_names=None,
     progress: bool = True,
+    val_ids: list[str] | None = None,
+    aux_ids: list[str] = (),
 ) -> dict:
     """Train one fold of any model, the classical reference included, and evaluate it.
 
-    The same steps for every learner: carve the validation tracks out of the training tracks, fit, let the
-    task calibrate on the validation tracks (per-tag thresholds), predict the test tracks, score them, save
-    the model file (deep models), and write ``metrics.json`` into ``fold_dir``.
+    The same steps for every learner: take the validation tracks the split names (``val_ids``) or carve
+    them out of the training tracks, fit, let the task calibrate on the validation tracks (per-tag
+    thresholds), predict the test tracks, score them, save the model file (deep models), and write
+    ``metrics.json`` into ``fold_dir``. ``aux_ids`` are tracks of the config's ``data.also`` datasets: they
+    are split into training and validation tracks the same way (``split.val_fraction``) and never tested.
     """
     seed = int(cfg["seed"]) + fold
     fold_dir.mkdir(parents=True, exist_ok=True)
     learner_cls = ClassicalLearner if cfg["model"]["name"] == CLASSICAL else DeepLearner
     learner = learner_cls(cfg, tag_names, seed=seed, fold_dir=fold_dir, resume=resume, progress=progress)
     task = learner.task
-    tr_ids, val_ids = carve_validation(train_ids, float(cfg["split"].get("val_fraction", 0.1)), seed)
+    fraction = float(cfg["split"].get("val_fraction", 0.1))
+    if val_ids is None:
+        tr_ids, val_ids = carve_validation(train_ids, fraction, seed)
+    else:
+        tr_ids, val_ids = list(train_ids), list(val_ids)
+    if aux_ids:
+        aux_tr, aux_val = carve_validation(list(aux_ids), fraction, seed)
+        tr_ids, val_ids = tr_ids + aux_tr, val_ids + aux_val
     tr_items = [items_by_id[i] for i in tr_ids]
     val_items = task.labelled([items_by_id[i] for i in val_ids])
     test_items = task.labelled([items_by_id[i] for i in test_ids])
@@ -214,7 +227,7 @@ class ClassicalLearner:
         self.epochs, self.best_val_score = 0, None
 
     def fit(self, tr_items: list[Item], val_items: list[Item], *, fold: int) -> None:
-        self.ref = ClassicalReference(self.kind, self.task, **self.options).fit(tr_items)
+        self.ref = ClassicalReference(self.task, **self.options).fit(tr_items)
 
     def predict_item(self, item: Item):
         return self.ref.predict_item(item)

@@ -1,0 +1,450 @@
+"""MusiCNN (Pons & Serra) in PyTorch, with the pre-trained weights of the ``musicnn`` package.
+
+J. Pons, X. Serra, "musicnn: pre-trained convolutional neural networks for music audio tagging", ISMIR
+2019 late-breaking demo; code and weights: https://github.com/jordipons/musicnn (PyPI ``musicnn`` 0.1.0).
+
+Licence of the weights (``moodscope/assets/musicnn_msd.safetensors``): they are the ``MSD_musicnn``
+checkpoint of the musicnn 0.1.0 package, converted to safetensors by ``tools/convert_musicnn.py``
+(no retraining; values unchanged, only renamed and transposed). musicnn is distributed under the ISC
+licence, whose notice is kept in the file's metadata (``licence`` in the JSON entry ``"musicnn"``) and
+reproduced here::
+
+    Copyright (c) Music Technology Group, Universitat Pompeu Fabra 2019. Code developed by Jordi Pons
+    (www.jordipons.me).
+
+    Permission to use, copy, modify, and/or distribute this software for any purpose with or without fee
+    is hereby granted, provided that the above copyright notice and this permission notice appear in all
+    copies.
+
+    THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES WITH REGARD TO THIS SOFTWARE
+    INCLUDING ALL IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS. IN NO EVENT SHALL THE AUTHOR BE LIABLE
+    FOR ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES WHATSOEVER RESULTING FROM LOSS
+    OF USE, DATA OR PROFITS, WHETHER IN AN ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING
+    OUT OF OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
+
+The network is written from the architecture of ``musicnn/models.py`` (``build_musicnn`` with
+``num_filt=1.6``, ``num_filt_midend=64``, ``num_units_backend=200``); TensorFlow is never imported.
+
+Input: features ``(batch, frames, 96)`` = ``log10(1 + 10000 * mel power)`` at 16 kHz, n_fft 512, hop 256,
+96 Slaney bands (:data:`MUSICNN_FEATURES`, ``moodscope.audio.features.compute_features``). The networks
+were trained on 3 s patches of 187 frames (:data:`PATCH_FRAMES`). Tensors inside are
+``(batch, channels, time, freq)``; TF's NHWC ``(batch, time, freq, 1)`` maps to ``(batch, 1, time, freq)``.
+
+Layers (channels for the musicnn checkpoints; all batch norms use TF's epsilon 1e-3, inference statistics):
+
+1. ``input_bn``: batch norm of the single input channel.
+2. Front end, five parallel branches, each conv -> ReLU -> batch norm -> max over all frequencies:
+
+   - timbral ``timbral.0`` 7 x 38 (frames x bands) and ``timbral.1`` 7 x 67, 204 filters each, time padded
+     3 + 3 with zeros (of the normalised input), no frequency padding ("valid": 59 and 30 bands remain
+     before the max);
+   - temporal ``temporal.0/1/2`` 128 x 1, 64 x 1, 32 x 1, 51 filters each, TF "same" padding in time,
+     which for an even kernel ``k`` puts ``k/2 - 1`` zeros before and ``k/2`` after (63/64, 31/32, 15/16).
+
+   Concatenated: 204 + 204 + 51 * 3 = **561** channels per frame (:meth:`MusiCNN.frame_features` ``[..., :561]``).
+3. Mid end: three 1-D convolutions over time, kernel 7 (zero padding 3 + 3), 561 -> 64 -> 64 -> 64
+   channels, each conv -> ReLU -> batch norm; layers 2 and 3 add their input (residual). The front end's
+   561 channels and the three 64-channel outputs are concatenated: **753** channels per frame.
+4. Back end: max and mean over time (753 each), interleaved as TF flattens ``(753, 2)``:
+   ``[max_0, mean_0, max_1, mean_1, ...]`` (**1506**, ``pooled``) -> batch norm ``pool_bn`` -> dense 1506 -> 200
+   (``dense``; its output before the ReLU is **Essentia's MSD-MusiCNN embedding**, ``model/dense/BiasAdd``)
+   -> ReLU -> batch norm ``dense_bn`` (musicnn's ``penultimate`` feature) -> dense 200 -> 50 (``out``,
+   tag logits; sigmoid gives musicnn's taggram). Dropout (training only) is left out.
+
+Two ways to run it:
+
+- **per patch** (musicnn's taggram): :meth:`MusiCNN.forward` / :meth:`MusiCNN.embed` on ``(batch, 187, 96)``;
+- **fully convolutional**: :meth:`MusiCNN.frame_features` runs the front and mid end once over a whole
+  track, ``(batch, frames, 753)``, and :meth:`MusiCNN.head` / :meth:`MusiCNN.head_windows` pool any frame
+  span (e.g. a 3 s window around every 0.5 s step, :func:`window_starts`). The only difference to
+  evaluating each window as its own patch is at the window's edges: per patch, the convolutions there see
+  zero padding (the temporal 128 x 1 kernel reaches 63/64 frames, the mid end 9 more); on the whole track
+  they see the neighbouring music. Frames at the track's own ends are padded the same way in both. Frames
+  at least 72 frames after a window's start and 73 before its end are identical (up to float32 rounding).
+  Measured max abs tag-probability differences of windows inside the track vs the same windows as
+  patches: fixture clip 0.15 (mean 0.004; it has abrupt section changes right after some window ends),
+  six rendered piano pieces 0.067 (mean 0.004), 200-d embedding cosine >= 0.97 (mean 0.98).
+
+  Cost (one CPU core, float32, 30 s clip, a busy machine): 10 patches ~0.8 s; one fully-convolutional pass
+  plus 60 windows ~0.8 s (the windows themselves ~0.02 s); 60 overlapping patches at a 0.5 s hop ~4.7 s.
+
+Other hops: the weights were trained at hop 256 (62.5 frames/s). Features at hop 250 (64 frames/s, so
+0.5 s = 32 frames) stretch time by 2.4 %: on six rendered piano pieces, 3 s windows (192 frames at hop
+250 vs 187 at hop 256) moved tag probabilities by 0.0035 on average (max 0.095) and kept the 200-d
+embedding at cosine 0.989 on average (min 0.954). For scale, shifting a hop-256 window by 4 frames (64 ms)
+moves them by 0.0013 (max 0.054), cosine 0.998.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from torch import nn
+from torch.nn import functional as F
+
+from ..config import FeatureConfig
+from ..errors import ModelFileError
+
+__all__ = [
+    "MSD_TAGS",
+    "MTT_TAGS",
+    "MUSICNN_FEATURES",
+    "PATCH_FRAMES",
+    "MusiCNN",
+    "load_musicnn",
+    "musicnn_metadata",
+    "window_starts",
+]
+
+#: The features the musicnn networks were trained on (``compute_features(y16k, MUSICNN_FEATURES)``).
+MUSICNN_FEATURES = FeatureConfig(sr=16000, n_mels=96, n_fft=512, hop_length=256, compression="musicnn")
+
+#: Frames of one training patch: 3 s at 62.5 frames/s (musicnn's ``time_to_frames(3) + 1``).
+PATCH_FRAMES = 187
+
+#: The 50 Million Song Dataset (last.fm) tags of ``MSD_musicnn``, in output order (musicnn's ``MSD_LABELS``).
+MSD_TAGS = [
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
+    "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul",
+    "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk", "oldies",
+    "blues", "hard rock", "ambient", "acoustic", "experimental", "female vocalist", "guitar", "Hip-Hop", "70s",
+    "party", "country", "easy listening", "sexy", "catchy", "funk", "electro", "heavy metal",
+    "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy",
+]  # fmt: skip
+
+#: The 50 MagnaTagATune tags of ``MTT_musicnn`` (musicnn's ``MTT_LABELS``; that model is not bundled).
+MTT_TAGS = [
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",
+    "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing", "vocals",
+    "no vocals", "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop", "soft",
+    "sitar", "solo", "man", "classic", "choir", "voice", "new age", "dance", "male voice", "female vocal",
+    "beats", "harp", "cello", "no voice", "weird", "country", "metal", "female voice", "choral",
+]  # fmt: skip
+
+#: The converted files' safetensors metadata entry (one JSON string) and its ``format`` value.
+META_KEY = "musicnn"
+FORMAT = "moodscope.musicnn/1"
+
+#: TF's ``tf.compat.v1.layers.batch_normalization`` default epsilon.
+BN_EPS = 1e-3
+
+_BUNDLED = {"msd": "musicnn_msd.safetensors"}
+
+
+class _FreqMaxBlock(nn.Module):
+    """Conv2d over (time, freq) -> ReLU -> batch norm -> max over all remaining frequencies.
+
+    ``pad`` = (zeros before, zeros after) in time. Output ``(batch, filters, time)``.
+    """
+
+    def __init__(self, filters: int, kernel: tuple[int, int], pad: tuple[int, int]):
+        super().__init__()
+        self.conv = nn.Conv2d(1, filters, kernel)
+        self.bn = nn.BatchNorm2d(filters, eps=BN_EPS)
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (0, 0, *self.pad))
+        if self.training:
+            return self.bn(F.relu(self.conv(x))).amax(dim=-1)  # (batch, filters, time)
+        # In eval mode the batch norm is a per-channel affine map, monotone in its input, and so is the
+        # ReLU: the max over frequency can be taken first -- of z where the batch norm's scale is >= 0 and
+        # of -z (computed with negated weights, exactly -z) where it is negative, i.e. z's min. Same
+        # numbers as conv -> relu -> bn -> max, with one pass over the big (time x freq) output.
+        bn = self.bn
+        sign = torch.where(bn.weight >= 0, 1.0, -1.0).to(x.dtype)
+        zmax = F.conv2d(x, self.conv.weight * sign[:, None, None, None], self.conv.bias * sign).amax(dim=-1)
+        return F.batch_norm(
+            F.relu(zmax * sign[:, None]),
+            bn.running_mean,
+            bn.running_var,
+            bn.weight,
+            bn.bias,
+            False,
+            0.0,
+            bn.eps,
+        )
+
+
+class _MidBlock(nn.Module):
+    """Conv1d over time (kernel 7, zero padding 3 + 3) -> ReLU -> batch norm; ``(batch, C, time)``."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, c_out, 7, padding=3)
+        self.bn = nn.BatchNorm1d(c_out, eps=BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(F.relu(self.conv(x)))
+
+
+def _same_pad(k: int) -> tuple[int, int]:
+    """TF "same" padding for stride 1: ``k - 1`` zeros in all, the extra one at the end."""
+    return ((k - 1) // 2, k - 1 - (k - 1) // 2)
+
+
+class MusiCNN(nn.Module):
+    """MusiCNN tagger (musicnn's ``build_musicnn``), float32; see the module docstring for the layers.
+
+    Parameters
+    ----------
+    n_tags : int
+        Output tags (50 for both musicnn checkpoints).
+    n_mels : int
+        Mel bands of the input (96); the timbral kernels span ``int(0.4 n_mels)`` and ``int(0.7 n_mels)``.
+    n_timbral, n_temporal : int
+        Filters per timbral (204 = int(1.6 * 128)) and temporal (51 = int(1.6 * 32)) branch.
+    n_midend : int
+        Channels of each mid-end convolution (64).
+    n_dense : int
+        Units of the penultimate dense layer (200).
+    """
+
+    def __init__(
+        self,
+        n_tags: int = 50,
+        n_mels: int = 96,
+        n_timbral: int = 204,
+        n_temporal: int = 51,
+        n_midend: int = 64,
+        n_dense: int = 200,
+    ):
+        super().__init__()
+        self.model_args = dict(
+            n_tags=n_tags,
+            n_mels=n_mels,
+            n_timbral=n_timbral,
+            n_temporal=n_temporal,
+            n_midend=n_midend,
+            n_dense=n_dense,
+        )
+        self.input_bn = nn.BatchNorm2d(1, eps=BN_EPS)
+        self.timbral = nn.ModuleList(
+            _FreqMaxBlock(n_timbral, (7, int(f * n_mels)), (3, 3)) for f in (0.4, 0.7)
+        )
+        self.temporal = nn.ModuleList(_FreqMaxBlock(n_temporal, (k, 1), _same_pad(k)) for k in (128, 64, 32))
+        self.n_frontend = 2 * n_timbral + 3 * n_temporal
+        self.midend = nn.ModuleList(
+            [
+                _MidBlock(self.n_frontend, n_midend),
+                _MidBlock(n_midend, n_midend),
+                _MidBlock(n_midend, n_midend),
+            ]
+        )
+        self.n_frame_features = self.n_frontend + 3 * n_midend
+        self.pool_bn = nn.BatchNorm1d(2 * self.n_frame_features, eps=BN_EPS)
+        self.dense = nn.Linear(2 * self.n_frame_features, n_dense)
+        self.dense_bn = nn.BatchNorm1d(n_dense, eps=BN_EPS)
+        self.out = nn.Linear(n_dense, n_tags)
+        #: filled by :func:`load_musicnn`
+        self.tags: list[str] = []
+        self.features = MUSICNN_FEATURES
+        self.info: dict = {}
+
+    # ---------------------------------------------------------------------------------- convolutional part
+
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Front-end + mid-end features of every frame, ``(batch, frames, 753)``, any number of frames.
+
+        Channels: ``[:408]`` timbral (7x38 then 7x67 filters), ``[408:561]`` temporal (128, 64, 32 frames),
+        ``[561:625]``, ``[625:689]``, ``[689:753]`` the mid-end layers 1-3 (musicnn's ``cnn1..3``, the
+        last two with their residuals added). The sequence ends are zero padded as for one patch.
+        """
+        x = torch.as_tensor(x, dtype=torch.float32)
+        if x.dim() != 3 or x.shape[-1] != self.model_args["n_mels"]:
+            raise ValueError(
+                f"MusiCNN expects features (batch, frames, {self.model_args['n_mels']}), got {tuple(x.shape)}"
+            )
+        h = self.input_bn(x.unsqueeze(1))  # (batch, 1, frames, bands)
+        front = torch.cat([b(h) for b in self.timbral] + [b(h) for b in self.temporal], dim=1)
+        c1 = self.midend[0](front)
+        c2 = self.midend[1](c1) + c1
+        c3 = self.midend[2](c2) + c2
+        return torch.cat([front, c1, c2, c3], dim=1).transpose(1, 2)
+
+    # ------------------------------------------------------------------------------------------- back end
+
+    def _dense_head(self, max_pool: torch.Tensor, mean_pool: torch.Tensor) -> dict[str, torch.Tensor]:
+        lead = max_pool.shape[:-1]
+        pooled = torch.stack([max_pool, mean_pool], dim=-1).reshape(-1, 2 * max_pool.shape[-1])
+        embedding = self.dense(self.pool_bn(pooled))
+        penultimate = self.dense_bn(F.relu(embedding))
+        logits = self.out(penultimate)
+        out = {
+            "max_pool": max_pool,
+            "mean_pool": mean_pool,
+            "pooled": pooled,
+            "embedding": embedding,
+            "penultimate": penultimate,
+            "logits": logits,
+        }
+        return {k: v.reshape(*lead, v.shape[-1]) for k, v in out.items()}
+
+    def head(self, frame_feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        """musicnn's back end on a span of frame features ``(batch, frames, 753)``: pool over all frames.
+
+        Returns a dict of ``(batch, d)`` tensors: ``max_pool`` and ``mean_pool`` (753 each, the pooled
+        mid-end features), ``pooled`` (1506, interleaved as the dense layer sees them), ``embedding``
+        (200: the dense layer before its ReLU, Essentia's MSD-MusiCNN embedding), ``penultimate`` (200:
+        musicnn's feature of that name, batch norm of the ReLU) and ``logits`` (``n_tags``).
+        """
+        return self._dense_head(frame_feats.amax(dim=1), frame_feats.mean(dim=1))
+
+    def head_windows(
+        self, frame_feats: torch.Tensor, starts: Sequence[int] | torch.Tensor, length: int = PATCH_FRAMES
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`head` of many windows ``[s, s + length)`` of one pass of :meth:`frame_features`.
+
+        ``frame_feats`` is ``(batch, frames, 753)``; every start must satisfy ``0 <= s <= frames - length``.
+        Returns the same keys as :meth:`head` with shapes ``(batch, len(starts), d)``.
+        """
+        n_frames = frame_feats.shape[1]
+        starts = torch.as_tensor(starts, dtype=torch.long, device=frame_feats.device).reshape(-1)
+        if length > n_frames:
+            raise ValueError(f"window of {length} frames is longer than the {n_frames} frames given")
+        if starts.numel() and (int(starts.min()) < 0 or int(starts.max()) > n_frames - length):
+            raise ValueError(f"window starts must lie in [0, {n_frames - length}] for {length}-frame windows")
+        x = frame_feats.transpose(1, 2).contiguous()  # (batch, C, frames): time contiguous for the scans
+        # mean: differences of a cumulative sum (float64, so long tracks lose nothing)
+        csum = F.pad(x.double().cumsum(dim=-1), (1, 0))
+        mean_pool = ((csum[..., starts + length] - csum[..., starts]) / length).to(x.dtype)
+        max_pool = _window_max(x, starts, length)
+        return self._dense_head(max_pool.transpose(1, 2), mean_pool.transpose(1, 2))
+
+    # ------------------------------------------------------------------------------------------ per patch
+
+    def embed(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Everything :meth:`head` returns, for patches ``x`` ``(batch, frames, 96)`` (187 frames = musicnn)."""
+        return self.head(self.frame_features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Tag logits ``(batch, n_tags)`` of patches ``(batch, 187, 96)``; sigmoid = musicnn's taggram."""
+        return self.embed(x)["logits"]
+
+
+def _window_max(x: torch.Tensor, starts: torch.Tensor, k: int) -> torch.Tensor:
+    """Max over ``[s, s + k)`` of ``x`` ``(batch, C, frames)`` for each start: ``(batch, C, len(starts))``.
+
+    van Herk / Gil-Werman: cut time into blocks of ``k``; a window spans the end of one block and the start
+    of the next, so its max is ``max(suffix max of its block at s, prefix max at s + k - 1)`` -- O(frames)
+    for any ``k`` and any number of windows (exact maxima, nothing approximated).
+    """
+    b, c, t = x.shape
+    nb = -(-t // k)
+    xp = F.pad(x, (0, nb * k - t), value=float("-inf")).reshape(b, c, nb, k)
+    prefix = xp.cummax(dim=-1).values.reshape(b, c, nb * k)
+    suffix = xp.flip(-1).cummax(dim=-1).values.flip(-1).reshape(b, c, nb * k)
+    return torch.maximum(suffix[..., starts], prefix[..., starts + (k - 1)])
+
+
+def window_starts(
+    n_frames: int, n_steps: int, *, fps: float = 16000 / 256, step_s: float = 0.5, length: int = PATCH_FRAMES
+) -> list[int]:
+    """Starts of ``length``-frame windows centred on the 0.5 s steps ``[i step_s, (i + 1) step_s)``.
+
+    Frame ``t`` is centred at ``t / fps`` s (``center=True`` features), so the window ``[s, s + length)``
+    is centred at ``(s + (length - 1) / 2) / fps``. Windows that would cross an end of the track are moved
+    inside it (start clipped to ``[0, n_frames - length]``); ``n_frames >= length`` is required.
+    """
+    if n_frames < length:
+        raise ValueError(f"{n_frames} frames are fewer than one {length}-frame window")
+    hi = n_frames - length
+    return [min(hi, max(0, int(round((i + 0.5) * step_s * fps - (length - 1) / 2)))) for i in range(n_steps)]
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def _resolve(which: str | Path) -> tuple[Path, object]:
+    """(path, context manager keeping it valid) of a bundled name or a file path."""
+    if isinstance(which, str) and which in _BUNDLED:
+        ref = importlib.resources.files("moodscope").joinpath("assets", _BUNDLED[which])
+        ctx = importlib.resources.as_file(ref)
+        return Path(ctx.__enter__()), ctx
+    if isinstance(which, str) and which == "mtt":
+        raise ModelFileError(
+            "musicnn 'mtt' is not bundled: convert it with tools/convert_musicnn.py --model mtt "
+            "--mtt-out FILE and pass that FILE to load_musicnn"
+        )
+    path = Path(which)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: musicnn model file not found (bundled: {', '.join(_BUNDLED)})")
+    return path, None
+
+
+def _read_metadata(path: Path) -> dict:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(META_KEY)
+    except Exception as e:  # safetensors raises its own error types for bad headers
+        raise ModelFileError(f"{path}: not a safetensors file ({e})") from None
+    if raw is None:
+        raise ModelFileError(f"{path}: no '{META_KEY}' metadata (not written by tools/convert_musicnn.py)")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ModelFileError(f"{path}: metadata is not JSON ({e})") from None
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: metadata format {meta.get('format')!r}, expected {FORMAT!r}")
+    return meta
+
+
+def musicnn_metadata(which: str | Path = "msd") -> dict:
+    """The decoded metadata of a converted musicnn file: ``tags``, ``features``, ``model_args``,
+    ``source`` (package, version, checkpoint), ``licence`` (ISC text), ``outputs``, ``patch_frames``."""
+    path, ctx = _resolve(which)
+    try:
+        return _read_metadata(path)
+    finally:
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
+
+
+def load_musicnn(which: str | Path = "msd", *, device: str | torch.device = "cpu") -> MusiCNN:
+    """A pre-trained MusiCNN in eval mode with ``requires_grad`` off (safetensors only; nothing unpickled).
+
+    ``which``: ``"msd"`` (bundled: ``MSD_musicnn``, 50 last.fm tags, :data:`MSD_TAGS`) or the path of a
+    file written by ``tools/convert_musicnn.py`` (e.g. the MTT model). The model carries ``tags``,
+    ``features`` (:class:`~moodscope.config.FeatureConfig`) and ``info`` (source and licence).
+    """
+    path, ctx = _resolve(which)
+    try:
+        meta = _read_metadata(path)
+        try:
+            model = MusiCNN(**meta.get("model_args", {}))
+        except TypeError as e:
+            raise ModelFileError(f"{path}: {e}") from None
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    finally:
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    shapes = [
+        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(tensors))
+        if tuple(tensors[k].shape) != tuple(expected[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = [f"missing tensors {missing}"] * bool(missing) + [f"unexpected tensors {unexpected}"] * bool(
+            unexpected
+        )
+        raise ModelFileError(
+            f"{path}: does not match MusiCNN{model.model_args}: " + "; ".join(parts + shapes)
+        )
+    model.load_state_dict(tensors, strict=True)
+    tags = list(meta.get("tags", []))
+    if len(tags) != model.model_args["n_tags"]:
+        raise ModelFileError(f"{path}: {len(tags)} tag names for {model.model_args['n_tags']} outputs")
+    model.tags = tags
+    model.features = FeatureConfig.from_dict(meta.get("features", MUSICNN_FEATURES.to_dict()))
+    model.info = {k: meta[k] for k in ("source", "licence", "outputs", "patch_frames") if k in meta}
+    model.eval().requires_grad_(False)
+    return model.to(device)

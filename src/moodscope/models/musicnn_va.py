@@ -1,0 +1,78 @@
+"""The default model: valence-arousal heads on frozen MSD-MusiCNN embeddings (moodscope's own design).
+
+Nothing here is from a paper. The pretrained network (Pons & Serra's MusiCNN, trained on the Million Song
+Dataset's last.fm tags, :mod:`moodscope.models.musicnn`) runs once per track as the feature extractor
+(``FeatureConfig(kind="musicnn")``: its 200-unit embedding and 50 tag logits on a 3 s window around every
+0.5 s step, cached like any features); this module is the small trainable part on top. Essentia's published
+valence/arousal models are the same idea (a small head on the MSD-MusiCNN embedding); ours adds a
+recurrent layer over the 0.5 s steps so that one network gives the curve, the static point (the curve's
+mean) and the quadrant, and is trained on clip-level quadrant labels (EMOPIA) and 2 Hz curves (the synthetic
+corpus) together (:class:`moodscope.tasks.mood.MoodTask`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import MUSICNN_BINS
+from .base import InputNorm, MoodModel, register_model
+from .sequence import _check_width
+
+
+@register_model("musicnn_va")
+class MusicnnVA(MoodModel):
+    """Per-step valence-arousal from MusiCNN embeddings: standardise, project, BiGRU, linear, tanh.
+
+    Input ``(batch, 1, steps, 250)`` (``kind="musicnn"`` features, one row per 0.5 s), output
+    ``(batch, steps, 2)`` valence and arousal in (-1, 1).
+
+    Chosen (our design, tuned on EMOPIA's validation split):
+
+    - ``InputNorm`` over the 250 values (mean/std of the training features), dropout ``input_dropout`` on
+      them (the embedding is 200 correlated units; dropping some regularises the head);
+    - ``Linear(250, hidden)`` + GELU, a one-layer bidirectional GRU of ``hidden`` units per direction (the
+      curve follows the music, the context is the 30 s window), ``Linear(2 hidden, 2)`` + ``tanh``.
+
+    Parameters
+    ----------
+    n_bins : int
+        Width of a feature row (250: embedding 200 + tag logits 50).
+    width : float
+        Multiplier of ``hidden`` (CPU-sized variants, as every model).
+    hidden : int
+        Units of the projection and of each GRU direction at ``width=1``.
+    dropout : float
+        Before the GRU and before the output layer.
+    input_dropout : float
+    """
+
+    output = "mood"
+    feature_kind = "musicnn"
+
+    def __init__(
+        self,
+        *,
+        n_bins: int = MUSICNN_BINS,
+        width: float = 1.0,
+        hidden: int = 64,
+        dropout: float = 0.3,
+        input_dropout: float = 0.2,
+    ):
+        super().__init__()
+        _check_width(width)
+        h = max(4, int(round(hidden * width)))
+        self.n_mels, self.segment_frames = (
+            n_bins,
+            1,
+        )  # one feature row per 0.5 s step (sliding-window contract)
+        self.norm = InputNorm(n_bins)
+        self.input_dropout = nn.Dropout(input_dropout)
+        self.proj = nn.Sequential(nn.Linear(n_bins, h), nn.GELU(), nn.Dropout(dropout))
+        self.gru = nn.GRU(h, h, batch_first=True, bidirectional=True)
+        self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * h, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input_dropout(self.norm(x[:, 0].float()))  # (batch, steps, 250)
+        h, _ = self.gru(self.proj(x))
+        return torch.tanh(self.out(h))

@@ -1,0 +1,209 @@
+"""The ``kind="musicnn"`` features: settings rules, the MusiCNN input compression, the per-step embedding
+(shapes, short clips, blocked front end), and files (cache, no chunking, one block)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+import torch
+
+from moodscope.audio import cache as feature_cache
+from moodscope.audio.cache import FeatureCache, file_features
+from moodscope.audio.features import MusicnnEmbedding, compute_features, iter_file_features
+from moodscope.config import MUSICNN_EMBEDDING, FeatureConfig
+
+SR16 = 16000
+
+
+def music_like(duration: float, sr: int = SR16, seed: int = 0) -> np.ndarray:
+    """A tone with a slow swell, a gated high tone (abrupt changes every second) and noise, float32."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(duration * sr))) / sr
+    y = (
+        0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.3 * t))
+        + 0.2 * np.sin(2 * np.pi * 1500 * t) * (t % 2 < 1)
+        + 0.05 * rng.standard_normal(t.size)
+    )
+    return y.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------
+# settings
+
+
+def test_musicnn_kind_rejects_other_mel_settings_and_names_them():
+    with pytest.raises(ValueError, match="musicnn") as e:
+        FeatureConfig(kind="musicnn")  # the log-Mel defaults: 44.1 kHz, 128 bands, ...
+    for name in ("sr", "n_mels", "n_fft", "hop_length", "compression"):
+        assert name in str(e.value)
+    with pytest.raises(ValueError, match="n_mels") as e:
+        FeatureConfig.for_kind("musicnn", n_mels=128)
+    assert "hop_length" not in str(e.value)  # only what differs is named
+    with pytest.raises(ValueError, match="compression"):
+        FeatureConfig(compression="log")
+    with pytest.raises(ValueError, match="kind"):
+        FeatureConfig(kind="cqt")
+
+
+def test_musicnn_kind_grid_and_width():
+    c = MUSICNN_EMBEDDING
+    assert c.kind == "musicnn" and (c.sr, c.n_mels, c.n_fft, c.hop_length) == (16000, 96, 512, 256)
+    assert c.compression == "musicnn"
+    assert c.frames_per_second == 2.0 and c.frames_per_segment == 1 and c.n_bins == 250
+    assert not c.streams and FeatureConfig().streams and FeatureConfig(kind="waveform").streams
+    assert FeatureConfig.for_kind("musicnn") == c
+    assert FeatureConfig.for_kind("logmel") == FeatureConfig()
+    inp = c.input_config()
+    assert inp.kind == "logmel" and inp.n_bins == 96 and inp.compression == "musicnn"
+    assert dataclasses.replace(inp, kind="musicnn") == c
+    assert FeatureConfig().input_config() == FeatureConfig()
+
+
+def test_musicnn_to_dict_round_trip_and_default_keys_unchanged():
+    d = MUSICNN_EMBEDDING.to_dict()
+    assert d["kind"] == "musicnn" and d["compression"] == "musicnn"
+    assert FeatureConfig.from_dict(json.loads(json.dumps(d))) == MUSICNN_EMBEDDING
+    # the default compression is left out, so cache keys and model files made before it stay the same
+    plain = FeatureConfig().to_dict()
+    assert "compression" not in plain
+    assert set(plain) == {f.name for f in dataclasses.fields(FeatureConfig)} - {"compression"}
+    assert FeatureConfig.from_dict(plain) == FeatureConfig()
+    assert "compression" not in FeatureConfig().key()
+    assert MUSICNN_EMBEDDING.key() != MUSICNN_EMBEDDING.input_config().key()
+
+
+# ----------------------------------------------------------------------------------------------------
+# computation
+
+
+def test_musicnn_compression_equals_librosa():
+    import librosa
+
+    y = music_like(2.0)
+    ours = compute_features(y, MUSICNN_EMBEDDING.input_config())
+    S = librosa.feature.melspectrogram(y=y, sr=SR16, n_fft=512, hop_length=256, n_mels=96)
+    ref = np.log10(1.0 + 10000.0 * S).T
+    assert ours.shape == ref.shape == (1 + y.size // 256, 96)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)  # measured 5e-7 (values up to ~6)
+    assert float(compute_features(np.zeros(4000, np.float32), MUSICNN_EMBEDDING.input_config()).max()) == 0.0
+
+
+@pytest.mark.parametrize("n", [8000, 8001, 15999, 16000 * 2 + 100, 16000 * 4])
+def test_embedding_one_row_per_half_second(n):
+    f = compute_features(music_like(n / SR16)[:n], MUSICNN_EMBEDDING)
+    assert f.shape == (n // 8000, 250) and f.dtype == np.float32 and np.isfinite(f).all()
+
+
+def test_less_than_one_step_still_gives_one_row():
+    assert compute_features(music_like(0.3), MUSICNN_EMBEDDING).shape == (1, 250)
+
+
+def test_clip_shorter_than_the_window_is_one_padded_patch():
+    """Under 3 s every step's window is the whole (silence-padded) 187-frame patch: equal rows, equal to
+    the network run on that patch."""
+    from moodscope.models.musicnn import PATCH_FRAMES, load_musicnn
+
+    y = music_like(2.0)
+    f = compute_features(y, MUSICNN_EMBEDDING)
+    assert f.shape == (4, 250)
+    np.testing.assert_allclose(f, np.broadcast_to(f[:1], f.shape), rtol=0, atol=1e-5)
+    mel = compute_features(y, MUSICNN_EMBEDDING.input_config())
+    patch = np.zeros((PATCH_FRAMES, 96), np.float32)
+    patch[: len(mel)] = mel
+    with torch.inference_mode():
+        out = load_musicnn("msd").embed(torch.from_numpy(patch)[None])
+    ref = torch.cat([out["embedding"], out["logits"]], dim=-1)[0].numpy()
+    np.testing.assert_allclose(f[0], ref, rtol=0, atol=1e-4)
+
+
+def test_embedding_columns_are_embedding_then_tag_logits():
+    """Columns :200 are the embedding and 200: the MSD tag logits of the 3 s window: on a clip of exactly
+    one patch (187 frames: every step's window is the whole clip) they equal the network's per-patch output."""
+    from moodscope.models.musicnn import PATCH_FRAMES, load_musicnn
+
+    y = music_like(3.0)[: (PATCH_FRAMES - 1) * 256]
+    f = compute_features(y, MUSICNN_EMBEDDING)
+    assert f.shape == (5, 250)
+    mel = compute_features(y, MUSICNN_EMBEDDING.input_config())
+    assert mel.shape == (PATCH_FRAMES, 96)
+    with torch.inference_mode():
+        out = load_musicnn("msd").embed(torch.from_numpy(mel)[None])
+    np.testing.assert_allclose(f[0, :200], out["embedding"][0].numpy(), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(f[0, 200:], out["logits"][0].numpy(), rtol=0, atol=1e-4)
+
+
+def test_blocked_front_end_equals_one_pass(monkeypatch):
+    y = music_like(12.0)  # 751 frames
+    whole = compute_features(y, MUSICNN_EMBEDDING)
+    monkeypatch.setattr(MusicnnEmbedding, "BLOCK", 200)
+    monkeypatch.setattr(MusicnnEmbedding, "CONTEXT", 100)  # > the front and mid end's reach (73 frames)
+    blocked = compute_features(y, MUSICNN_EMBEDDING)
+    assert blocked.shape == whole.shape == (24, 250)
+    np.testing.assert_allclose(blocked, whole, rtol=0, atol=1e-4)  # measured 2e-6 (values up to ~10)
+    # the blocked path is really taken: without enough context the block edges show
+    monkeypatch.setattr(MusicnnEmbedding, "CONTEXT", 2)
+    assert np.abs(compute_features(y, MUSICNN_EMBEDDING) - whole).max() > 1e-2
+
+
+def test_embedding_rejects_multichannel_input():
+    emb = MusicnnEmbedding(MUSICNN_EMBEDDING)
+    with pytest.raises(ValueError, match="mono"):
+        emb(torch.zeros(2, 16000))
+
+
+# ----------------------------------------------------------------------------------------------------
+# files
+
+
+@pytest.fixture
+def wav44(tmp_path):
+    """A 4 s music-like WAV at 44.1 kHz (float samples, so reading it back is exact)."""
+    y = music_like(4.0, sr=44100, seed=3)
+    path = tmp_path / "song.wav"
+    sf.write(str(path), y, 44100, subtype="FLOAT")
+    return path, y
+
+
+def test_file_features_resample_then_embed_and_cache(wav44, tmp_path, monkeypatch):
+    path, y = wav44
+    store = FeatureCache(tmp_path / "cache")
+    feats = file_features(path, MUSICNN_EMBEDDING, cache=store)
+    y16 = soxr.resample(y, 44100, SR16, quality="HQ").astype(np.float32)
+    ref = compute_features(y16, MUSICNN_EMBEDDING)
+    assert feats.shape == ref.shape == (8, 250)
+    np.testing.assert_allclose(feats, ref, rtol=0, atol=1e-4)
+    assert len(list((tmp_path / "cache").glob("*/*.npy"))) == 1
+    # the second call is a cache hit: nothing decoded or computed
+    monkeypatch.setattr(feature_cache, "compute_features", lambda *a, **k: pytest.fail("recomputed"))
+    monkeypatch.setattr(feature_cache, "load_audio", lambda *a, **k: pytest.fail("decoded again"))
+    np.testing.assert_array_equal(file_features(path, MUSICNN_EMBEDDING, cache=store), feats)
+    # the log-Mel of the same file is another entry
+    assert store.key(path, MUSICNN_EMBEDDING) != store.key(path, FeatureConfig())
+
+
+def test_long_musicnn_files_are_not_chunked(wav44, monkeypatch):
+    """Only streamable kinds go through the chunked reader; the embedding needs the whole file."""
+    path, _ = wav44
+    ref = file_features(path, MUSICNN_EMBEDDING, cache=False)
+    monkeypatch.setattr(feature_cache, "LONG_FILE_S", 1.0)
+    monkeypatch.setattr(
+        feature_cache, "iter_file_features", lambda *a, **k: pytest.fail("chunked a musicnn file")
+    )
+    np.testing.assert_array_equal(file_features(path, MUSICNN_EMBEDDING, cache=False), ref)
+
+
+def test_iter_file_features_gives_one_block(wav44):
+    path, _ = wav44
+    blocks = list(iter_file_features(path, MUSICNN_EMBEDDING, chunk_s=1.0))
+    assert len(blocks) == 1
+    np.testing.assert_array_equal(blocks[0], file_features(path, MUSICNN_EMBEDDING, cache=False))
+    part = list(iter_file_features(path, MUSICNN_EMBEDDING, offset=1.0, duration=2.0))
+    assert len(part) == 1 and part[0].shape == (4, 250)
+    np.testing.assert_array_equal(
+        part[0], file_features(path, MUSICNN_EMBEDDING, cache=False, offset=1.0, duration=2.0)
+    )

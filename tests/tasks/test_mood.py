@@ -1,0 +1,392 @@
+"""The ``mood`` task: clip signs from quadrant tags or static labels, training windows with curve and sign
+targets, the combined loss, whole-track outputs (curve, tags, quadrant probabilities), metrics, and the
+classical reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from moodscope.config import MUSICNN_EMBEDDING, FeatureConfig
+from moodscope.models import build
+from moodscope.models.base import InputNorm
+from moodscope.models.musicnn import MSD_TAGS
+from moodscope.tasks.base import Item
+from moodscope.tasks.mood import MOOD_TAGS, MoodTask, sign_metrics
+
+Q = ["Q1", "Q2", "Q3", "Q4"]
+SIGNS = {"Q1": (1, 1), "Q2": (-1, 1), "Q3": (-1, -1), "Q4": (1, -1)}
+
+
+def feats(steps: int, seed: int = 0) -> np.ndarray:
+    """Random ``kind="musicnn"`` features: one 250-wide row per 0.5 s step."""
+    return np.random.default_rng(seed).normal(0, 1, (steps, 250)).astype(np.float32)
+
+
+def one_hot(q: str, names=Q) -> np.ndarray:
+    return np.array([1.0 if n == q else 0.0 for n in names], np.float32)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return MoodTask(MUSICNN_EMBEDDING, tag_names=Q)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = build("musicnn_va", width=0.25)
+    m.set_input_stats(np.zeros(250, np.float32), np.ones(250, np.float32))
+    return m.eval()
+
+
+class Constant(nn.Module):
+    """A stub mood model: ``value`` on the first ``valid`` steps of every window, ``rest`` after them."""
+
+    def __init__(self, value: float, rest: float | None = None, valid: int | None = None):
+        super().__init__()
+        self.norm = InputNorm(250)  # (its mean pads short windows)
+        self.value, self.rest, self.valid = value, rest, valid
+
+    def forward(self, x):
+        out = torch.full((x.shape[0], x.shape[2], 2), self.value)
+        if self.valid is not None:
+            out[:, self.valid :] = self.rest
+        return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# labels
+
+
+@pytest.mark.parametrize("q", Q)
+def test_signs_from_quadrant_tags(q):
+    names = ["Q3", "happy", "Q1", "Q2", "Q4"]  # the tag columns in any order, with other tags
+    t = MoodTask(MUSICNN_EMBEDDING, tag_names=names)
+    sign = t.signs(Item("a", feats(4), tags=one_hot(q, names)))
+    np.testing.assert_array_equal(sign, SIGNS[q])
+    # quadrant tags win over static labels; soft tags: the largest
+    soft = np.array([0.1, 0.9, 0.2, 0.0, 0.0], np.float32) + 0.5 * one_hot(q, names)
+    it = Item("b", feats(4), static=np.array([-0.5, -0.5], np.float32), tags=soft)
+    np.testing.assert_array_equal(t.signs(it), SIGNS[q])
+
+
+def test_signs_from_static_labels_and_none_without(task):
+    np.testing.assert_array_equal(task.signs(Item("a", feats(4), static=np.array([0.3, -0.2]))), [1, -1])
+    np.testing.assert_array_equal(task.signs(Item("a", feats(4), static=np.array([-0.3, 0.0]))), [-1, 1])
+    # no quadrant tag set: the static labels decide
+    zero_tags = Item("b", feats(4), static=np.array([-0.1, -0.1]), tags=np.zeros(4, np.float32))
+    np.testing.assert_array_equal(task.signs(zero_tags), [-1, -1])
+    assert task.signs(Item("c", feats(4))) is None
+    assert task.signs(Item("d", feats(4), tags=np.zeros(4, np.float32))) is None
+    assert task.signs(Item("e", feats(4), static=np.array([np.nan, 0.5]))) is None
+    # a dataset without Q1..Q4 columns: tags are not quadrants
+    plain = MoodTask(MUSICNN_EMBEDDING, tag_names=["happy", "sad", "Q1"])
+    assert plain.signs(Item("f", feats(4), tags=np.array([1.0, 0.0, 1.0]))) is None
+
+
+def test_has_labels(task):
+    assert task.has_labels(Item("a", feats(4), dynamic=np.zeros((4, 2), np.float32)))
+    assert task.has_labels(Item("b", feats(4), tags=one_hot("Q3")))
+    assert task.has_labels(Item("c", feats(4), static=np.array([0.1, 0.1], np.float32)))
+    assert not task.has_labels(Item("d", feats(4)))
+    assert not task.has_labels(Item("e", feats(4), tags=np.zeros(4, np.float32)))
+    items = [Item("x", feats(4)), Item("y", feats(4), tags=one_hot("Q1"))]
+    assert [it.id for it in task.labelled(items)] == ["y"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# training
+
+
+@pytest.fixture(scope="module")
+def items():
+    curve = np.random.default_rng(5).uniform(-1, 1, (80, 2)).astype(np.float32)
+    return [
+        Item("curve", feats(80, 1), dynamic=curve),  # 40 s with a curve
+        Item("short", feats(40, 2), tags=one_hot("Q2")),  # 20 s: one padded window
+        Item("long", feats(100, 3), static=np.array([0.4, -0.3], np.float32)),  # 50 s: three windows
+        Item("none", feats(70, 4)),  # no label: no window
+    ]
+
+
+def test_examples_windows_masks_and_sign_targets(task, model, items):
+    ds = task.examples(items, model)
+    entries = [(e[0], e[1], int(e[-1])) for e in ds.entries]  # (item, start, valid steps)
+    assert entries == [(0, 0, 60), (0, 20, 60), (1, 0, 40), (2, 0, 60), (2, 20, 60), (2, 40, 60)]
+    for k in range(len(ds)):
+        x, y, m, sign, sign_mask, valid = ds[k]
+        assert x.shape == (1, 60, 250) and y.shape == m.shape == (60, 2)
+        assert sign.shape == sign_mask.shape == (2,) and valid.shape == (60,)
+    # the curve: targets where labelled, no sign
+    x, y, m, sign, sign_mask, valid = ds[1]
+    np.testing.assert_array_equal(x[0].numpy(), items[0].feats[20:80])
+    np.testing.assert_array_equal(y.numpy(), items[0].dynamic[20:80])
+    assert m.all() and not sign_mask.any() and valid.all()
+    # the short Q2 clip: one window, padded with the normalisation mean, 40 valid steps, no curve
+    x, y, m, sign, sign_mask, valid = ds[2]
+    np.testing.assert_array_equal(x[0, :40].numpy(), items[1].feats)
+    np.testing.assert_array_equal(x[0, 40:].numpy(), np.broadcast_to(model.norm.mean.numpy(), (20, 250)))
+    assert not m.any() and not y.any()
+    np.testing.assert_array_equal(sign.numpy(), [-1, 1])
+    assert sign_mask.all() and valid[:40].all() and not valid[40:].any()
+    # the long clip from static labels: windows every train_hop_s (10 s), the last aligned to the end
+    x, y, m, sign, sign_mask, valid = ds[5]
+    np.testing.assert_array_equal(x[0].numpy(), items[2].feats[40:100])
+    np.testing.assert_array_equal(sign.numpy(), [1, -1])
+    assert sign_mask.all() and valid.all() and not m.any()
+
+
+def test_a_curve_track_with_signs_carries_both(task, model):
+    it = Item("both", feats(30), dynamic=np.zeros((30, 2), np.float32), tags=one_hot("Q4"))
+    x, y, m, sign, sign_mask, valid = task.examples([it], model)[0]
+    assert m[:30].all() and not m[30:].any()
+    np.testing.assert_array_equal(sign.numpy(), [1, -1])
+    assert sign_mask.all() and int(valid.sum()) == 30
+
+
+def _batch(task, model, items):
+    ds = task.examples(items, model)
+    return next(iter(torch.utils.data.DataLoader(ds, batch_size=len(ds))))
+
+
+def test_training_losses_finite_with_the_real_head(task, model, items):
+    batch = _batch(task, model, items)
+    losses, n = task.training_losses(model, batch)
+    assert n == 6 and losses["loss"].requires_grad
+    losses = {k: v.detach() for k, v in losses.items()}
+    for k in ("loss", "loss_curve", "loss_sign"):
+        assert torch.isfinite(losses[k]), k
+    assert float(losses["loss"]) == pytest.approx(float(losses["loss_curve"] + losses["loss_sign"]), rel=1e-6)
+    w = MoodTask(MUSICNN_EMBEDDING, tag_names=Q, sign_weight=2.0, curve_weight=0.5)
+    lw = {k: v.detach() for k, v in w.training_losses(model, batch)[0].items()}
+    assert float(lw["loss"]) == pytest.approx(
+        float(0.5 * losses["loss_curve"] + 2.0 * losses["loss_sign"]), rel=1e-5
+    )
+    # sign-only batches: the curve loss is a zero that still has a gradient path
+    only_signs = _batch(task, model, items[1:3])
+    lo, _ = task.training_losses(model, only_signs)
+    assert (
+        lo["loss_curve"].requires_grad
+        and float(lo["loss_curve"].detach()) == 0.0
+        and float(lo["loss_sign"].detach()) > 0
+    )
+
+
+def test_sign_loss_is_the_bce_of_the_clip_mean(task, items):
+    q1 = Item("q1", feats(40), tags=one_hot("Q1"))
+    batch = _batch(task, Constant(0.0), [q1])
+    right = task.training_losses(Constant(0.5), batch)[0]["loss_sign"]
+    wrong = task.training_losses(Constant(-0.5), batch)[0]["loss_sign"]
+    assert float(right) == pytest.approx(math.log1p(math.exp(-2.0)), rel=1e-5)  # sigmoid(4 * 0.5)
+    assert float(wrong) == pytest.approx(math.log1p(math.exp(2.0)), rel=1e-5)
+    # padded steps (40..59) do not count in the clip's mean
+    masked = task.training_losses(Constant(0.5, rest=-5.0, valid=40), batch)[0]["loss_sign"]
+    assert float(masked) == pytest.approx(float(right), rel=1e-6)
+    # items without signs do not count either
+    with_curve = _batch(task, Constant(0.0), [q1, items[0]])
+    mixed = task.training_losses(Constant(0.5), with_curve)[0]["loss_sign"]
+    assert float(mixed) == pytest.approx(float(right), rel=1e-6)
+
+
+def test_sign_loss_decreases_when_training_the_head():
+    task = MoodTask(MUSICNN_EMBEDDING, tag_names=Q, window_s=10.0)
+    torch.manual_seed(1)
+    m = build("musicnn_va", width=0.25)
+    m.set_input_stats(np.zeros(250, np.float32), np.ones(250, np.float32))
+    clips = [Item(f"c{i}", feats(20, 10 + i), tags=one_hot(Q[i % 4])) for i in range(8)]
+    for i, it in enumerate(clips):  # a feature that says the quadrant
+        it.feats[:, :4] += 3 * one_hot(Q[i % 4])
+    batch = _batch(task, m, clips)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    m.eval()  # no dropout: the same batch gives the same loss
+    first = float(task.training_losses(m, batch)[0]["loss_sign"].detach())
+    for _ in range(15):
+        opt.zero_grad()
+        task.training_losses(m, batch)[0]["loss"].backward()
+        opt.step()
+    assert float(task.training_losses(m, batch)[0]["loss_sign"].detach()) < 0.5 * first
+
+
+# ----------------------------------------------------------------------------------------------------
+# whole tracks
+
+
+def test_predict_curve_then_tag_probabilities(task, model):
+    f = feats(37, 7)
+    out = task.predict(model, f)
+    assert out.shape == (37, 52)
+    assert np.all(np.abs(out[:, :2]) < 1)
+    np.testing.assert_allclose(out[:, 2:], 1 / (1 + np.exp(-f[:, 200:].astype(np.float64))), rtol=1e-6)
+    blocks = task.predict_blocks(model, iter([f[:20], f[20:]]))  # joined: the whole track at once
+    np.testing.assert_allclose(blocks, out, rtol=0, atol=1e-6)
+
+
+def test_result_fields(task):
+    rng = np.random.default_rng(3)
+    n = 10
+    curve = np.column_stack([rng.uniform(-0.2, 0.8, n), rng.uniform(-0.9, 0.1, n)])  # mean V+ A-
+    probs = rng.uniform(0, 1, (n, 50))
+    fields = task.result_fields(np.concatenate([curve, probs], axis=1), duration_s=5.2)
+    assert fields["static"]["valence"] == pytest.approx(curve[:, 0].mean())
+    assert fields["static"]["arousal"] == pytest.approx(curve[:, 1].mean())
+    np.testing.assert_allclose(fields["dynamic"]["valence"], curve[:, 0])
+    np.testing.assert_allclose(fields["dynamic"]["times_s"], np.arange(n) * 0.5)
+    assert list(fields["tags"]) == list(MOOD_TAGS)
+    for t, p in fields["tags"].items():
+        assert 0 <= p <= 1
+        assert p == pytest.approx(probs[:, MSD_TAGS.index(t)].mean())
+    qp = fields["extra"]["quadrant_probabilities"]
+    assert list(qp) == Q
+    assert sum(qp.values()) == pytest.approx(1.0, abs=5e-4)
+    assert max(qp, key=qp.get) == "Q4"
+    # a track shorter than its output rows: the rows past the audio are dropped everywhere
+    short = task.result_fields(np.concatenate([curve, probs], axis=1), duration_s=2.0)
+    assert len(short["dynamic"]["valence"]) == 4
+    assert short["static"]["valence"] == pytest.approx(curve[:4, 0].mean())
+    assert short["tags"]["happy"] == pytest.approx(probs[:4, MSD_TAGS.index("happy")].mean())
+
+
+@pytest.mark.parametrize(("v", "a", "q"), [(0.3, 0.2, "Q1"), (-0.3, 0.2, "Q2"), (-0.1, -0.4, "Q3")])
+def test_quadrant_probabilities_follow_the_static_point(task, v, a, q):
+    out = np.column_stack([np.full(6, v), np.full(6, a), np.full((6, 50), 0.5)])
+    qp = task.result_fields(out, 3.0)["extra"]["quadrant_probabilities"]
+    assert max(qp, key=qp.get) == q
+    pv, pa = 1 / (1 + math.exp(-4 * v)), 1 / (1 + math.exp(-4 * a))
+    assert qp["Q1"] == pytest.approx(pv * pa, abs=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------------
+# metrics
+
+
+def _values(quadrants, scale=0.5):
+    return np.array([SIGNS[q] for q in quadrants], np.float64) * scale
+
+
+def test_sign_metrics_perfect():
+    qs = ["Q1", "Q2", "Q3", "Q4", "Q1", "Q3"]
+    m = sign_metrics(_values(qs, 1.0), _values(qs, 0.3) * np.linspace(1, 2, 6)[:, None])
+    assert list(m) == [
+        "quadrant_accuracy",
+        "quadrant_macro_f1",
+        "valence_sign_accuracy",
+        "valence_auc",
+        "arousal_sign_accuracy",
+        "arousal_auc",
+    ]
+    for k, v in m.items():
+        assert v == 1.0, k
+
+
+def test_sign_metrics_known_confusion():
+    true = ["Q1", "Q1", "Q2", "Q2", "Q3", "Q3", "Q4", "Q4"]
+    values = np.array(
+        [
+            [0.5, 0.5],  # Q1 -> Q1
+            [-0.1, 0.4],  # Q1 -> Q2
+            [-0.6, 0.3],  # Q2 -> Q2
+            [-0.2, 0.7],  # Q2 -> Q2
+            [-0.4, -0.5],  # Q3 -> Q3
+            [0.2, -0.3],  # Q3 -> Q4
+            [0.3, -0.6],  # Q4 -> Q4
+            [0.1, 0.2],  # Q4 -> Q1
+        ]
+    )
+    m = sign_metrics(_values(true, 1.0), values)
+    assert m["quadrant_accuracy"] == pytest.approx(5 / 8)
+    # per-quadrant F1: Q1 P 1/2 R 1/2; Q2 P 2/3 R 1; Q3 P 1 R 1/2; Q4 P 1/2 R 1/2
+    assert m["quadrant_macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3 + 0.5) / 4)
+    assert m["valence_sign_accuracy"] == pytest.approx(6 / 8)
+    assert m["arousal_sign_accuracy"] == pytest.approx(7 / 8)
+    # valence: 14 of the 16 (positive, negative) pairs ranked right; arousal: all
+    assert m["valence_auc"] == pytest.approx(14 / 16)
+    assert m["arousal_auc"] == pytest.approx(1.0)
+
+
+def test_sign_metrics_auc_is_nan_with_one_class():
+    m = sign_metrics(_values(["Q1", "Q1", "Q2"], 1.0), np.array([[0.1, 0.1], [0.2, -0.1], [0.4, 0.4]]))
+    assert math.isnan(m["arousal_auc"])  # every clip aroused
+    assert m["valence_auc"] == pytest.approx(0.0)  # the one V- clip has the highest valence
+    assert m["arousal_sign_accuracy"] == pytest.approx(2 / 3)
+    zero = sign_metrics(_values(["Q1"], 1.0), np.zeros((1, 2)))  # zero counts as positive
+    assert zero["quadrant_accuracy"] == 1.0 and math.isnan(zero["valence_auc"])
+
+
+def test_evaluate_sign_clips_and_curves(task):
+    curve = np.linspace(-0.5, 0.5, 20)[:, None] * np.array([[1.0, -1.0]])
+    items = [
+        Item("q1", feats(8), tags=one_hot("Q1")),
+        Item("q3", feats(8), static=np.array([-0.5, -0.1], np.float32)),
+        Item("c", feats(20), dynamic=curve.astype(np.float32)),
+        Item("none", feats(8)),
+    ]
+    tags = np.zeros((8, 50))
+    preds = [
+        np.column_stack([np.full((8, 2), 0.3), tags]),  # Q1: right
+        np.column_stack([np.full((8, 2), -0.2), tags]),  # Q3: right
+        np.column_stack([curve, np.zeros((20, 50))]),  # the curve exactly
+        np.zeros((8, 52)),
+    ]
+    m = task.evaluate(items, preds)
+    assert m["quadrant_accuracy"] == 1.0 and m["valence_sign_accuracy"] == 1.0
+    assert m["valence_ccc"] == pytest.approx(1.0) and m["arousal_ccc"] == pytest.approx(1.0)
+    assert m["valence_rmse"] == pytest.approx(0.0, abs=1e-6)
+    only_curve = task.evaluate(items[2:3], preds[2:3])
+    assert "quadrant_accuracy" not in only_curve and "valence_ccc" in only_curve
+    only_signs = task.evaluate(items[:2], preds[:2])
+    assert "valence_ccc" not in only_signs and only_signs["arousal_sign_accuracy"] == 1.0
+    with pytest.raises(ValueError, match="no track"):
+        task.evaluate(items[3:], preds[3:])
+
+
+def test_score():
+    assert MoodTask.score({"quadrant_accuracy": 0.6}) == pytest.approx(0.6)
+    assert MoodTask.score({"valence_ccc": 0.2, "arousal_ccc": 0.4}) == pytest.approx(0.3)
+    both = {"quadrant_accuracy": 0.6, "valence_ccc": 0.2, "arousal_ccc": 0.4}
+    assert MoodTask.score(both) == pytest.approx(0.45)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the classical reference (clip statistics of log-Mel, a logistic regression per sign)
+
+
+def _logmel_clip(q: str, seed: int) -> Item:
+    """Log-Mel whose low bands are loud for V+ and high bands loud for A+ (and quiet otherwise)."""
+    x = np.random.default_rng(seed).normal(-60, 3, (150, 128)).astype(np.float32)
+    v, a = SIGNS[q]
+    x[:, :32] += 15 * v
+    x[:, 64:] += 15 * a
+    return Item(f"{q}-{seed}", x, tags=one_hot(q))
+
+
+def test_classical_examples():
+    from moodscope.training.classical import ClassicalReference
+
+    t = MoodTask(FeatureConfig(), tag_names=Q)
+    ref = ClassicalReference(t)
+    X, Y = t.classical_examples(_logmel_clip("Q2", 0), ref)
+    assert X.shape == (1, 104) and Y.shape == (1, 2)
+    np.testing.assert_array_equal(Y, [[0, 1]])
+    assert Y.dtype.kind == "i"
+    assert t.classical_examples(Item("n", np.zeros((150, 128), np.float32)), ref) is None
+
+
+def test_classical_reference_learns_the_signs():
+    from moodscope.training.classical import ClassicalReference
+
+    t = MoodTask(FeatureConfig(), tag_names=Q)
+    train = [_logmel_clip(q, s) for s in range(3) for q in Q]
+    ref = ClassicalReference(t).fit(train + [Item("unlabelled", np.zeros((150, 128), np.float32))])
+    for q in Q:
+        p = ref.predict_item(_logmel_clip(q, 100))
+        assert p.shape == (1, 2)
+        np.testing.assert_array_equal(np.sign(p[0]), SIGNS[q])
+        assert np.all(np.abs(p) <= 1)
+    test = [_logmel_clip(q, 200) for q in Q]
+    m = t.evaluate(test, [ref.predict_item(it) for it in test])
+    assert m["quadrant_accuracy"] == 1.0
