@@ -443,3 +443,120 @@ def make_cal500exp(
     for i, song in enumerate(with_audio):
         write_audio(tmp_path / "CAL500" / "mp3" / f"{song}{ext}", duration_s, sr=sr, seed=i)
     return root
+
+
+# ------------------------------------------------------------------------------------------------------------
+# EMOPIA 1.0 (MIDI clips; the adapter renders them with FluidSynth)
+# ------------------------------------------------------------------------------------------------------------
+CLEAN_EMOPIA = {  # id -> (quadrant, split)
+    "Q1_songA_0": (1, "train"),
+    "Q2_song_B_1": (2, "train"),  # YouTube ids may contain "_"
+    "Q3_songC_0": (3, "val"),
+    "Q4_songD_2": (4, "test"),
+}
+
+
+def write_clip(path: Path, pitches=(60, 64), seconds: float = 1.0) -> Path:
+    """A tiny piano clip: the pitches one after another, ``seconds`` in all at 120 bpm."""
+    import mido
+
+    mid = mido.MidiFile(ticks_per_beat=480)
+    tr = mido.MidiTrack()
+    mid.tracks.append(tr)
+    ticks = int(960 * seconds / len(pitches))
+    for p in pitches:
+        tr.append(mido.Message("note_on", note=p, velocity=80, time=0))
+        tr.append(mido.Message("note_off", note=p, velocity=0, time=ticks))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mid.save(str(path))
+    return path
+
+
+def make_emopia(tmp_path: Path, *, quirks: bool = True) -> Path:
+    """EMOPIA 1.0's layout: midis/, label.csv (ID,4Q,annotator), split/{train,val,test}_clip.csv (,clip_name).
+
+    Quirks: a BOM and spaces in label.csv, an ID written with ``.mid``, a duplicate row, a quadrant of 5, a clip
+    whose name says Q1 but labelled 2, a labelled clip without MIDI, a MIDI without label, a broken MIDI, a
+    stray file in midis/, split names with ``.mid`` and spaces, a clip in two split files, an entry naming no
+    clip, and clips in no split file.
+    """
+    root = tmp_path / "EMOPIA_1.0"
+    for i, tid in enumerate(CLEAN_EMOPIA):
+        write_clip(root / "midis" / f"{tid}.mid", pitches=(60 + i, 64 + i, 67 + i))
+    labels = ["ID,4Q,annotator"] + [f"{tid},{q},{'ABCD'[q - 1]}" for tid, (q, _) in CLEAN_EMOPIA.items()]
+    splits = {s: [tid for tid, (_, sp) in CLEAN_EMOPIA.items() if sp == s] for s in ("train", "val", "test")}
+    if quirks:
+        write_clip(root / "midis" / "Q1_songE_0.mid")
+        write_clip(root / "midis" / "Q4_orphan_0.mid")
+        write_clip(root / "midis" / "Q1_badq_0.mid")
+        (root / "midis" / "Q2_broken_0.mid").write_bytes(b"MThd\x00\x00\x00\x06 truncated")
+        (root / "midis" / "notes.txt").write_text("not a midi")
+        labels[1] = " Q1_songA_0.mid , 1 , A "
+        labels += ["Q1_songA_0,1,B", "Q1_songE_0,2,C", "Q3_ghost_0,3,D", "Q2_broken_0,2,A", "Q1_badq_0,5,A"]
+        splits["train"] += ["Q1_songE_0", "Q2_broken_0 "]
+        splits["test"] += ["Q1_songA_0", "Q9_nothing_0", "Q3_ghost_0"]
+    (root / "label.csv").write_text("\ufeff" + "\n".join(labels) + "\n", encoding="utf-8")
+    for s, ids in splits.items():
+        rows = [",clip_name"] + [f"{k},{tid}.mid" for k, tid in enumerate(ids)]
+        (root / "split").mkdir(exist_ok=True)
+        (root / "split" / f"{s}_clip.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path
+
+
+def piano_piece(seed: int, *, mode: str = "major", bpm: float = 100.0, velocity: int = 80, bars: int = 4):
+    """A short piano piece (``mido.MidiFile``): a I-vi-IV-V (major) or i-VI-iv-v (minor) progression as held
+    chords under an eighth-note melody from the scale, in a random key; ``bpm`` and ``velocity`` as given."""
+    import mido
+
+    rng = np.random.default_rng(seed)
+    tonic = 57 + int(rng.integers(0, 12))
+    scale = [0, 2, 4, 5, 7, 9, 11] if mode == "major" else [0, 2, 3, 5, 7, 8, 10]
+    mid = mido.MidiFile(ticks_per_beat=480)
+    tr = mido.MidiTrack()
+    mid.tracks.append(tr)
+    tr.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))
+    events = []  # (tick, on, pitch, velocity)
+    for bar in range(bars):
+        degree = [0, 5, 3, 4][bar % 4]
+        t0 = bar * 4 * 480
+        for i in (0, 2, 4):
+            d = degree + i
+            p = tonic - 12 + scale[d % 7] + 12 * (d // 7)
+            events += [(t0, 1, p, max(1, velocity - 20)), (t0 + 4 * 480 - 10, 0, p, 0)]
+        for e in range(8):
+            p = tonic + 12 + scale[int(rng.integers(0, 7))]
+            events += [(t0 + e * 240, 1, p, velocity), (t0 + e * 240 + 230, 0, p, 0)]
+    events.sort(key=lambda ev: (ev[0], ev[1]))
+    last = 0
+    for tick, on, p, v in events:
+        tr.append(mido.Message("note_on" if on else "note_off", note=p, velocity=v, time=tick - last))
+        last = tick
+    return mid
+
+
+#: The cues of :func:`make_emopia_cues` per quadrant: (mode, tempo in bpm, velocity).
+QUADRANT_CUES = {1: ("major", 150, 105), 2: ("minor", 150, 105), 3: ("minor", 70, 45), 4: ("major", 70, 45)}
+
+
+def make_emopia_cues(tmp_path: Path, *, per_quadrant: int = 10, split=(6, 2, 2)) -> Path:
+    """An EMOPIA-shaped release whose quadrants follow musical cues: arousal from tempo and loudness, valence
+    from the mode (:data:`QUADRANT_CUES`); one clip per song, ``split`` clips per quadrant in train/val/test.
+    Returns the release folder."""
+    root = tmp_path / "EMOPIA_cues"
+    (root / "midis").mkdir(parents=True)
+    (root / "split").mkdir()
+    labels, splits = ["ID,4Q,annotator"], {"train": [], "val": [], "test": []}
+    names = ["train"] * split[0] + ["val"] * split[1] + ["test"] * split[2]
+    for q, (mode, bpm, vel) in QUADRANT_CUES.items():
+        for k in range(per_quadrant):
+            tid = f"Q{q}_song{q}x{k}_0"
+            piano_piece(100 * q + k, mode=mode, bpm=bpm, velocity=vel, bars=4 if bpm > 100 else 2).save(
+                str(root / "midis" / f"{tid}.mid")
+            )
+            labels.append(f"{tid},{q},A")
+            splits[names[k % len(names)]].append(tid)
+    (root / "label.csv").write_text("\n".join(labels) + "\n")
+    for s, ids in splits.items():
+        rows = [",clip_name"] + [f"{i},{tid}.mid" for i, tid in enumerate(ids)]
+        (root / "split" / f"{s}_clip.csv").write_text("\n".join(rows) + "\n")
+    return root

@@ -31,6 +31,8 @@ class FeatureConfig:
     (:mod:`moodscope.models.musicnn`) on a 3 s window centred on every 0.5 s step, one "frame" per step
     (2 per second) of 250 values: the 200-unit embedding (Essentia's MSD-MusiCNN embedding) then the 50 MSD
     tag logits. The mel settings are then those of the network's input (:data:`MUSICNN_EMBEDDING`).
+    ``extras`` appends features of the same steps computed from the audio itself (not cached: they cost
+    milliseconds): ``("mode",)`` adds the 19 key-invariant mode features of :func:`moodscope.audio.tonal.mode_features`.
 
     ``compression`` says how mel power becomes features: ``"db"`` (above, the papers' and librosa's
     ``power_to_db``) or ``"musicnn"``: ``log10(1 + 10000 * S)``, the input of the MusiCNN networks (``amin``
@@ -51,8 +53,14 @@ class FeatureConfig:
     top_db: float | None = None
     center: bool = True
     compression: str = "db"
+    extras: tuple = ()
 
     def __post_init__(self):
+        object.__setattr__(self, "extras", tuple(self.extras))
+        if self.extras and (self.kind != "musicnn" or set(self.extras) - {"mode"}):
+            raise ValueError(
+                f"feature extras {list(self.extras)}: only kind 'musicnn' takes them, and only 'mode'"
+            )
         if self.kind not in ("logmel", "waveform", "musicnn"):
             raise ValueError(f"feature kind must be 'logmel', 'waveform' or 'musicnn', not {self.kind!r}")
         if self.kind == "musicnn":
@@ -73,7 +81,9 @@ class FeatureConfig:
     @property
     def n_bins(self) -> int:
         """Width of a feature frame: ``n_mels`` (log-Mel), 1 (waveform) or 250 (MusiCNN embedding + tag logits)."""
-        return {"waveform": 1, "musicnn": MUSICNN_BINS}.get(self.kind, self.n_mels)
+        return {"waveform": 1, "musicnn": MUSICNN_BINS + MODE_BINS * len(self.extras)}.get(
+            self.kind, self.n_mels
+        )
 
     @property
     def streams(self) -> bool:
@@ -83,7 +93,11 @@ class FeatureConfig:
 
     def input_config(self) -> FeatureConfig:
         """The log-Mel settings a ``kind="musicnn"`` extractor computes first (itself for other kinds)."""
-        return dataclasses.replace(self, kind="logmel") if self.kind == "musicnn" else self
+        return dataclasses.replace(self, kind="logmel", extras=()) if self.kind == "musicnn" else self
+
+    def without_extras(self) -> FeatureConfig:
+        """These settings without ``extras`` (what the feature cache stores)."""
+        return dataclasses.replace(self, extras=()) if self.extras else self
 
     @property
     def frames_per_segment(self) -> int:
@@ -97,10 +111,13 @@ class FeatureConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        if (
-            d["compression"] == "db"
-        ):  # the default is left out, so keys and model files made before it stay the same
+        # defaults of settings added later are left out, so keys and model files made before them stay the same
+        if d["compression"] == "db":
             del d["compression"]
+        if d["extras"]:
+            d["extras"] = list(d["extras"])
+        else:
+            del d["extras"]
         return d
 
     @classmethod
@@ -122,6 +139,9 @@ _MUSICNN_INPUT = {"sr": 16000, "n_mels": 96, "n_fft": 512, "hop_length": 256, "c
 
 #: Width of a ``kind="musicnn"`` frame: the 200-unit embedding and the 50 MSD tag logits.
 MUSICNN_BINS = 250
+
+#: Width of the ``"mode"`` extra (:func:`moodscope.audio.tonal.mode_features`).
+MODE_BINS = 19
 
 #: The pretrained-embedding features of the default model.
 MUSICNN_EMBEDDING = FeatureConfig.for_kind("musicnn")

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import sys
 
+import mido
 import numpy as np
 import pytest
 import soundfile as sf
 
-mido = pytest.importorskip("mido")
-
-from moodscope.audio import midi  # noqa: E402
-from moodscope.errors import AudioError, MissingToolError, MoodscopeError  # noqa: E402
+from moodscope.audio import midi
+from moodscope.errors import AudioError, MissingToolError, MoodscopeError
 
 C_MAJOR_SCALE = [60, 62, 64, 65, 67, 69, 71, 72]
 C_MAJOR_CHORDS = [(60, 64, 67), (65, 69, 72), (67, 71, 74), (60, 64, 67)]  # I IV V I

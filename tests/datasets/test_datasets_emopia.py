@@ -4,70 +4,17 @@ split, and ``datasets check``. The fixture tree copies EMOPIA 1.0's layout with 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
-mido = pytest.importorskip("mido")
-
-from moodscope.audio import midi  # noqa: E402
-from moodscope.datasets import check_dataset, load_dataset  # noqa: E402
-from moodscope.datasets import emopia as emopia_mod  # noqa: E402
-from moodscope.datasets.splits import Split, emopia_split  # noqa: E402
-from moodscope.errors import DatasetError, MissingToolError  # noqa: E402
-from moodscope.tasks.static import label_to_class  # noqa: E402
-
-CLEAN = {  # id -> (quadrant, split)
-    "Q1_songA_0": (1, "train"),
-    "Q2_song_B_1": (2, "train"),  # YouTube ids may contain "_"
-    "Q3_songC_0": (3, "val"),
-    "Q4_songD_2": (4, "test"),
-}
-
-
-def write_clip(path: Path, pitches=(60, 64), seconds: float = 1.0) -> Path:
-    """A tiny piano clip: the pitches one after another, ``seconds`` in all at 120 bpm."""
-    mid = mido.MidiFile(ticks_per_beat=480)
-    tr = mido.MidiTrack()
-    mid.tracks.append(tr)
-    ticks = int(960 * seconds / len(pitches))
-    for p in pitches:
-        tr.append(mido.Message("note_on", note=p, velocity=80, time=0))
-        tr.append(mido.Message("note_off", note=p, velocity=0, time=ticks))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mid.save(str(path))
-    return path
-
-
-def make_emopia(tmp_path: Path, *, quirks: bool = True) -> Path:
-    """EMOPIA 1.0's layout: midis/, label.csv (ID,4Q,annotator), split/{train,val,test}_clip.csv (,clip_name).
-
-    Quirks: a BOM and spaces in label.csv, an ID written with ``.mid``, a duplicate row, a quadrant of 5, a clip
-    whose name says Q1 but labelled 2, a labelled clip without MIDI, a MIDI without label, a broken MIDI, a
-    stray file in midis/, split names with ``.mid`` and spaces, a clip in two split files, an entry naming no
-    clip, and clips in no split file.
-    """
-    root = tmp_path / "EMOPIA_1.0"
-    for i, tid in enumerate(CLEAN):
-        write_clip(root / "midis" / f"{tid}.mid", pitches=(60 + i, 64 + i, 67 + i))
-    labels = ["ID,4Q,annotator"] + [f"{tid},{q},{'ABCD'[q - 1]}" for tid, (q, _) in CLEAN.items()]
-    splits = {s: [tid for tid, (_, sp) in CLEAN.items() if sp == s] for s in ("train", "val", "test")}
-    if quirks:
-        write_clip(root / "midis" / "Q1_songE_0.mid")
-        write_clip(root / "midis" / "Q4_orphan_0.mid")
-        write_clip(root / "midis" / "Q1_badq_0.mid")
-        (root / "midis" / "Q2_broken_0.mid").write_bytes(b"MThd\x00\x00\x00\x06 truncated")
-        (root / "midis" / "notes.txt").write_text("not a midi")
-        labels[1] = " Q1_songA_0.mid , 1 , A "
-        labels += ["Q1_songA_0,1,B", "Q1_songE_0,2,C", "Q3_ghost_0,3,D", "Q2_broken_0,2,A", "Q1_badq_0,5,A"]
-        splits["train"] += ["Q1_songE_0", "Q2_broken_0 "]
-        splits["test"] += ["Q1_songA_0", "Q9_nothing_0", "Q3_ghost_0"]
-    (root / "label.csv").write_text("\ufeff" + "\n".join(labels) + "\n", encoding="utf-8")
-    for s, ids in splits.items():
-        rows = [",clip_name"] + [f"{k},{tid}.mid" for k, tid in enumerate(ids)]
-        (root / "split").mkdir(exist_ok=True)
-        (root / "split" / f"{s}_clip.csv").write_text("\n".join(rows) + "\n")
-    return tmp_path
+from fixtures_datasets import CLEAN_EMOPIA as CLEAN
+from fixtures_datasets import make_emopia, write_clip
+from moodscope.audio import midi
+from moodscope.datasets import check_dataset, load_dataset
+from moodscope.datasets import emopia as emopia_mod
+from moodscope.datasets.splits import Split, emopia_split
+from moodscope.errors import DatasetError, MissingToolError
+from moodscope.tasks.static import label_to_class
 
 
 def _tools() -> tuple[bool, str]:

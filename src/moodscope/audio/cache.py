@@ -15,7 +15,7 @@ from ..config import FeatureConfig
 from ..errors import AudioError, UsageError
 from ..fileio import cache_root
 from .decode import audio_info, load_audio, native_span
-from .features import _DEFAULT, compute_features, iter_file_features
+from .features import _DEFAULT, compute_features, extra_features, iter_file_features
 
 #: Bump when the feature computation changes in a way that invalidates cached arrays.
 CACHE_VERSION = 1
@@ -181,6 +181,12 @@ def file_features(
     Regions longer than :data:`LONG_FILE_S` seconds are decoded chunk by chunk
     (:func:`iter_file_features`), so peak memory is a minute of audio plus the result.
     """
+    if config.extras:  # the cached features, then the extras (milliseconds) from the audio itself
+        base = file_features(
+            path, config.without_extras(), cache=cache, device=device, offset=offset, duration=duration
+        )
+        y = load_audio(path, sr=config.sr, offset=offset, duration=duration)
+        return np.concatenate([base, extra_features(y, config, len(base)).numpy()], axis=1)
     store = _resolve_cache(cache)
     info = audio_info(path)  # bad input fails here, before the file is hashed
     start, stop = native_span(info, offset, duration, path=path)

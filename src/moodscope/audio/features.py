@@ -15,6 +15,7 @@ from torch import nn
 from ..config import SEGMENT_S, FeatureConfig
 from ..errors import AudioError
 from .decode import MIN_DURATION_S, SILENCE_THRESHOLD, RegionReader, audio_info, check_length, load_audio
+from .tonal import mode_features
 
 _DEFAULT = FeatureConfig()  # the papers' settings (immutable, so safe as a default argument)
 
@@ -235,7 +236,7 @@ class MusicnnEmbedding(nn.Module):
     step (:func:`moodscope.models.musicnn.window_starts`; windows at the ends are moved inside the track):
     row *i* describes ``[0.5 i, 0.5 (i + 1))`` s and holds the 200-unit embedding and the 50 tag logits.
     ``steps = samples // 8000`` (at least 1); a track shorter than 3 s is padded with silence (0 in this
-    compression). The front and mid end run over 60 s blocks with 10 s of context on each side (their
+    compression). With ``config.extras``, their columns follow (:func:`extra_features`). The front and mid end run over 60 s blocks with 10 s of context on each side (their
     receptive field is under 2 s), so memory stays bounded on long tracks and the result equals one pass.
     """
 
@@ -275,7 +276,19 @@ class MusicnnEmbedding(nn.Module):
             feats.shape[1], steps, fps=self.config.sr / self.config.hop_length, step_s=SEGMENT_S
         )
         out = self.net.head_windows(feats, starts)
-        return torch.cat([out["embedding"], out["logits"]], dim=-1)[0]
+        base = torch.cat([out["embedding"], out["logits"]], dim=-1)[0]
+        if not self.config.extras:
+            return base
+        return torch.cat([base, extra_features(y.cpu().numpy(), self.config, steps).to(base)], dim=-1)
+
+
+def extra_features(y: np.ndarray, config: FeatureConfig, steps: int) -> torch.Tensor:
+    """The ``config.extras`` of mono audio at ``config.sr``, ``(steps, n)`` (see :class:`FeatureConfig`)."""
+    parts = []
+    for name in config.extras:
+        if name == "mode":
+            parts.append(mode_features(y, config.sr, steps))
+    return torch.from_numpy(np.concatenate(parts, axis=1))
 
 
 def feature_extractor(config: FeatureConfig = _DEFAULT, **kwargs) -> nn.Module:

@@ -37,7 +37,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -46,6 +46,7 @@ import numpy as np
 
 from ..errors import AudioError, MissingToolError
 from ..fileio import atomic_path
+from .tonal import KK_MAJOR, KK_MINOR, PITCH_NAMES, key_correlations  # noqa: F401  (part of this API)
 
 if TYPE_CHECKING:  # pragma: no cover
     import mido
@@ -82,10 +83,6 @@ SOUNDFONT_DIRS: tuple[str, ...] = (
     "~/.local/share/soundfonts",
 )
 
-#: Krumhansl-Kessler probe-tone profiles (Krumhansl 1990), index 0 = tonic.
-KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 _FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 _MODES = ("major", "minor")
@@ -312,28 +309,6 @@ def pitch_class_histogram(mid: mido.MidiFile) -> np.ndarray:
         if n.channel != DRUM_CHANNEL:
             hist[n.pitch % 12] += max(0.0, n.end_s - n.start_s)
     return hist
-
-
-def key_correlations(histogram: Iterable[float]) -> np.ndarray:
-    """Pearson correlation of a pitch-class histogram with the 24 rotated Krumhansl-Kessler profiles.
-
-    Returns
-    -------
-    np.ndarray [shape=(2, 12)]
-        Row 0 major, row 1 minor; column = tonic pitch class.
-    """
-    h = np.asarray(list(histogram), dtype=np.float64)
-    if h.shape != (12,):
-        raise ValueError(f"a pitch-class histogram has 12 values, not {h.shape}")
-    out = np.zeros((2, 12))
-    hc = h - h.mean()
-    hn = np.sqrt((hc**2).sum())
-    for row, prof in enumerate((KK_MAJOR, KK_MINOR)):
-        for tonic in range(12):
-            p = np.roll(prof, tonic)  # p[tonic] is the profile's tonic weight
-            pc = p - p.mean()
-            out[row, tonic] = (hc * pc).sum() / (hn * np.sqrt((pc**2).sum())) if hn > 0 else 0.0
-    return out
 
 
 def estimate_key(mid: mido.MidiFile) -> Key:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..config import SEGMENT_S, FeatureConfig
+from ..config import MUSICNN_BINS, SEGMENT_S, FeatureConfig
 from ..emotion import quadrant_index
 from ..metrics import evaluate_dynamic
 from .base import TASKS, Item, _pad_value, _sigmoid, crop_frames
@@ -79,7 +79,9 @@ class _MoodExamples(Dataset):
 
 @TASKS.register("mood")
 class MoodTask(DynamicTask):
-    """Curve + clip signs (see the module docstring). Options of the dynamic task, plus:
+    """Curve + clip signs (see the module docstring). Options of the dynamic task (the sliding-window hops
+    default to 5 s: the head is a recurrent layer over a 30 s window, and six overlapping windows per step
+    give a smooth curve at a tenth of the cost of 0.5 s hops), plus:
 
     Parameters
     ----------
@@ -103,8 +105,8 @@ class MoodTask(DynamicTask):
         window_s: float = 30.0,
         train_hop_s: float = 10.0,
         losses: dict | None = None,
-        hop_valence: float = 0.5,
-        hop_arousal: float = 0.5,
+        hop_valence: float = 5.0,
+        hop_arousal: float = 5.0,
         sign_scale: float = 4.0,
         sign_weight: float = 1.0,
         curve_weight: float = 1.0,
@@ -219,7 +221,9 @@ class MoodTask(DynamicTask):
         """``(steps, 2 + n_front_end_tags)``: the curve (sliding window) then the front end's tag probabilities."""
         curve = super().predict(model, feats, device=device)
         n = len(curve)
-        return np.concatenate([curve, _sigmoid(np.asarray(feats[:n, 200:], dtype=np.float64))], axis=1)
+        return np.concatenate(
+            [curve, _sigmoid(np.asarray(feats[:n, 200:MUSICNN_BINS], dtype=np.float64))], axis=1
+        )
 
     def predict_blocks(self, model, blocks, *, device="cpu", autocast=None) -> np.ndarray:
         return super(DynamicTask, self).predict_blocks(model, blocks, device=device, autocast=autocast)

@@ -171,7 +171,8 @@ def load_aux_items(cfg: dict, features: FeatureConfig, tag_names, *, progress=Tr
 
     Each entry is a ``data``-like mapping (``dataset``, ``root``, ``options``, ``synthetic``) with an
     optional ``splits`` list (only tracks of those release splits, e.g. ``[train]``); labels are read as for
-    the main dataset (its tag names) and ``data.min_duration_s`` applies. A dataset named twice (two
+    the main dataset (its tag names) and ``data.min_duration_s`` applies. An entry of the main dataset without
+    ``root`` reads the main root (e.g. another rendering of EMOPIA's MIDI). A dataset named twice (two
     renderings of EMOPIA) gets ``<dataset>#2:`` for its second entry."""
     out, seen = [], {}
     min_d = cfg["data"].get("min_duration_s")
@@ -182,8 +183,11 @@ def load_aux_items(cfg: dict, features: FeatureConfig, tag_names, *, progress=Tr
             name if seen[name] == 1 else f"{name}#{seen[name]}"
         )  # two renderings of one dataset stay apart
         keep = {s.lower() for s in entry.get("splits") or []}
+        data = {k: v for k, v in entry.items() if k != "splits"}
+        if not data.get("root") and name == cfg["data"]["dataset"]:  # another reading of the main dataset
+            data["root"] = cfg["data"].get("root")
         try:
-            ds = load_tracks({"data": {k: v for k, v in entry.items() if k != "splits"}})
+            ds = load_tracks({"data": data})
         except ConfigError as e:
             raise ConfigError(f"data.also[{i}]: {e}") from None
         tracks = [t for t in ds.tracks if not keep or (t.split or "").lower() in keep]

@@ -12,7 +12,7 @@ from ..config import FeatureConfig
 from ..errors import ConfigError, MoodscopeError
 from ..inference.sliding import resolve_device
 from ..modelfile import save_model
-from ..models import MODELS, build
+from ..models import MODELS, build, resolve_args
 from ..precision import lightning_precision
 from ..precision import resolve as resolve_precision
 from ..tasks import TASKS, Item
@@ -33,8 +33,8 @@ def model_features(cfg: dict, model_name: str) -> FeatureConfig:
 
     feats = dict(cfg.get("features") or {})
     cls = None if model_name == CLASSICAL else MODELS.get(model_name)
-    if getattr(cls, "feature_kind", "logmel") == "musicnn":  # a pretrained network's own input settings
-        return FeatureConfig.for_kind("musicnn")
+    if hasattr(cls, "feature_config"):  # a model on a pretrained network's features says which
+        return cls.feature_config(resolve_args(model_name, dict(cfg["model"].get("args") or {})))
     if getattr(cls, "feature_kind", "logmel") == "waveform":
         feats.setdefault("kind", "waveform")
         sr = (cfg["model"].get("args") or {}).get("sr") or getattr(cls, "default_sr", 16000)

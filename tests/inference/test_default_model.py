@@ -1,0 +1,164 @@
+"""The bundled default model: what it says about itself, what it returns, and its cues on sampled-piano audio.
+
+The cue test renders the same pieces in major and in the parallel minor, slower and faster, softer and louder
+(FluidSynth, FluidR3_GM piano), and asks the default model for each: valence must rise from minor to major,
+arousal with tempo and with loudness, on most pieces. The pieces are the first clips of EMOPIA's official test
+split when the release is found (``$MOODSCOPE_EMOPIA``, or ``../shared/data/emopia`` beside the repository),
+otherwise short piano pieces written here; the test prints which.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import moodscope
+from moodscope.audio import midi
+from moodscope.audio.decode import load_audio
+from moodscope.errors import MissingToolError
+from moodscope.inference.predictor import bundled_model_path
+
+pytestmark = pytest.mark.skipif(
+    not bundled_model_path("default").is_file(), reason="no bundled default model in this checkout"
+)
+
+N_PIECES = 10
+CLIP_S = 20.0
+#: "on most pieces": at least this fraction of the pieces moves the right way for each cue
+MOST = 0.7
+
+
+def _emopia_root() -> Path | None:
+    env = os.environ.get("MOODSCOPE_EMOPIA")
+    for cand in ([Path(env)] if env else []) + [
+        Path(__file__).resolve().parents[3] / "shared" / "data" / "emopia"
+    ]:
+        if (cand / "split" / "test_clip.csv").is_file() and (cand / "midis").is_dir():
+            return cand
+    return None
+
+
+def _tools_ok() -> tuple[bool, str]:
+    try:
+        midi.find_fluidsynth()
+        midi.find_soundfont("FluidR3_GM")
+    except MissingToolError as e:
+        return False, str(e)
+    return True, ""
+
+
+@pytest.fixture(scope="module")
+def model():
+    return moodscope.load_model()
+
+
+def test_default_model_says_what_it_was_trained_on(model):
+    info = model.bundle.info
+    assert model.model.model_name == "musicnn_va"
+    text = " ".join(str(info.get(k, "")) for k in ("trained_on", "licences", "description"))
+    assert "EMOPIA" in text and "CC BY-NC-SA 4.0" in text
+    assert "MusiCNN" in text and "ISC" in text
+    measured = info["measured"]
+    assert measured["emopia_test"]["quadrant_accuracy"]["mean"] > 0.25  # the numbers it was shipped with
+
+
+def test_default_model_gives_everything_predict_promises(model, tmp_path):
+    import soundfile as sf
+
+    t = np.arange(int(16000 * 7.3)) / 16000
+    y = 0.2 * np.sin(2 * np.pi * 440 * t) * (1 + 0.5 * np.sin(2 * np.pi * 2 * t))
+    sf.write(tmp_path / "tone.wav", y.astype(np.float32), 16000)
+    r = model.predict(tmp_path / "tone.wav")
+    assert r.dynamic["hop_s"] == 0.5 and len(r.dynamic["valence"]) == 14
+    assert np.isclose(r.static["valence"], np.mean(r.dynamic["valence"]), atol=1e-6)
+    assert r.quadrant and set(r.tags) >= {"happy", "sad"} and all(0 <= p <= 1 for p in r.tags.values())
+    q = r.extra["quadrant_probabilities"]
+    assert abs(sum(q.values()) - 1) < 1e-3
+    # a file and the same audio as an array give the same result
+    r2 = model.predict(load_audio(tmp_path / "tone.wav", sr=16000), sr=16000)
+    assert np.allclose(r2.dynamic["arousal"], r.dynamic["arousal"], atol=1e-5)
+
+
+def _written_pieces(n: int):
+    """Short piano pieces in major keys: a I-vi-IV-V progression as chords plus an eighth-note melody."""
+    import mido
+
+    rng = np.random.default_rng(0)
+    out = []
+    for k in range(n):
+        tonic = 57 + int(rng.integers(0, 12))
+        mid = mido.MidiFile(ticks_per_beat=480)
+        tr = mido.MidiTrack()
+        mid.tracks.append(tr)
+        tr.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(int(rng.integers(80, 121)))))
+        scale = [0, 2, 4, 5, 7, 9, 11]
+        events = []  # (tick, on/off, pitch, velocity)
+        for bar, degree in enumerate([0, 5, 3, 4] * 3):
+            t0 = bar * 4 * 480
+            root = tonic - 12 + scale[degree]
+            chord = [
+                root + scale[(degree + i) % 7] - scale[degree] + 12 * ((degree + i) // 7) for i in (0, 2, 4)
+            ]
+            for p in chord:
+                events += [(t0, 1, p, 60), (t0 + 4 * 480 - 10, 0, p, 0)]
+            for e in range(8):
+                p = tonic + 12 + scale[int(rng.integers(0, 7))]
+                events += [(t0 + e * 240, 1, p, 80), (t0 + e * 240 + 230, 0, p, 0)]
+        events.sort(key=lambda e: (e[0], e[1]))
+        last = 0
+        for tick, on, p, v in events:
+            tr.append(mido.Message("note_on" if on else "note_off", note=p, velocity=v, time=tick - last))
+            last = tick
+        out.append((f"written_{k}", mid))
+    return out
+
+
+def _pieces():
+    root = _emopia_root()
+    if root is None:
+        return "written piano pieces", _written_pieces(N_PIECES)
+    with open(root / "split" / "test_clip.csv", newline="") as f:
+        names = sorted(r["clip_name"].strip().removesuffix(".mid") for r in csv.DictReader(f))
+    return f"EMOPIA test clips ({root})", [
+        (n, midi.read_midi(root / "midis" / f"{n}.mid")) for n in names[:N_PIECES]
+    ]
+
+
+@pytest.mark.slow
+def test_default_model_cues_on_sampled_piano(model, tmp_path):
+    ok, why = _tools_ok()
+    if not ok:
+        pytest.fail(why)  # CI installs fluidsynth; a missing tool must not pass silently
+    source, pieces = _pieces()
+
+    def static(mid, name):
+        path = midi.render(mid, tmp_path / f"{name}.wav", sr=16000)
+        y = load_audio(path, sr=16000)[: int(CLIP_S * 16000)]
+        r = model.predict(y, sr=16000)
+        return r.static["valence"], r.static["arousal"]
+
+    rows = []
+    for name, mid in pieces:
+        key = midi.estimate_key(mid)
+        other, _ = midi.to_mode(mid, "minor" if key.mode == "major" else "major", key=key)
+        major, minor = (mid, other) if key.mode == "major" else (other, mid)
+        v_major, _ = static(major, f"{name}_major")
+        v_minor, _ = static(minor, f"{name}_minor")
+        _, a_slow = static(midi.scale_tempo(mid, 0.75), f"{name}_slow")
+        _, a_fast = static(midi.scale_tempo(mid, 1.33), f"{name}_fast")
+        _, a_soft = static(midi.scale_velocity(mid, 0.6), f"{name}_soft")
+        _, a_loud = static(midi.scale_velocity(mid, 1.4), f"{name}_loud")
+        rows.append((v_major - v_minor, a_fast - a_slow, a_loud - a_soft))
+    d = np.array(rows)
+    frac = (d > 0).mean(0)
+    print(
+        f"\n{source}: {len(rows)} pieces; fraction moving the right way: mode {frac[0]:.2f}, "
+        f"tempo {frac[1]:.2f}, loudness {frac[2]:.2f}; mean change {np.round(d.mean(0), 3)}"
+    )
+    assert frac[0] >= MOST, f"valence rose from minor to major on {frac[0]:.0%} of the pieces"
+    assert frac[1] >= MOST, f"arousal rose with tempo on {frac[1]:.0%} of the pieces"
+    assert frac[2] >= MOST, f"arousal rose with loudness on {frac[2]:.0%} of the pieces"
