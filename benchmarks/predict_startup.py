@@ -4,7 +4,8 @@ For a single song, most of the wall time is start-up, not inference. This script
 ``--repeats`` times each, in new Python processes:
 
 1. ``import torch`` alone -- the floor no moodscope change can go below;
-2. ``moodscope predict FILE`` as shipped (the bundled model, moodscope's own Slaney mel filterbank);
+2. ``moodscope predict FILE`` as shipped (the default model: MusiCNN features + head; moodscope's own Slaney
+   mel filterbank), and with ``--model demo`` (the demo DAMFF);
 3. the same, with the filterbank taken from ``librosa.filters.mel`` instead (how moodscope built it before;
    the matrices are equal bit for bit, ``tests/test_features.py``), which needs librosa (a dev dependency).
 
@@ -29,6 +30,7 @@ import numpy as np
 import soundfile as sf
 
 PREDICT = "from moodscope.cli import main; raise SystemExit(main(['predict', {path!r}, '--quiet']))"
+PREDICT_DEMO = "from moodscope.cli import main; raise SystemExit(main(['predict', {path!r}, '--quiet', '--model', 'demo']))"
 WITH_LIBROSA = (
     "import functools, librosa, moodscope.audio.features as F\n"
     "F.mel_basis = functools.lru_cache(maxsize=16)(lambda sr, n_fft, n_mels, fmin=0.0, fmax=None: "
@@ -53,6 +55,7 @@ def main() -> None:
         cases = {
             "import torch": "import torch",
             "moodscope predict": PREDICT.format(path=path),
+            "predict --model demo": PREDICT_DEMO.format(path=path),
             "predict, librosa filterbank": WITH_LIBROSA.format(path=path),
         }
         wall(cases["moodscope predict"])  # warm the OS file cache once
@@ -62,7 +65,7 @@ def main() -> None:
                 times[name].append(wall(code))
     med = {k: statistics.median(v) for k, v in times.items()}
     base = med["moodscope predict"]
-    print(f"predict of a 5 s WAV, bundled model, median of {a.repeats} fresh processes each:")
+    print(f"predict of a 5 s WAV, bundled models, median of {a.repeats} fresh processes each:")
     for name, t in med.items():
         print(f"  {name:<30s} {t:6.2f} s   {t / base:5.2f}x of moodscope predict")
     print(f"  start-up above the torch import: {base - med['import torch']:.2f} s")

@@ -16,7 +16,6 @@ import argparse
 import json
 from pathlib import Path
 
-from moodscope.config import MUSICNN_EMBEDDING
 from moodscope.datasets import load_dataset
 from moodscope.demo import demo_config
 from moodscope.inference.predictor import Predictor, bundled_model_path
@@ -39,7 +38,7 @@ def curve_on_unseen_corpus(model_path: Path) -> dict:
     pred = Predictor.from_file(model_path)
     root = synthetic_root({"n_clips": 48, "duration": 45.0, "seed": 0})
     ds = load_dataset("folder", root)
-    items, _ = tracks_to_items(ds.tracks, MUSICNN_EMBEDDING, progress=False)
+    items, _ = tracks_to_items(ds.tracks, pred.features, progress=False)
     # the demo's held-out songs: its holdout split of the same corpus
     demo_test = set(make_folds(demo_config(root), ds, items)[0].test)
     preds = [pred.task.predict_item(pred.model, it) for it in items]
@@ -56,16 +55,22 @@ def main() -> None:
     ap.add_argument("--emopia", required=True, help="EMOPIA 1.0 release folder")
     ap.add_argument("--out", default="runs/default-model")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument(
+        "--reuse-compare", action="store_true", help="take the table from <out>/compare/compare.json"
+    )
     a = ap.parse_args()
     out = Path(a.out)
-    res = run_compare(
-        str(CONFIG),
-        ["musicnn_va", "classical", "demo"],
-        [f"data.root={a.emopia}"],
-        out_dir=out / "compare",
-        resume=a.resume,
-    )
-    print(res["table"])
+    if a.reuse_compare:
+        res = {"rows": json.loads((out / "compare" / "compare.json").read_text())}
+    else:
+        res = run_compare(
+            str(CONFIG),
+            ["musicnn_va", "classical", "demo"],
+            [f"data.root={a.emopia}"],
+            out_dir=out / "compare",
+            resume=a.resume,
+        )
+        print(res["table"])
     summary = {}
     for r in res["rows"]:
         summary.setdefault(r["model"], {})[r["metric"]] = {

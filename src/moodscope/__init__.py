@@ -4,7 +4,7 @@ Valence-arousal per track, a valence-arousal curve every 0.5 s and emotion tags,
 ADFF and spectrogram-CNN tagger methods. See the README for the command line.
 
 >>> import moodscope
->>> model = moodscope.load_model()                 # the bundled demo model  # doctest: +SKIP
+>>> model = moodscope.load_model()                 # the default model  # doctest: +SKIP
 >>> result = model.predict("song.mp3")             # doctest: +SKIP
 >>> result.static["valence"], result.dynamic["arousal"]  # doctest: +SKIP
 """
@@ -15,7 +15,8 @@ __version__ = "0.1.0"
 
 
 def load_model(path=None, device: str = "cpu", precision: str = "float32"):
-    """Load a model file (default: the bundled demo model) as a :class:`moodscope.inference.predictor.Predictor`.
+    """Load a model as a :class:`moodscope.inference.predictor.Predictor`: ``path`` is a model file, a bundled
+    model's name (``"default"``, ``"demo"``) or None (the default model: MusiCNN + EMOPIA, see the README).
 
     ``precision``: ``float32`` (default), ``bf16`` or ``auto`` (bf16 only where the device runs it
     natively); see :mod:`moodscope.precision`.

@@ -405,9 +405,13 @@ def cmd_models(a) -> int:
         meta = read_metadata(path)
         info = meta.get("info") or {}
         print(f"{name:<10s} {meta.get('model_name', '?')}: {info.get('description', '')}")
-        for key in ("trained_on", "licences", "measured"):
+        for key in ("trained_on", "licences"):
             if info.get(key):
                 print(f"{'':<10s} {key.replace('_', ' ')}: {info[key]}")
+        measured = info.get("measured") or {}
+        if measured.get("emopia_test"):  # the headline numbers; the model file's metadata has the rest
+            nums = ", ".join(f"{k} {v['mean']:.3f}" for k, v in measured["emopia_test"].items())
+            print(f"{'':<10s} measured ({measured.get('protocol', '')}): {nums}")
     return 0
 
 

@@ -31,6 +31,9 @@ class FeatureConfig:
     (:mod:`moodscope.models.musicnn`) on a 3 s window centred on every 0.5 s step, one "frame" per step
     (2 per second) of 250 values: the 200-unit embedding (Essentia's MSD-MusiCNN embedding) then the 50 MSD
     tag logits. The mel settings are then those of the network's input (:data:`MUSICNN_EMBEDDING`).
+    ``level_db`` (``kind="musicnn"`` only) is a ceiling: a track (file or array, as a whole) whose RMS level is
+    above it, in dBFS, is scaled down to it before the network; quieter tracks are left alone. Mastered music
+    is 10-25 dB louder than the renderings the default model learnt from; the dynamics inside a track stay.
     ``extras`` appends features of the same steps computed from the audio itself (not cached: they cost
     milliseconds): ``("mode",)`` adds the 19 key-invariant mode features of :func:`moodscope.audio.tonal.mode_features`.
 
@@ -54,9 +57,12 @@ class FeatureConfig:
     center: bool = True
     compression: str = "db"
     extras: tuple = ()
+    level_db: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "extras", tuple(self.extras))
+        if self.level_db is not None and self.kind != "musicnn":
+            raise ValueError("feature level_db: only kind 'musicnn' takes it")
         if self.extras and (self.kind != "musicnn" or set(self.extras) - {"mode"}):
             raise ValueError(
                 f"feature extras {list(self.extras)}: only kind 'musicnn' takes them, and only 'mode'"
@@ -93,7 +99,9 @@ class FeatureConfig:
 
     def input_config(self) -> FeatureConfig:
         """The log-Mel settings a ``kind="musicnn"`` extractor computes first (itself for other kinds)."""
-        return dataclasses.replace(self, kind="logmel", extras=()) if self.kind == "musicnn" else self
+        if self.kind == "musicnn":
+            return dataclasses.replace(self, kind="logmel", extras=(), level_db=None)
+        return self
 
     def without_extras(self) -> FeatureConfig:
         """These settings without ``extras`` (what the feature cache stores)."""
@@ -118,6 +126,8 @@ class FeatureConfig:
             d["extras"] = list(d["extras"])
         else:
             del d["extras"]
+        if d["level_db"] is None:
+            del d["level_db"]
         return d
 
     @classmethod

@@ -74,19 +74,25 @@ def read_metadata(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found")
+    return read_json_metadata(path, META_KEY, FORMAT_VERSION, "not a moodscope model")
+
+
+def read_json_metadata(path: Path, key: str, fmt, missing: str) -> dict:
+    """The JSON object stored under ``key`` in a safetensors file's metadata, checked to have ``format``
+    ``fmt``; ``missing`` says what a file without it is (for the error). No tensor is read."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(META_KEY)
+            raw = (f.metadata() or {}).get(key)
     except Exception as e:  # safetensors raises its own error types for bad headers
         raise ModelFileError(f"{path}: not a safetensors model file ({e})") from None
     if raw is None:
-        raise ModelFileError(f"{path}: safetensors file has no '{META_KEY}' metadata (not a moodscope model)")
+        raise ModelFileError(f"{path}: safetensors file has no '{key}' metadata ({missing})")
     try:
         meta = json.loads(raw)
     except json.JSONDecodeError as e:
         raise ModelFileError(f"{path}: model metadata is not valid JSON ({e})") from None
-    if meta.get("format") != FORMAT_VERSION:
-        raise ModelFileError(f"{path}: model file format {meta.get('format')!r}, expected {FORMAT_VERSION}")
+    if meta.get("format") != fmt:
+        raise ModelFileError(f"{path}: model file format {meta.get('format')!r}, expected {fmt}")
     return meta
 
 

@@ -68,10 +68,14 @@ def test_musicnn_to_dict_round_trip_and_default_keys_unchanged():
     d = MUSICNN_EMBEDDING.to_dict()
     assert d["kind"] == "musicnn" and d["compression"] == "musicnn"
     assert FeatureConfig.from_dict(json.loads(json.dumps(d))) == MUSICNN_EMBEDDING
-    # the default compression is left out, so cache keys and model files made before it stay the same
+    # the default compression and extras are left out, so cache keys and model files made before them stay the same
     plain = FeatureConfig().to_dict()
     assert "compression" not in plain
-    assert set(plain) == {f.name for f in dataclasses.fields(FeatureConfig)} - {"compression"}
+    assert set(plain) == {f.name for f in dataclasses.fields(FeatureConfig)} - {
+        "compression",
+        "extras",
+        "level_db",
+    }
     assert FeatureConfig.from_dict(plain) == FeatureConfig()
     assert "compression" not in FeatureConfig().key()
     assert MUSICNN_EMBEDDING.key() != MUSICNN_EMBEDDING.input_config().key()

@@ -97,3 +97,15 @@ def test_mode_extra_appends_columns_and_keeps_cache_keys(tmp_path):
     assert np.allclose(full[:, :250], compute_features(load_audio(path, sr=SR), MUSICNN_EMBEDDING), atol=1e-5)
     assert np.allclose(full[:, 250:], tonal.mode_features(load_audio(path, sr=SR), SR, 10))
     assert np.allclose(file_features(path, c, cache=False), full, atol=1e-5)
+
+
+def test_level_ceiling_brings_loud_tracks_down_and_leaves_quiet_ones():
+    y = cadence(60, False)[: SR * 4]  # RMS about -26 dBFS
+    c = dataclasses.replace(MUSICNN_EMBEDDING, level_db=-40.0)
+    assert "level_db" not in MUSICNN_EMBEDDING.to_dict() and FeatureConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match="level_db"):
+        FeatureConfig(level_db=-20.0)
+    loud, louder = compute_features(y, c), compute_features(4 * y, c)
+    assert np.allclose(loud, louder, atol=1e-4)  # both above the ceiling: the same input to the network
+    quiet = compute_features(0.001 * y, c)  # below the ceiling: untouched
+    assert np.allclose(quiet, compute_features(0.001 * y, MUSICNN_EMBEDDING), atol=1e-5)

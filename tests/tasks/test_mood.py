@@ -39,7 +39,7 @@ def task():
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    m = build("musicnn_va", width=0.25)
+    m = build("musicnn_va", width=0.25, mode_features=False)  # 250-wide rows: no mode extra
     m.set_input_stats(np.zeros(250, np.float32), np.ones(250, np.float32))
     return m.eval()
 
@@ -196,7 +196,7 @@ def test_sign_loss_is_the_bce_of_the_clip_mean(task, items):
 def test_sign_loss_decreases_when_training_the_head():
     task = MoodTask(MUSICNN_EMBEDDING, tag_names=Q, window_s=10.0)
     torch.manual_seed(1)
-    m = build("musicnn_va", width=0.25)
+    m = build("musicnn_va", width=0.25, mode_features=False)  # 250-wide rows: no mode extra
     m.set_input_stats(np.zeros(250, np.float32), np.ones(250, np.float32))
     clips = [Item(f"c{i}", feats(20, 10 + i), tags=one_hot(Q[i % 4])) for i in range(8)]
     for i, it in enumerate(clips):  # a feature that says the quadrant

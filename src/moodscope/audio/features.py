@@ -268,6 +268,11 @@ class MusicnnEmbedding(nn.Module):
         if y.dim() != 1:
             raise ValueError(f"MusicnnEmbedding expects one mono waveform (samples,), got {tuple(y.shape)}")
         steps = max(1, y.shape[-1] // int(round(self.config.sr * SEGMENT_S)))
+        if self.config.level_db is not None:
+            rms = float(torch.sqrt(torch.mean(y.double() ** 2)))
+            target = 10.0 ** (self.config.level_db / 20.0)
+            if rms > target:  # louder tracks are brought down to the level; quieter ones are left as they are
+                y = y * (target / rms)
         mel = self.logmel(y.to(self.logmel.window.device))[None]  # (1, frames, 96)
         if mel.shape[1] < self._patch:
             mel = torch.nn.functional.pad(mel, (0, 0, 0, self._patch - mel.shape[1]))

@@ -78,7 +78,6 @@ moves them by 0.0013 (max 0.054), cosine 0.998.
 from __future__ import annotations
 
 import importlib.resources
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -89,6 +88,7 @@ from torch.nn import functional as F
 
 from ..config import FeatureConfig
 from ..errors import ModelFileError
+from ..modelfile import read_json_metadata
 
 __all__ = [
     "MSD_TAGS",
@@ -378,20 +378,7 @@ def _resolve(which: str | Path) -> tuple[Path, object]:
 
 
 def _read_metadata(path: Path) -> dict:
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(META_KEY)
-    except Exception as e:  # safetensors raises its own error types for bad headers
-        raise ModelFileError(f"{path}: not a safetensors file ({e})") from None
-    if raw is None:
-        raise ModelFileError(f"{path}: no '{META_KEY}' metadata (not written by tools/convert_musicnn.py)")
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise ModelFileError(f"{path}: metadata is not JSON ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: metadata format {meta.get('format')!r}, expected {FORMAT!r}")
-    return meta
+    return read_json_metadata(path, META_KEY, FORMAT, "not written by tools/convert_musicnn.py")
 
 
 def musicnn_metadata(which: str | Path = "msd") -> dict:
