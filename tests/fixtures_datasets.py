@@ -503,13 +503,22 @@ def make_emopia(tmp_path: Path, *, quirks: bool = True) -> Path:
     return tmp_path
 
 
-def piano_piece(seed: int, *, mode: str = "major", bpm: float = 100.0, velocity: int = 80, bars: int = 4):
+def piano_piece(
+    seed: int,
+    *,
+    mode: str = "major",
+    bpm: float = 100.0,
+    velocity: int = 80,
+    bars: int = 4,
+    register: int = 0,
+):
     """A short piano piece (``mido.MidiFile``): a I-vi-IV-V (major) or i-VI-iv-v (minor) progression as held
-    chords under an eighth-note melody from the scale, in a random key; ``bpm`` and ``velocity`` as given."""
+    chords under an eighth-note melody from the scale, in a random key ``register`` semitones above A3-G#4;
+    ``bpm`` and ``velocity`` as given."""
     import mido
 
     rng = np.random.default_rng(seed)
-    tonic = 57 + int(rng.integers(0, 12))
+    tonic = 57 + register + int(rng.integers(0, 12))
     scale = [0, 2, 4, 5, 7, 9, 11] if mode == "major" else [0, 2, 3, 5, 7, 8, 10]
     mid = mido.MidiFile(ticks_per_beat=480)
     tr = mido.MidiTrack()
@@ -534,25 +543,30 @@ def piano_piece(seed: int, *, mode: str = "major", bpm: float = 100.0, velocity:
     return mid
 
 
-#: The cues of :func:`make_emopia_cues` per quadrant: (mode, tempo in bpm, velocity).
-QUADRANT_CUES = {1: ("major", 150, 105), 2: ("minor", 150, 105), 3: ("minor", 70, 45), 4: ("major", 70, 45)}
+#: The cues of :func:`make_emopia_cues` per quadrant: (mode, tempo in bpm, velocity, register in semitones).
+QUADRANT_CUES = {
+    1: ("major", 150, 105, 12),
+    2: ("minor", 150, 105, -5),
+    3: ("minor", 70, 45, -5),
+    4: ("major", 70, 45, 12),
+}
 
 
 def make_emopia_cues(tmp_path: Path, *, per_quadrant: int = 10, split=(6, 2, 2)) -> Path:
     """An EMOPIA-shaped release whose quadrants follow musical cues: arousal from tempo and loudness, valence
-    from the mode (:data:`QUADRANT_CUES`); one clip per song, ``split`` clips per quadrant in train/val/test.
+    from the mode and the register (:data:`QUADRANT_CUES`); one clip per song, ``split`` clips per quadrant in train/val/test.
     Returns the release folder."""
     root = tmp_path / "EMOPIA_cues"
     (root / "midis").mkdir(parents=True)
     (root / "split").mkdir()
     labels, splits = ["ID,4Q,annotator"], {"train": [], "val": [], "test": []}
     names = ["train"] * split[0] + ["val"] * split[1] + ["test"] * split[2]
-    for q, (mode, bpm, vel) in QUADRANT_CUES.items():
+    for q, (mode, bpm, vel, register) in QUADRANT_CUES.items():
         for k in range(per_quadrant):
             tid = f"Q{q}_song{q}x{k}_0"
-            piano_piece(100 * q + k, mode=mode, bpm=bpm, velocity=vel, bars=4 if bpm > 100 else 2).save(
-                str(root / "midis" / f"{tid}.mid")
-            )
+            piano_piece(
+                100 * q + k, mode=mode, bpm=bpm, velocity=vel, bars=4 if bpm > 100 else 2, register=register
+            ).save(str(root / "midis" / f"{tid}.mid"))
             labels.append(f"{tid},{q},A")
             splits[names[k % len(names)]].append(tid)
     (root / "label.csv").write_text("\n".join(labels) + "\n")

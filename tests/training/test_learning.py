@@ -103,7 +103,8 @@ def test_tagger_learns_quadrant_tags(static_corpus, tmp_path):
 
 def test_mood_model_learns_quadrants_from_musical_cues(tmp_path):
     """The default model's recipe (musicnn_va on frozen MusiCNN embeddings, trained on quadrant labels) learns
-    an EMOPIA-shaped release whose quadrants follow tempo, loudness and mode, rendered with FluidSynth."""
+    an EMOPIA-shaped release whose quadrants follow tempo and loudness (arousal), mode and register (valence),
+    rendered with FluidSynth."""
     from fixtures_datasets import make_emopia_cues
 
     root = make_emopia_cues(tmp_path)
@@ -118,7 +119,8 @@ def test_mood_model_learns_quadrants_from_musical_cues(tmp_path):
     res = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
     m = res["summary"]
     print({k: round(v["mean"], 3) for k, v in m.items()})
-    # tempo and loudness are learnt from 24 clips; the mode (valence) only partly (the frozen embedding and
-    # the mode features carry it weakly at this size), so the quadrant bar is chance (0.25) doubled
+    # 24 training clips; with mode alone for valence, its sign came out anywhere between chance and inverted at
+    # this size (random keys and registers decided it), so the fixture adds register, as the synthetic corpus does
     assert m["arousal_sign_accuracy"]["mean"] >= 0.85
-    assert m["quadrant_accuracy"]["mean"] >= 0.5
+    assert m["valence_sign_accuracy"]["mean"] >= 0.75
+    assert m["quadrant_accuracy"]["mean"] >= 0.6
