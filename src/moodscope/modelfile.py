@@ -111,6 +111,19 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelBun
         raise ModelFileError(f"{path}: {e}") from None
     with safe_open(str(path), framework="pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
+    load_weights(path, model, tensors, f"model {name!r} {meta.get('model_args')}")
+    model.eval().to(device)
+    return ModelBundle(
+        model=model,
+        features=FeatureConfig.from_dict(meta.get("features")),
+        info=meta.get("info", {}),
+        path=path,
+    )
+
+
+def load_weights(path, model, tensors: dict, what: str) -> None:
+    """Load ``tensors`` into ``model`` strictly; a mismatch raises :class:`ModelFileError` naming the missing,
+    unexpected and mis-shaped tensors (``what`` names the architecture in the message)."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -127,17 +140,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelBun
             parts.append(f"unexpected tensors {_short(unexpected)}")
         if shapes:
             parts.append(f"shape mismatch {_short(shapes)}")
-        raise ModelFileError(
-            f"{path}: weights do not match model {name!r} {meta.get('model_args')}: " + "; ".join(parts)
-        )
+        raise ModelFileError(f"{path}: weights do not match {what}: " + "; ".join(parts))
     model.load_state_dict(tensors, strict=True)
-    model.eval().to(device)
-    return ModelBundle(
-        model=model,
-        features=FeatureConfig.from_dict(meta.get("features")),
-        info=meta.get("info", {}),
-        path=path,
-    )
 
 
 def _short(items: list[str], n: int = 4) -> str:

@@ -88,7 +88,7 @@ from torch.nn import functional as F
 
 from ..config import FeatureConfig
 from ..errors import ModelFileError
-from ..modelfile import read_json_metadata
+from ..modelfile import load_weights, read_json_metadata
 
 __all__ = [
     "MSD_TAGS",
@@ -411,22 +411,7 @@ def load_musicnn(which: str | Path = "msd", *, device: str | torch.device = "cpu
     finally:
         if ctx is not None:
             ctx.__exit__(None, None, None)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    shapes = [
-        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in sorted(set(expected) & set(tensors))
-        if tuple(tensors[k].shape) != tuple(expected[k].shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = [f"missing tensors {missing}"] * bool(missing) + [f"unexpected tensors {unexpected}"] * bool(
-            unexpected
-        )
-        raise ModelFileError(
-            f"{path}: does not match MusiCNN{model.model_args}: " + "; ".join(parts + shapes)
-        )
-    model.load_state_dict(tensors, strict=True)
+    load_weights(path, model, tensors, f"MusiCNN{model.model_args}")
     tags = list(meta.get("tags", []))
     if len(tags) != model.model_args["n_tags"]:
         raise ModelFileError(f"{path}: {len(tags)} tag names for {model.model_args['n_tags']} outputs")
