@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.moodscope-installed
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast lint bench fuzz clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,11 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/ruff format --check src tests benchmarks tools
+
+# the parsers of untrusted bytes under Hypothesis for FUZZ_SECONDS (default 10 minutes) in all
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	MOODSCOPE_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest tests/fuzz -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/damff_speed.py

@@ -10,6 +10,11 @@ import soundfile as sf
 
 SR = 44100
 
+#: the fixtures of the bad-input corpus (``cli``, ``tiny_model``) and of the fuzz tests (``fuzz``, the Hypothesis
+#: profiles): plugins rather than sub-folder conftest.py files, whose module name ``conftest`` would shadow this one
+#: for the tests that ``from conftest import make_tone``
+pytest_plugins = ["badinput.harness", "fuzz.harness"]
+
 
 def _native_bf16() -> tuple[bool, str]:
     from moodscope.precision import cpu_bf16_native

@@ -84,7 +84,7 @@ def test_foreign_safetensors_and_unknown_model(tmp_path):
         load_model(p)
     meta = {"format": 1, "model_name": "nonexistent", "model_args": {}, "features": {}, "info": {}}
     save_file({"w": torch.zeros(2)}, str(p), metadata={"moodscope": json.dumps(meta)})
-    with pytest.raises(ModelFileError, match="unknown model 'nonexistent'"):
+    with pytest.raises(ModelFileError, match='model_name="nonexistent": unknown model'):
         load_model(p)
     meta["model_name"] = "damff"
     meta["model_args"] = {"no_such_arg": 1}

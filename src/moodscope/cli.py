@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import logging
 import os
 import sys
@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import MoodscopeError
+from .errors import MoodscopeError, shown_path
 
 #: examples per verb: the first is also listed by ``moodscope --help``
 EXAMPLES = {
@@ -24,6 +24,7 @@ EXAMPLES = {
         "moodscope predict song.mp3 --plot                # JSON on stdout, song.png here",
         "moodscope predict ~/Music/ --out results/ --precision auto  # bf16 where the CPU/GPU has it",
         "moodscope predict song.mp3 --model demo          # the synthetic-corpus demo DAMFF",
+        "moodscope predict ~/Music/ --out results/ --overwrite  # replace the outputs of an earlier run",
     ],
     "demo": [
         "moodscope demo",
@@ -109,7 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         help="model file (.safetensors) or a bundled model: default (MusiCNN + EMOPIA, the default) or demo",
     )
-    s.add_argument("--out", help="output folder")
+    s.add_argument(
+        "--out", help="output folder (created; another run may not write into it at the same time)"
+    )
+    s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace outputs that already exist in --out (default: refuse before any work, naming them)",
+    )
     s.add_argument(
         "--format", choices=["json", "csv"], default="json", help="per-track output format (default json)"
     )
@@ -163,8 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set train.epochs=5 --set data.root=~/DEAM (repeatable)",
     )
-    s.add_argument("--out", help="run directory (default <output_dir>/<name>)")
-    s.add_argument("--resume", action="store_true", help="skip finished folds, continue an interrupted one")
+    s.add_argument(
+        "--out", help="run directory (default <output_dir>/<name>; created and locked before any work)"
+    )
+    again = s.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip finished folds, continue an interrupted one (refused if the config differs)",
+    )
+    again.add_argument(
+        "--restart", action="store_true", help="remove the run directory's earlier results and start over"
+    )
     s.add_argument("--folds", type=int, help="number of folds (= --set split.folds=N)")
     s.add_argument("--device", help="cpu, cuda or auto (= --set train.device=...)")
     _add_precision(s, None)
@@ -226,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name")
     d.add_argument("--root", required=True)
     d.add_argument("--no-audio-check", action="store_true", help="skip decoding each audio file's header")
+    d.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="let dataset.yaml's audio_dir and split file lie outside --root (default: refused; a tree cannot "
+        "allow this itself)",
+    )
 
     _add(
         sub,
@@ -250,11 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     s.add_argument("--device", help="cpu, cuda or auto (= --set train.device=...)")
     _add_precision(s, None)
-    s.add_argument("--out", help="output folder (default runs/compare-<config name>)")
-    s.add_argument(
+    s.add_argument("--out", help="output folder (default runs/compare-<config name>; locked while it runs)")
+    again = s.add_mutually_exclusive_group()
+    again.add_argument(
         "--resume",
         action="store_true",
-        help="keep finished folds of each model and continue interrupted ones",
+        help="keep finished folds of each model and continue interrupted ones (refused if the config differs)",
+    )
+    again.add_argument(
+        "--restart", action="store_true", help="remove each model's earlier results and start over"
     )
     s.add_argument(
         "--metrics", help="comma-separated metrics shown in the markdown table (default all; the CSV has all)"
@@ -273,6 +301,7 @@ def cmd_predict(a) -> int:
         out_dir=a.out,
         fmt=a.format,
         plot=a.plot,
+        overwrite=a.overwrite,
         device=a.device,
         hop_valence=a.hop_valence,
         hop_arousal=a.hop_arousal,
@@ -281,16 +310,16 @@ def cmd_predict(a) -> int:
     )
     if a.plot and not a.out:
         for r in results:
-            print(f"plot: {r.extra['plot']}", file=sys.stderr)
+            print(f"plot: {shown_path(r.extra['plot'])}", file=sys.stderr)
     if a.out:
         if not a.quiet:
             for r in results:
-                print(r.summary_line(), file=sys.stderr)
-        print(f"{len(results)} track(s) predicted -> {a.out}", file=sys.stderr)
+                print(shown_path(r.summary_line()), file=sys.stderr)
+        print(f"{len(results)} track(s) predicted -> {shown_path(a.out)}", file=sys.stderr)
     if failures:
         print(f"{len(failures)} file(s) failed:", file=sys.stderr)
         for f, m in failures:
-            print(f"  {f}: {m}", file=sys.stderr)
+            print(f"  {shown_path(f)}: {m}", file=sys.stderr)
         return 1
     return 0
 
@@ -307,15 +336,21 @@ def cmd_train(a) -> int:
         ov.append("train.fast_dev_run=true")
     if a.precision:
         ov.append(f"train.precision={a.precision}")
-    out = run_experiment(a.config, ov, out_dir=a.out, resume=a.resume, progress=not a.quiet)
+    out = run_experiment(
+        a.config, ov, out_dir=a.out, resume=a.resume, restart=a.restart, progress=not a.quiet
+    )
     print(out["table"])
     print(f"run directory: {out['run_dir']}")
     return 0
 
 
 def cmd_evaluate(a) -> int:
+    from .fileio import json_text, write_atomic
     from .training.experiment import evaluate_model_on_dataset
+    from .training.rundir import check_writable_file
 
+    if a.json_out:  # before any prediction: an unwritable destination costs no work
+        check_writable_file(a.json_out, "--json file")
     ids = None
     if a.ids:
         ids = [t for t in Path(a.ids).read_text().replace(",", " ").split() if t]
@@ -324,7 +359,7 @@ def cmd_evaluate(a) -> int:
     for k, v in metrics.items():
         print(f"{k:>24s}  {v:.4f}")
     if a.json_out:
-        Path(a.json_out).write_text(json.dumps(dict(metrics), indent=2))
+        write_atomic(a.json_out, json_text(dict(metrics), indent=2))
     return 0
 
 
@@ -372,11 +407,14 @@ def cmd_datasets(a) -> int:
     if a.datasets_verb == "check":
         from .errors import DatasetError
 
+        opts = {"allow_outside_root": True} if a.allow_outside_root else {}
         try:
-            report = check.check_dataset(a.name, a.root, durations=not a.no_audio_check, progress=True)
-        except DatasetError as e:
-            print(f"moodscope datasets check: error: {e}", file=sys.stderr)
-            return 1
+            report = check.check_dataset(
+                a.name, a.root, durations=not a.no_audio_check, progress=True, **opts
+            )
+        except DatasetError as e:  # the tree cannot be read at all: nothing was checked
+            print(f"moodscope datasets check: error: {shown_path(str(e))}", file=sys.stderr)
+            return 2
         print(report.format())
         return 0 if report.ok else 1
     raise MoodscopeError("usage: moodscope datasets list | moodscope datasets check NAME --root DIR")
@@ -431,6 +469,7 @@ def cmd_compare(a) -> int:
         ov,
         out_dir=a.out,
         resume=a.resume,
+        restart=a.restart,
         metrics=[m for m in (a.metrics or "").split(",") if m] or None,
         progress=not a.quiet,
     )
@@ -485,10 +524,16 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():  # restores the warning hooks when the verb returns
             _warnings_as_lines(a.verb)
             return COMMANDS[a.verb](a)
+    except BrokenPipeError:
+        # the reader went away (``moodscope predict DIR | head -1``): stop quietly, as Unix tools do
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except (MoodscopeError, OSError) as e:
         # moodscope's own errors, and the file system's (a missing or unwritable path), are the user's to
         # fix: one line. Anything else is a bug and keeps its traceback.
-        print(f"moodscope {a.verb}: error: {e}", file=sys.stderr)
+        print(f"moodscope {a.verb}: error: {shown_path(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

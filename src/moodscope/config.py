@@ -9,10 +9,223 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers as _numbers
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 SEGMENT_S = 0.5  #: length of one dynamic step in seconds (2 Hz labels)
 WINDOW_S = 30.0  #: DAMFF's training / sliding window length in seconds
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Declared settings: what a setting may be, checked before anything is built from it
+#
+# Each owner of settings declares them next to its arguments (``FeatureConfig.SETTINGS`` below, a model's
+# ``arg_settings``, a task's ``option_settings``), with the factories here; :func:`check_settings` checks a
+# mapping against such a declaration. Bounds are sanity bounds (what no real configuration comes near, and what
+# keeps a model file from asking for terabytes), not tuning advice.
+
+
+class SettingError(ValueError):
+    """A setting that is not what its owner declares; the message is one line, ``key=value: why``.
+
+    ``key`` is the setting's (dotted) name, ``value`` the value found, ``why`` what it should be.
+    """
+
+    def __init__(self, key: str, value: Any, why: str):
+        self.key, self.value, self.why = key, value, why
+        super().__init__(f"{key}={shown(value)}: {why}")
+
+    def within(self, section: str) -> SettingError:
+        """The same error with ``section.`` in front of the key."""
+        return SettingError(f"{section}.{self.key}" if section else self.key, self.value, self.why)
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A short rendering of a setting's value for a message: JSON for scalars (cut at ``limit`` characters),
+    the type and size for lists and objects (their contents are not echoed)."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, _numbers.Integral):
+        value = int(value)
+        if value.bit_length() > 96:
+            return f"<an integer of {int(value.bit_length() * math.log10(2)) + 1} digits>"
+        return str(value)
+    if isinstance(value, _numbers.Real):
+        return json.dumps(float(value))
+    if isinstance(value, str):
+        s = json.dumps(value if len(value) <= limit else value[:limit])
+        return s if len(value) <= limit else s[:-1] + '…"'
+    if isinstance(value, Mapping):
+        return f"<an object of {len(value)} key(s)>"
+    if isinstance(value, (list, tuple)):
+        return f"<a list of {len(value)} item(s)>"
+    return f"<{type(value).__name__}>"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What one setting may be: ``why(value)`` is None for a good value, else what it should be.
+
+    Made by the factories :func:`integer`, :func:`number`, :func:`flag`, :func:`choice`, :func:`text`,
+    :func:`integer_list`, :func:`number_list`, :func:`text_list`, :func:`int_or_pair` and :func:`mapping`.
+    """
+
+    why: Callable[[Any], str | None]
+    doc: str
+
+    def __call__(self, value: Any) -> str | None:
+        return self.why(value)
+
+
+def _optional(check: Callable[[Any], str | None], doc: str, none: bool) -> Setting:
+    if not none:
+        return Setting(check, doc)
+    return Setting(lambda v: None if v is None else check(v), f"{doc} or null")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, _numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, _numbers.Real) and not isinstance(v, bool)
+
+
+def _interval(lo, hi, lo_open: bool = False, hi_open: bool = False) -> str:
+    return f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+
+def _in(v, lo, hi, lo_open: bool = False, hi_open: bool = False) -> bool:
+    return (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+
+
+def integer(lo: int, hi: int, *, none: bool = False) -> Setting:
+    """An integer in ``[lo, hi]`` (not a bool, not a float)."""
+    doc = f"an integer in {_interval(lo, hi)}"
+
+    def check(v):
+        return None if _is_int(v) and lo <= v <= hi else f"must be {doc}"
+
+    return _optional(check, doc, none)
+
+
+def number(
+    lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False, none: bool = False
+) -> Setting:
+    """A finite number (integer or float, not a bool) in the interval from ``lo`` to ``hi``."""
+    doc = f"a number in {_interval(lo, hi, lo_open, hi_open)}"
+
+    def check(v):
+        ok = _is_number(v) and (_is_int(v) or math.isfinite(v)) and _in(v, lo, hi, lo_open, hi_open)
+        return None if ok else f"must be {doc}"
+
+    return _optional(check, doc, none)
+
+
+def flag() -> Setting:
+    """``true`` or ``false``."""
+    return Setting(lambda v: None if isinstance(v, bool) else "must be true or false", "true or false")
+
+
+def choice(options: Sequence[str], *, none: bool = False) -> Setting:
+    """One of ``options`` (strings)."""
+    options = tuple(options)
+    shown_opts = ", ".join(json.dumps(o) for o in options[:12]) + (" ..." if len(options) > 12 else "")
+    doc = f"one of {shown_opts}"
+
+    def check(v):
+        return None if isinstance(v, str) and v in options else f"must be {doc}"
+
+    return _optional(check, doc, none)
+
+
+def text(max_chars: int = 1000, *, none: bool = False) -> Setting:
+    """A string of at most ``max_chars`` characters."""
+    doc = f"a string of at most {max_chars} characters"
+    return _optional(
+        lambda v: None if isinstance(v, str) and len(v) <= max_chars else f"must be {doc}", doc, none
+    )
+
+
+def _sequence(item: Setting, item_doc: str, min_len: int, max_len: int, none: bool, unique: bool) -> Setting:
+    doc = f"a list of {min_len} to {max_len} {item_doc}" + (", each once" if unique else "")
+
+    def check(v):
+        if not isinstance(v, (list, tuple)) or not min_len <= len(v) <= max_len:
+            return f"must be {doc}"
+        for i, x in enumerate(v):
+            if item(x) is not None:
+                return f"item {i} is {shown(x)}; must be {doc}"
+        if unique and len(set(v)) != len(v):
+            return f"must be {doc}"
+        return None
+
+    return _optional(check, doc, none)
+
+
+def integer_list(lo: int, hi: int, *, min_len: int = 1, max_len: int = 16, none: bool = False) -> Setting:
+    """A list of ``min_len`` to ``max_len`` integers in ``[lo, hi]``."""
+    return _sequence(integer(lo, hi), f"integers in {_interval(lo, hi)}", min_len, max_len, none, False)
+
+
+def number_list(lo: float, hi: float, *, min_len: int = 0, max_len: int = 16, none: bool = False) -> Setting:
+    """A list of ``min_len`` to ``max_len`` numbers in ``[lo, hi]``."""
+    return _sequence(number(lo, hi), f"numbers in {_interval(lo, hi)}", min_len, max_len, none, False)
+
+
+def text_list(
+    *, choices: Sequence[str] | None = None, max_len: int = 16, max_chars: int = 200, unique: bool = False
+) -> Setting:
+    """A list of at most ``max_len`` strings (each at most ``max_chars`` long, or one of ``choices``)."""
+    item = choice(choices) if choices is not None else text(max_chars)
+    item_doc = "strings" if choices is None else f"names among {choice(choices).doc[len('one of ') :]}"
+    return _sequence(item, item_doc, 0, max_len, False, unique)
+
+
+def int_or_pair(lo: int, hi: int) -> Setting:
+    """An integer in ``[lo, hi]`` or a pair of them (``(time, freq)`` sizes)."""
+    one, pair = integer(lo, hi), integer_list(lo, hi, min_len=2, max_len=2)
+    doc = f"an integer in {_interval(lo, hi)} or a pair of them"
+    return Setting(lambda v: None if one(v) is None or pair(v) is None else f"must be {doc}", doc)
+
+
+def mapping(settings: Mapping[str, Setting], *, none: bool = False) -> Setting:
+    """An object whose keys are among ``settings`` and whose values are what they declare."""
+    doc = f"an object with keys among {', '.join(settings)}"
+
+    def check(v):
+        if not isinstance(v, Mapping):
+            return f"must be {doc}"
+        try:
+            check_settings(v, settings)
+        except SettingError as e:
+            return f"{e}"
+        return None
+
+    return _optional(check, doc, none)
+
+
+def check_settings(values: Mapping, settings: Mapping[str, Setting], *, what: str = "setting") -> None:
+    """Check every key of ``values`` against ``settings``: an unknown key or a value that is not what its
+    :class:`Setting` declares raises :class:`SettingError` naming the key (the first bad one)."""
+    if not isinstance(values, Mapping):
+        raise SettingError(what, values, "must be an object")
+    unknown = [k for k in values if k not in settings]
+    if unknown:
+        k = unknown[0]
+        key = k if isinstance(k, str) else shown(k)
+        raise SettingError(key, values[k], f"unknown {what}; known: {', '.join(settings)}")
+    for k, v in values.items():
+        why = settings[k](v)
+        if why is not None:
+            raise SettingError(k, v, why)
+
+
+#: Sample rates a model or its features may declare.
+SAMPLE_RATE = integer(1000, 192000)
 
 
 @dataclass(frozen=True)
@@ -59,8 +272,44 @@ class FeatureConfig:
     extras: tuple = ()
     level_db: float | None = None
 
+    #: What each setting may be (checked on construction, so a model file's or a config's settings are
+    #: bounded before any feature is computed); see also the cross-checks in ``__post_init__``.
+    SETTINGS: ClassVar[dict[str, Setting]] = {
+        "kind": choice(("logmel", "waveform", "musicnn")),
+        "sr": SAMPLE_RATE,
+        "n_mels": integer(1, 1024),
+        "n_fft": integer(16, 65536),
+        "hop_length": integer(1, 65536),
+        "fmin": number(0, 96000),
+        "fmax": number(0, 96000, lo_open=True, none=True),
+        "power": number(0, 4, lo_open=True),
+        "amin": number(0, 1, lo_open=True),
+        "top_db": number(0, 1000, lo_open=True, none=True),
+        "center": flag(),
+        "compression": choice(("db", "musicnn")),
+        "extras": text_list(choices=("mode",), max_len=1, unique=True),
+        "level_db": number(-120, 0, none=True),
+    }
+    #: Log-Mel frames per second a setting may give (``sr / hop_length``): at least one frame per 0.5 s step,
+    #: at most one per millisecond.
+    FRAMES_PER_SECOND: ClassVar[tuple[float, float]] = (2.0, 1000.0)
+
     def __post_init__(self):
+        check_settings({f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, self.SETTINGS)
         object.__setattr__(self, "extras", tuple(self.extras))
+        if self.kind != "waveform":  # the log-Mel settings are used (by kind musicnn as its network's input)
+            lo, hi = self.FRAMES_PER_SECOND
+            if not lo <= self.sr / self.hop_length <= hi:
+                raise SettingError(
+                    "hop_length",
+                    self.hop_length,
+                    f"gives {self.sr / self.hop_length:.3g} frames/s at sr {self.sr}; must give {lo:g} to {hi:g}",
+                )
+            nyquist = self.sr / 2
+            if self.fmax is not None and self.fmax > nyquist:
+                raise SettingError("fmax", self.fmax, f"must be at most sr / 2 = {nyquist:g}")
+            if not self.fmin < (nyquist if self.fmax is None else self.fmax):
+                raise SettingError("fmin", self.fmin, "must be below fmax (sr / 2 when fmax is null)")
         if self.level_db is not None and self.kind != "musicnn":
             raise ValueError("feature level_db: only kind 'musicnn' takes it")
         if self.extras and (self.kind != "musicnn" or set(self.extras) - {"mode"}):
@@ -132,11 +381,8 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> FeatureConfig:
-        d = dict(d or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown feature settings: {sorted(unknown)}")
+        d = {} if d is None else d
+        check_settings(d, cls.SETTINGS, what="feature setting")
         return cls(**d)
 
     def key(self) -> str:

@@ -13,7 +13,6 @@ The bundled demo model (``moodscope/assets/demo_damff.safetensors``) is this run
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
@@ -23,6 +22,7 @@ import numpy as np
 
 from .datasets import load_dataset
 from .datasets.corpus import synthesize
+from .fileio import json_text, write_atomic
 from .inference.predictor import Predictor, bundled_model_path
 from .modelfile import load_model, save_model
 from .plot import plot_result
@@ -96,7 +96,7 @@ def run_demo(
         + (f"; stops early after {minutes:g} min)" if minutes else ")")
     )
     cfg = demo_config(corpus, seed=seed, minutes=minutes, device=device, precision=used)
-    res = run_experiment(cfg, out_dir=out / "run", progress=progress)
+    res = run_experiment(cfg, out_dir=out / "run", progress=progress, restart=True)  # always from scratch
     fold = res["folds"][0]
     model_path = out / "run" / "fold_0" / "model.safetensors"
     shutil.copyfile(model_path, out / "model.safetensors")
@@ -118,7 +118,7 @@ def run_demo(
 
     ref = np.stack([track.dynamic.valence, track.dynamic.arousal], axis=1)
     plot_result(result, out / f"prediction_{test_id}.png", reference=ref)
-    (out / f"prediction_{test_id}.json").write_text(json.dumps(result.to_dict(), indent=1))
+    write_atomic(out / f"prediction_{test_id}.json", json_text(result.to_dict(), indent=1))
     print(
         f"[4/4] predicted held-out song {test_id}: static V={result.static['valence']:+.2f} "
         f"A={result.static['arousal']:+.2f} ({result.quadrant}); plot: {out / f'prediction_{test_id}.png'}"
@@ -133,7 +133,7 @@ def run_demo(
         "total_seconds": round(time.time() - t_start, 1),
         "test_ids": fold["test_ids"],
     }
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=1))
+    write_atomic(out / "demo_summary.json", json_text(summary, indent=1))
     print(f"done in {summary['total_seconds']:.0f} s; everything is in {out}/")
     return summary
 

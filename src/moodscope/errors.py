@@ -6,7 +6,17 @@ and the cause, e.g. ``AudioError: song.mp3: no audio samples (0-sample file)``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` as it may appear in a one-line message: control characters (a newline in a file name, an
+    escape sequence) are written as ``\\n``, ``\\x1b``, ... so that one error stays one line and cannot
+    move the terminal's cursor."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(path))
 
 
 class MoodscopeError(Exception):
@@ -19,7 +29,15 @@ class AudioError(MoodscopeError):
     def __init__(self, path: str | Path | None, cause: str):
         self.path = None if path is None else str(path)
         self.cause = cause
-        super().__init__(f"{self.path}: {cause}" if self.path is not None else cause)
+        super().__init__(f"{shown_path(self.path)}: {cause}" if self.path is not None else cause)
+
+
+class PredictionError(AudioError):
+    """The model could not give a usable prediction for one track (e.g. NaN or infinite outputs)."""
+
+
+class OutputError(MoodscopeError):
+    """An output (a folder, a file, stdout) cannot be written."""
 
 
 class DatasetError(MoodscopeError):

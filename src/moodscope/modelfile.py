@@ -3,10 +3,20 @@
 A model file is one ``.safetensors`` file whose metadata entry ``"moodscope"`` holds::
 
     {"format": 1, "model_name": "damff", "model_args": {...}, "features": {...FeatureConfig...},
-     "info": {"description": ..., "trained_on": ..., "metrics": ..., ...}}
+     "info": {"description": ..., "task": {"kind": ..., ...task options}, "trained_on": ..., ...}}
 
-Loading never unpickles. A file whose tensors do not match the architecture it names fails with a
-:class:`~moodscope.errors.ModelFileError` listing the missing, unexpected and differently shaped tensors.
+Loading never unpickles, and a model file is checked before anything is built from it
+(:func:`load_model`), so a damaged or hostile file gets one :class:`~moodscope.errors.ModelFileError` line naming
+the file and the key or tensor at fault, never a traceback or a huge allocation:
+
+1. the metadata is a JSON object of the keys above, of a format this version reads;
+2. ``model_args`` are checked against the named model's declared ``arg_settings`` (every key known, every value
+   of its type and within its bounds), ``features`` against :attr:`FeatureConfig.SETTINGS
+   <moodscope.config.FeatureConfig.SETTINGS>`, ``info["task"]`` against its kind's ``option_settings``;
+3. the model is built on the ``meta`` device (shapes, no memory): its weights must fit :data:`MAX_MODEL_BYTES
+   <moodscope.models.base.MAX_MODEL_BYTES>`, it must read the features' frames, and the task must read its outputs;
+4. the file's tensors must be the model's, by name, shape and kind of dtype (read from the header, no data);
+5. only then is the model built, and the tensors are read: a tensor holding NaN or inf is refused by name.
 """
 
 from __future__ import annotations
@@ -17,15 +27,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .config import FeatureConfig
+from .config import FeatureConfig, SettingError, shown
 from .errors import ModelFileError
 from .fileio import atomic_path
 
 FORMAT_VERSION = 1
 META_KEY = "moodscope"
+#: The keys of a model file's metadata object.
+META_KEYS = ("format", "model_name", "model_args", "features", "info")
+#: Longest ``info["description"]`` (it is printed with every prediction).
+MAX_DESCRIPTION = 2000
 
 
 @dataclass
@@ -69,81 +83,309 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+# ----------------------------------------------------------------------------------------------- metadata
+
+
 def read_metadata(path: str | Path) -> dict:
-    """The JSON metadata of a model file (no tensors are read)."""
+    """The JSON metadata of a model file (no tensors are read), checked as :func:`load_model` checks it up to
+    building the model: structure, format, model name, ``model_args``, ``features`` and ``info["task"]``."""
     path = Path(path)
+    meta = read_json_metadata(path, META_KEY, FORMAT_VERSION, "not a moodscope model")
+    check_metadata(path, meta)
+    return meta
+
+
+def _check_file(path: Path) -> None:
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a folder, not a model file")
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found")
-    return read_json_metadata(path, META_KEY, FORMAT_VERSION, "not a moodscope model")
+
+
+def open_safetensors(path: Path):
+    """``safe_open(path)``; a file that is not safetensors raises :class:`ModelFileError`."""
+    _check_file(path)
+    try:
+        return safe_open(str(path), framework="pt")
+    except SafetensorError as e:
+        raise ModelFileError(f"{path}: not a safetensors model file ({e})") from None
 
 
 def read_json_metadata(path: Path, key: str, fmt, missing: str) -> dict:
-    """The JSON object stored under ``key`` in a safetensors file's metadata, checked to have ``format``
-    ``fmt``; ``missing`` says what a file without it is (for the error). No tensor is read."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(key)
-    except Exception as e:  # safetensors raises its own error types for bad headers
-        raise ModelFileError(f"{path}: not a safetensors model file ({e})") from None
+    """The JSON object stored under ``key`` in a safetensors file's metadata, checked to be an object with
+    ``format`` ``fmt``; ``missing`` says what a file without it is (for the error). No tensor is read."""
+    path = Path(path)
+    with open_safetensors(path) as f:
+        raw = (f.metadata() or {}).get(key)
     if raw is None:
         raise ModelFileError(f"{path}: safetensors file has no '{key}' metadata ({missing})")
     try:
         meta = json.loads(raw)
     except json.JSONDecodeError as e:
         raise ModelFileError(f"{path}: model metadata is not valid JSON ({e})") from None
-    if meta.get("format") != fmt:
-        raise ModelFileError(f"{path}: model file format {meta.get('format')!r}, expected {fmt}")
+    except (
+        ValueError,
+        RecursionError,
+    ) as e:  # numbers of more than 4300 digits, nesting deeper than Python's stack
+        raise ModelFileError(f"{path}: model metadata cannot be read as JSON ({type(e).__name__})") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: model metadata is {_json_type(meta)}, not a JSON object")
+    found = meta.get("format")
+    if type(found) is not type(fmt) or found != fmt:
+        if isinstance(fmt, int) and type(found) is int and found > fmt:
+            raise ModelFileError(
+                f"{path}: format={found}: written by a newer moodscope (this one reads format {fmt}); upgrade"
+            )
+        raise ModelFileError(
+            f"{path}: format={shown(found)}: not a model file format this moodscope reads ({fmt})"
+        )
     return meta
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
-    """Load a model file into a :class:`ModelBundle` (model in eval mode on ``device``)."""
-    from .models import MODELS, build
-
-    path = Path(path)
-    meta = read_metadata(path)
-    name = meta.get("model_name")
-    if name not in MODELS:
-        raise ModelFileError(f"{path}: unknown model {name!r}; known: {', '.join(MODELS.names())}")
-    try:
-        model = build(name, **meta.get("model_args", {}))
-    except TypeError as e:
-        raise ModelFileError(f"{path}: {e}") from None
-    with safe_open(str(path), framework="pt") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    load_weights(path, model, tensors, f"model {name!r} {meta.get('model_args')}")
-    model.eval().to(device)
-    return ModelBundle(
-        model=model,
-        features=FeatureConfig.from_dict(meta.get("features")),
-        info=meta.get("info", {}),
-        path=path,
+def _json_type(v) -> str:
+    return {list: "a JSON list", str: "a JSON string", bool: "a JSON boolean", type(None): "JSON null"}.get(
+        type(v), "a JSON number"
     )
 
 
-def load_weights(path, model, tensors: dict, what: str) -> None:
-    """Load ``tensors`` into ``model`` strictly; a mismatch raises :class:`ModelFileError` naming the missing,
-    unexpected and mis-shaped tensors (``what`` names the architecture in the message)."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    shapes = [
-        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in sorted(set(expected) & set(tensors))
-        if tuple(tensors[k].shape) != tuple(expected[k].shape)
+@dataclass
+class _Checked:
+    """What :func:`check_metadata` found a model file's metadata to describe."""
+
+    name: str
+    args: dict
+    features: FeatureConfig
+    info: dict
+    task: Any  # the task a Predictor builds from info["task"] (without overrides); None where there is none
+
+
+def _setting_error(path: Path, e: SettingError, section: str) -> ModelFileError:
+    return ModelFileError(f"{path}: {e.within(section)}")
+
+
+def check_metadata(path: Path, meta: dict) -> _Checked:
+    """Check a model file's metadata object (see the module docstring, steps 1-2); the first problem raises
+    :class:`ModelFileError` naming ``path`` and the key. Nothing is built but the (small) task object."""
+    from .models import MODELS, resolve_args
+    from .tasks import TASKS
+
+    unknown = [k for k in meta if k not in META_KEYS]
+    if unknown:
+        raise ModelFileError(
+            f"{path}: {_key(unknown[0])}: unknown metadata key; a model file has {', '.join(META_KEYS)}"
+        )
+    name = meta.get("model_name")
+    if not isinstance(name, str) or name not in MODELS:
+        raise ModelFileError(
+            f"{path}: model_name={shown(name)}: unknown model; known: {', '.join(MODELS.names())}"
+        )
+    model_cls = MODELS.get(name)
+    args = meta.get("model_args", {})
+    if not isinstance(args, dict):
+        raise ModelFileError(f"{path}: model_args={shown(args)}: must be an object")
+    try:
+        args = resolve_args(name, args)
+    except SettingError as e:
+        raise _setting_error(path, e, "model_args") from None
+
+    feats = meta.get("features", {})
+    if not isinstance(feats, dict):
+        raise ModelFileError(f"{path}: features={shown(feats)}: must be an object")
+    try:
+        features = FeatureConfig.from_dict(feats)
+    except SettingError as e:
+        raise _setting_error(path, e, "features") from None
+    except ValueError as e:  # settings that do not go together (FeatureConfig's cross-checks)
+        raise ModelFileError(f"{path}: features: {e}") from None
+
+    info = meta.get("info", {})
+    if not isinstance(info, dict):
+        raise ModelFileError(f"{path}: info={shown(info)}: must be an object")
+    desc = info.get("description")
+    if desc is not None and not (isinstance(desc, str) and len(desc) <= MAX_DESCRIPTION):
+        raise ModelFileError(
+            f"{path}: info.description={shown(desc)}: must be a string of at most {MAX_DESCRIPTION} characters"
+        )
+    opts = info.get("task")
+    if opts is None:  # no task recorded (a model saved outside an experiment): the predictor's defaults
+        return _Checked(name=name, args=args, features=features, info=info, task=None)
+    if not isinstance(opts, dict):
+        raise ModelFileError(f"{path}: info.task={shown(opts)}: must be an object")
+    opts = dict(opts)
+    kind = opts.pop("kind", model_cls.output)
+    if not isinstance(kind, str) or kind not in TASKS:
+        raise ModelFileError(
+            f"{path}: info.task.kind={shown(kind)}: unknown task kind; known: {', '.join(TASKS)}"
+        )
+    if kind != model_cls.output:
+        raise ModelFileError(
+            f"{path}: info.task.kind={shown(kind)}: model {name!r} gives {model_cls.output!r} outputs"
+        )
+    task_cls = TASKS.get(kind)
+    try:
+        task_cls.check_options(opts)
+        task = task_cls.for_prediction(features, opts)
+    except SettingError as e:
+        raise _setting_error(path, e, "info.task") from None
+    except ValueError as e:  # options that do not go together (the task's own checks)
+        raise ModelFileError(f"{path}: info.task: {e}") from None
+    return _Checked(name=name, args=args, features=features, info=info, task=task)
+
+
+# ------------------------------------------------------------------------------------------------ weights
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
+    """Load a model file into a :class:`ModelBundle` (model in eval mode on ``device``), after the checks of
+    the module docstring; any problem raises :class:`ModelFileError` naming the file and the cause."""
+    from .models import build
+
+    path = Path(path)
+    c, skeleton = check_architecture(
+        path, read_json_metadata(path, META_KEY, FORMAT_VERSION, "not a moodscope model")
+    )
+    with open_safetensors(path) as f:
+        check_tensors(path, f, skeleton.state_dict(), f"model {c.name!r} {c.args}")
+        model = build(c.name, **c.args)
+        tensors = read_tensors(path, f)
+    model.load_state_dict(tensors, strict=True)
+    model.eval().to(device)
+    return ModelBundle(model=model, features=c.features, info=c.info, path=path)
+
+
+def check_architecture(path: Path, meta: dict):
+    """Steps 1-3 of the module docstring: :func:`check_metadata`, then the model built on the ``meta`` device
+    (no memory) and checked for its size, its features and its task. Returns ``(checked, skeleton)``; the first
+    problem raises :class:`ModelFileError` naming ``path``."""
+    from .models import build_skeleton, model_bytes
+    from .models.base import MAX_MODEL_BYTES
+
+    c = check_metadata(path, meta)
+    what = f"model {c.name!r}"
+    try:
+        skeleton = build_skeleton(c.name, **c.args)
+    except ValueError as e:  # arguments that do not go together (the model's own checks)
+        raise ModelFileError(f"{path}: model_args: {e}") from None
+    size = model_bytes(skeleton)
+    if size > MAX_MODEL_BYTES:
+        raise ModelFileError(
+            f"{path}: model_args: {what} of these arguments has {size / 2**30:.3g} GiB of weights, "
+            f"more than the {MAX_MODEL_BYTES / 2**30:g} GiB a model file may have"
+        )
+    try:
+        skeleton.check_features(c.features)
+    except ValueError as e:
+        raise ModelFileError(f"{path}: features do not fit {what}: {e}") from None
+    try:
+        if c.task is not None:
+            c.task.check_model(skeleton)
+    except SettingError as e:
+        raise _setting_error(path, e, "info.task") from None
+    except ValueError as e:
+        raise ModelFileError(f"{path}: info.task does not fit {what}: {e}") from None
+    return c, skeleton
+
+
+_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"}
+_INT_DTYPES = {"I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64"}
+
+
+def _dtype_fits(file_dtype: str, expected: torch.dtype) -> bool:
+    if expected.is_floating_point:
+        return file_dtype in _FLOAT_DTYPES
+    if expected == torch.bool:
+        return file_dtype == "BOOL"
+    return file_dtype in _INT_DTYPES
+
+
+def check_tensors(path, f, expected: dict[str, torch.Tensor], what: str) -> None:
+    """Compare the tensors of an open safetensors file ``f`` (names, shapes and kinds of dtype, from its header:
+    no data is read) with ``expected`` (a state dict; a ``meta`` skeleton's will do). A mismatch raises
+    :class:`ModelFileError` naming the missing, unexpected and mis-shaped tensors (``what`` names the
+    architecture in the message)."""
+    found = {}
+    for k in f.keys():
+        s = f.get_slice(k)
+        found[k] = (tuple(s.get_shape()), s.get_dtype())
+    _compare(path, {k: v[0] for k, v in found.items()}, expected, what)
+    for k in sorted(expected):
+        if not _dtype_fits(found[k][1], expected[k].dtype):
+            raise ModelFileError(
+                f"{path}: tensor {k} has dtype {found[k][1]}; {what} needs {expected[k].dtype}"
+            )
+
+
+def _compare(path, shapes: dict[str, tuple], expected: dict[str, torch.Tensor], what: str) -> None:
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    mismatched = [
+        f"{k}: file {shapes[k]} vs model {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(shapes))
+        if shapes[k] != tuple(expected[k].shape)
     ]
-    if missing or unexpected or shapes:
+    if missing or unexpected or mismatched:
         parts = []
         if missing:
             parts.append(f"missing tensors {_short(missing)}")
         if unexpected:
-            parts.append(f"unexpected tensors {_short(unexpected)}")
-        if shapes:
-            parts.append(f"shape mismatch {_short(shapes)}")
+            parts.append(f"unexpected tensors {_short([_key(k) for k in unexpected])}")
+        if mismatched:
+            parts.append(f"shape mismatch {_short(mismatched)}")
         raise ModelFileError(f"{path}: weights do not match {what}: " + "; ".join(parts))
+
+
+def _check_finite(path, name: str, t: torch.Tensor) -> None:
+    if t.is_floating_point() or t.is_complex():
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            n_nan = int(torch.isnan(t).sum())
+            raise ModelFileError(
+                f"{path}: tensor {name} holds non-finite weights ({n_nan} NaN, {int(bad.sum()) - n_nan} inf "
+                f"of {t.numel()} values)"
+            )
+
+
+def read_tensors(path, f) -> dict[str, torch.Tensor]:
+    """Every tensor of an open safetensors file ``f``; the first (by name) holding NaN or inf raises
+    :class:`ModelFileError` naming it."""
+    tensors = {}
+    for k in sorted(f.keys()):
+        tensors[k] = f.get_tensor(k)
+        _check_finite(path, k, tensors[k])
+    return tensors
+
+
+def load_weights(path, model, tensors: dict, what: str) -> None:
+    """Load ``tensors`` into ``model`` strictly; a mismatch raises :class:`ModelFileError` naming the missing,
+    unexpected and mis-shaped tensors (``what`` names the architecture in the message), a tensor holding NaN
+    or inf raises it naming that tensor."""
+    _compare(path, {k: tuple(v.shape) for k, v in tensors.items()}, model.state_dict(), what)
+    for k in sorted(tensors):
+        _check_finite(path, k, tensors[k])
     model.load_state_dict(tensors, strict=True)
+
+
+def _key(k: str) -> str:
+    """A key found in a file, for a message: cut to 40 characters, control characters escaped."""
+    return json.dumps(k[:40])[1:-1] + ("…" if len(k) > 40 else "")
 
 
 def _short(items: list[str], n: int = 4) -> str:
     s = ", ".join(items[:n])
     return s + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "META_KEY",
+    "ModelBundle",
+    "check_architecture",
+    "check_metadata",
+    "check_tensors",
+    "load_model",
+    "load_weights",
+    "read_json_metadata",
+    "read_metadata",
+    "read_tensors",
+    "save_model",
+]

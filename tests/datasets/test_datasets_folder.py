@@ -60,7 +60,7 @@ def test_quirky_folder(tmp_path):
     np.testing.assert_allclose(t["fine"].dynamic.times_s, [0, 0.5])
     np.testing.assert_allclose(t["fine"].dynamic.valence, [(2 - 5) / 4, (6 - 5) / 4])
     _issue(ds, "duplicate (track id, time) rows (first kept)")
-    _issue(ds, "rows with a missing or negative time skipped")
+    _issue(ds, "rows with a missing, NaN or infinite time skipped")
     # audio bookkeeping
     assert t["t0"].audio.suffix == ".wav"
     _issue(ds, "audio files sharing an id with another file ignored")

@@ -17,11 +17,16 @@ names the file and the cause, e.g. ``song.wav: silent: every sample is zero``.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import errno
 import json
 import math
 import os
 import re
 import shutil
+import stat
+import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -31,7 +36,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ..errors import AudioError
+from ..errors import AudioError, shown_path
 
 #: File extensions moodscope reads (lower case, with the dot), in order of preference where one track id has
 #: several files (dataset adapters keep the first): lossless first, then lossy, ffmpeg-decoded last.
@@ -49,6 +54,11 @@ SILENCE_THRESHOLD = 1e-8
 MIN_DURATION_S = 0.05
 #: Quality setting passed to :func:`soxr.resample`.
 RESAMPLE_QUALITY = "HQ"
+
+#: Most samples decoded by one call into the decoder (about 24 s at 44.1 kHz)
+_READ_PIECE = 1 << 20
+#: ``callback(seconds_decoded, seconds_total)`` of the current context's decoding (see :func:`decoding_progress`)
+_progress: contextvars.ContextVar = contextvars.ContextVar("moodscope_decoding_progress", default=None)
 
 #: Samples decoded before an MP3 seek target and dropped (8 MPEG frames of 1152 samples).
 _MP3_PREROLL = 8 * 1152
@@ -83,6 +93,17 @@ class AudioInfo:
         return self.frames / self.samplerate
 
 
+@contextlib.contextmanager
+def decoding_progress(callback):
+    """Within the block, every file decoded in this context reports ``callback(seconds_done, seconds_total)``
+    after each piece (about every 24 s of audio): progress for long files, whatever reads them."""
+    token = _progress.set(callback)
+    try:
+        yield
+    finally:
+        _progress.reset(token)
+
+
 def is_audio_file(path: str | os.PathLike) -> bool:
     """True when ``path`` has one of :data:`SUPPORTED_EXTENSIONS` (case-insensitive); the file is not opened."""
     return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
@@ -94,23 +115,43 @@ def _format_seconds(x: float) -> str:
     return s if s not in ("", "-0") else "0"
 
 
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
 def _check_path(path: Path) -> str:
-    """Validate that ``path`` is a non-empty file with a supported extension; return the extension."""
-    if not path.exists():
-        raise AudioError(path, "no such file")
-    if path.is_dir():
+    """Validate that ``path`` is a non-empty regular file with a supported extension; return the extension.
+
+    Never opens the file: a FIFO or a device named ``x.wav`` is refused before anything could block on it.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise AudioError(path, "symbolic link loop") from None
+        if e.errno == errno.ENOENT and os.path.islink(path):
+            raise AudioError(path, f"broken symbolic link (to {shown_path(os.readlink(path))})") from None
+        if e.errno == errno.ENOENT:
+            raise AudioError(path, "no such file") from None
+        raise AudioError(path, f"cannot read file ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
         raise AudioError(path, "is a directory, not an audio file")
+    for is_kind, kind in _FILE_KINDS:
+        if is_kind(st.st_mode):
+            raise AudioError(path, f"not a regular file ({kind})")
     ext = path.suffix.lower()
     if ext not in SUPPORTED_EXTENSIONS:
         shown = repr(ext) if ext else "(no extension)"
         supported = ", ".join(sorted(e.lstrip(".") for e in SUPPORTED_EXTENSIONS))
         raise AudioError(path, f"unknown audio format {shown} (supported: {supported})")
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise AudioError(path, f"cannot read file ({e.strerror or e})") from e
-    if size == 0:
+    if st.st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise AudioError(path, "cannot read file (permission denied)")
     return ext
 
 
@@ -167,6 +208,127 @@ def _ffprobe_info(path: Path) -> AudioInfo:
 
 
 # ----------------------------------------------------------------------------------------------------
+# libmpg123 (inside libsndfile) writes warnings about damaged MP3 frames straight to file descriptor 2,
+# between moodscope's own one-line messages; the decoder's verdict reaches us as an error code anyway.
+
+
+@contextlib.contextmanager
+def _quiet_c_stderr(enabled: bool = True):
+    """Send what C libraries write to file descriptor 2 to /dev/null for the duration of the block.
+
+    Python's own ``sys.stderr`` is flushed first, so nothing of moodscope's is lost; file descriptor 2 is
+    process-wide, so this is only used around the short calls into the MP3 decoder.
+    """
+    if not enabled:
+        yield
+        return
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no file descriptor 2 (embedded interpreters)
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+# ----------------------------------------------------------------------------------------------------
+# container checks: truncation that libsndfile hides
+#
+# libsndfile sizes a WAV/AIFF by the bytes present when the header's data size overruns the file, and an
+# Ogg stream by its last complete page, so a file cut in half reads as a shorter, valid file. The
+# containers say what they should hold: a RIFF/FORM data chunk declares its size, and the last page of
+# an Ogg stream carries the end-of-stream flag.
+
+#: chunks walked before giving up on finding a WAV/AIFF file's data chunk (a damaged header is not a loop)
+_MAX_CHUNKS = 256
+#: an Ogg page is at most 27 + 255 + 255 * 255 bytes
+_OGG_TAIL = 65536 + 512
+
+
+def _truncated(path: Path, declared_s: float, held_s: float) -> AudioError:
+    return AudioError(
+        path,
+        f"truncated: the header declares {_format_seconds(declared_s)} s, the file holds "
+        f"{_format_seconds(held_s)} s",
+    )
+
+
+def _check_riff(path: Path, info: AudioInfo, size: int) -> None:
+    """WAV (``RIFF``, little-endian) and AIFF (``FORM``, big-endian): the data chunk's declared size."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12:
+            return
+        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            order, data_id, skip = "<", b"data", 0
+        elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+            order, data_id, skip = ">", b"SSND", 8  # SSND: offset and block size precede the samples
+        else:
+            return  # RF64, W64, RIFX...: trust libsndfile
+        pos = 12
+        for _ in range(_MAX_CHUNKS):
+            f.seek(pos)
+            hdr = f.read(8)
+            if len(hdr) < 8:
+                return
+            cid, n = hdr[:4], struct.unpack(order + "I", hdr[4:])[0]
+            if cid == data_id:
+                if n in (0, 0xFFFFFFFF):  # written by a streaming encoder that never came back: unknown
+                    return
+                declared, held = n - skip, size - (pos + 8 + skip)
+                # a few bytes short (a missing pad byte, a sloppy writer) lose nothing audible
+                if declared - held > max(64, declared // 1000):
+                    if held <= 0 or info.frames <= 0:
+                        raise AudioError(path, "truncated: the data chunk holds no samples")
+                    frame_bytes = max(1, round(held / info.frames))
+                    declared_s = declared / frame_bytes / info.samplerate
+                    raise _truncated(path, declared_s, info.frames / info.samplerate)
+                return
+            pos += 8 + n + (n & 1)  # chunks are padded to an even size
+            if pos >= size:
+                return
+
+
+def _check_ogg(path: Path, size: int) -> None:
+    """The last page of an Ogg stream is complete and flagged end-of-stream."""
+    with open(path, "rb") as f:
+        f.seek(max(0, size - _OGG_TAIL))
+        tail = f.read()
+    base = max(0, size - _OGG_TAIL)
+    i = tail.rfind(b"OggS")
+    while i >= 0:
+        if len(tail) - i >= 27 and tail[i + 4] == 0:  # version 0: a page header, not "OggS" in the data
+            nseg = tail[i + 26]
+            if len(tail) - i < 27 + nseg:
+                break  # the segment table itself is cut
+            body = sum(tail[i + 27 : i + 27 + nseg])
+            if base + i + 27 + nseg + body > size:
+                break  # the last page is cut
+            if not tail[i + 5] & 0x04:
+                raise AudioError(path, "truncated: the Ogg stream ends without its end-of-stream page")
+            return
+        i = tail.rfind(b"OggS", 0, i)
+    raise AudioError(path, "truncated: the last Ogg page is incomplete")
+
+
+def _check_container(path: Path, info: AudioInfo) -> None:
+    size = path.stat().st_size
+    if info.format in ("WAV", "WAVEX", "AIFF"):
+        _check_riff(path, info, size)
+    elif info.format == "OGG":
+        _check_ogg(path, size)
+
+
+# ----------------------------------------------------------------------------------------------------
 # public API
 
 
@@ -184,12 +346,15 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
         info = _ffprobe_info(path)
     else:
         try:
-            i = sf.info(str(path))
+            with _quiet_c_stderr(ext == ".mp3"):
+                i = sf.info(str(path))
         except (sf.SoundFileError, RuntimeError) as e:
             raise _unreadable(path, e) from e
         info = AudioInfo(
             samplerate=int(i.samplerate), frames=int(i.frames), channels=int(i.channels), format=i.format
         )
+        if info.frames > 0 and info.samplerate > 0:
+            _check_container(path, info)
     if info.frames <= 0:
         # libsndfile reports 0 frames both for empty streams and for Ogg files cut before their last page
         raise AudioError(path, "no audio samples (0-sample or truncated file)")
@@ -276,6 +441,7 @@ class AudioStream:
         self.stop = self.info.frames if stop is None else min(int(stop), self.info.frames)
         self.position = self.start  #: index of the next sample :meth:`read` returns
         self._file: sf.SoundFile | None = None
+        self._quiet = False
         self._proc: subprocess.Popen | None = None
         self._stderr = None
         if self.stop <= self.start:
@@ -283,14 +449,16 @@ class AudioStream:
         if self.info.format == "FFMPEG":
             self._open_ffmpeg()
             return
+        self._quiet = self.info.format == "MP3"
         try:
-            self._file = sf.SoundFile(str(self.path))
-            if self.start > 0:
-                # libsndfile's MP3 seek lands a few frames off; decode a pre-roll and drop it
-                preroll = min(self.start, _MP3_PREROLL) if self.info.format == "MP3" else 0
-                self._file.seek(self.start - preroll)
-                if preroll:
-                    _sf_read(self._file, preroll)
+            with _quiet_c_stderr(self._quiet):
+                self._file = sf.SoundFile(str(self.path))
+                if self.start > 0:
+                    # libsndfile's MP3 seek lands a few frames off; decode a pre-roll and drop it
+                    preroll = min(self.start, _MP3_PREROLL) if self._quiet else 0
+                    self._file.seek(self.start - preroll)
+                    if preroll:
+                        _sf_read(self._file, preroll)
         except (sf.SoundFileError, RuntimeError) as e:
             self.close()
             raise _unreadable(self.path, e) from e
@@ -331,14 +499,27 @@ class AudioStream:
         n = max(0, min(int(n), self.stop - self.position))
         if n == 0 or (self._file is None and self._proc is None):
             return np.zeros((0, self.info.channels), dtype=np.float32)
-        if self._proc is not None:
-            data = self._read_ffmpeg(n)
-        else:
-            try:
-                data = _sf_read(self._file, n)
-            except (sf.SoundFileError, RuntimeError) as e:
-                self.close()
-                raise _unreadable(self.path, e) from e
+        # in pieces: memory follows the samples actually decoded, not the count a header claims
+        pieces, got = [], 0
+        while got < n:
+            want = min(n - got, _READ_PIECE)
+            if self._proc is not None:
+                piece = self._read_ffmpeg(want)
+            else:
+                try:
+                    with _quiet_c_stderr(self._quiet):
+                        piece = _sf_read(self._file, want)
+                except (sf.SoundFileError, RuntimeError) as e:
+                    self.close()
+                    raise _unreadable(self.path, e) from e
+            pieces.append(piece)
+            got += piece.shape[0]
+            report = _progress.get()
+            if report is not None:
+                report((self.position + got) / self.info.samplerate, self.info.duration)
+            if piece.shape[0] < want:
+                break
+        data = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
         self.position += data.shape[0]
         if data.shape[0] < n:
             self.stop = self.position  # the stream ended here
@@ -638,6 +819,7 @@ def load_audio(
 
 __all__ = [
     "AudioStream",
+    "decoding_progress",
     "AUDIO_EXTENSIONS",
     "FFMPEG_EXTENSIONS",
     "MIN_DURATION_S",

@@ -14,8 +14,12 @@ Conventions every adapter follows (see ``docs/datasets.md`` for each release's f
   ``sample_15000ms`` becomes the segment ``[15.0, 15.5)`` and PMEmo's first ``frameTime`` of 15.5 s the
   segment ``[15.5, 16.0)``. Curves at another step are resampled by :func:`resample_to_grid`.
 - **Nothing is dropped silently.** Every skipped or repaired row, file or value is counted in
-  :attr:`Dataset.issues`; a missing required file or column raises :class:`~moodscope.errors.DatasetError`
-  naming the file and what was expected.
+  :attr:`Dataset.issues` (one line per kind) and :attr:`Dataset.repairs` (the same as dicts); a missing
+  required file or column raises :class:`~moodscope.errors.DatasetError` naming the file and what was
+  expected.
+- **Untrusted trees.** Sizes, times and paths read from a release are bounded and confined to its root
+  (:mod:`.limits`): a tree cannot exhaust memory, hang the reader, read outside its root, or have a message
+  echo more than a short excerpt of its own files.
 - **Tracks without audio** are kept (``Track.audio is None``) and counted; so are audio files without
   labels (a track with no labels). Use :meth:`Dataset.select` to get the tracks usable for a task.
 """
@@ -33,6 +37,7 @@ import numpy as np
 from ..errors import DatasetError
 from ..registry import Registry
 from ..tracks import Track
+from .limits import confined_to, excerpt
 
 #: Fraction of the native span by which a value may overshoot the range and still be clipped.
 CLIP_TOLERANCE = 0.05
@@ -57,11 +62,16 @@ def natural_key(track_id: str) -> tuple:
 class IssueLog:
     """Collects repaired or skipped items, grouped by (file, what happened), with counts and examples.
 
+    ``where`` and the examples come from the release (file names, ids, cells), so they are kept as short
+    printable excerpts (:func:`~moodscope.datasets.limits.excerpt`).
+
     >>> log = IssueLog()
     >>> log.add("static.csv", "rows with NaN labels skipped", "7")
     >>> log.add("static.csv", "rows with NaN labels skipped", "9")
     >>> log.lines()
     ['static.csv: 2 rows with NaN labels skipped (e.g. 7, 9)']
+    >>> log.records()
+    [{'where': 'static.csv', 'what': 'rows with NaN labels skipped', 'count': 2, 'examples': ['7', '9']}]
     """
 
     max_examples = 5
@@ -69,19 +79,37 @@ class IssueLog:
     def __init__(self) -> None:
         self._counts: dict[tuple[str, str], int] = {}
         self._examples: dict[tuple[str, str], list[str]] = {}
+        self._wheres: dict[str, str] = {}
+
+    def _where(self, where: object) -> str:
+        raw = str(where)
+        shown = self._wheres.get(raw)
+        if shown is None:
+            shown = self._wheres[raw] = excerpt(raw, 120)
+        return shown
 
     def add(self, where: str, what: str, example: object = None, *, count: int = 1) -> None:
-        key = (str(where), what)
+        key = (self._where(where), what)
         self._counts[key] = self._counts.get(key, 0) + count
         ex = self._examples.setdefault(key, [])
-        if example is not None and len(ex) < self.max_examples and str(example) not in ex:
-            ex.append(str(example))
+        if example is not None and len(ex) < self.max_examples:
+            text = excerpt(example)
+            if text not in ex:
+                ex.append(text)
 
     def note(self, where: str, what: str) -> None:
         """Record a one-off remark (no count), e.g. an encoding fallback."""
-        key = (str(where), what)
+        key = (self._where(where), what)
         self._counts.setdefault(key, 0)
         self._examples.setdefault(key, [])
+
+    def records(self) -> list[dict]:
+        """The entries as dicts ``{"where", "what", "count", "examples"}`` (``count`` 0 for a note), in the
+        order they were first recorded; :meth:`lines` is the same as text."""
+        return [
+            {"where": where, "what": what, "count": n, "examples": list(self._examples[(where, what)])}
+            for (where, what), n in self._counts.items()
+        ]
 
     def count(self, what_contains: str) -> int:
         """Total count of the entries whose description contains ``what_contains`` (for tests/reports)."""
@@ -174,15 +202,22 @@ def convert_pair(
 
 
 def convert_tags(
-    names: Sequence[str], raw: Sequence[float], log: IssueLog, where: str, track_id: str
+    names: Sequence[str],
+    raw: Sequence[float],
+    log: IssueLog,
+    where: str,
+    track_id: str,
+    *,
+    missing: int = 0,
 ) -> dict[str, float]:
     """Validate tag values on [0, 1] (:data:`UNIT`) into ``{name: value}``; a missing/invalid value is left out.
 
     Slight overshoots are clipped and counted; NaN or far-out values are counted and left unset.
+    ``missing`` counts further tags of the row that have no cell at all (a short row), as missing.
     """
     raw = np.asarray(raw, dtype=np.float64)
     vals, n_clip, n_bad = UNIT.validate(raw)
-    n_nan = int((~np.isfinite(raw)).sum())
+    n_nan = int((~np.isfinite(raw)).sum()) + int(missing)
     if n_clip:
         log.add(where, "tag values slightly outside [0, 1] clipped", track_id, count=n_clip)
     if n_bad or n_nan:
@@ -207,6 +242,9 @@ class Dataset:
         One record per id, sorted by id (numeric ids by value).
     issues : list[str]
         One line per kind of repaired or skipped item, with its count and a few example ids.
+    repairs : list[dict]
+        The same as :attr:`issues`, one dict per line: ``{"where": file or folder, "what": what was
+        repaired or skipped, "count": how many (0 for a remark), "examples": [a few ids or lines]}``.
     tag_names : list[str]
         Names of the tags in ``Track.tags`` / ``Segment.tags``, in column order.
     native_scale : dict[str, tuple[float, float]]
@@ -223,6 +261,7 @@ class Dataset:
     root: Path
     tracks: list[Track]
     issues: list[str] = field(default_factory=list)
+    repairs: list[dict] = field(default_factory=list)
     tag_names: list[str] = field(default_factory=list)
     native_scale: dict[str, tuple[float, float]] = field(default_factory=dict)
     kinds: tuple[str, ...] = ()
@@ -317,6 +356,7 @@ class DatasetAdapter:
             root=root,
             tracks=ordered,
             issues=log.lines(),
+            repairs=log.records(),
             tag_names=list(tag_names),
             native_scale=dict(native_scale or {}),
             kinds=kinds,
@@ -361,7 +401,10 @@ def load_dataset(name: str, root: str | Path, **options) -> Dataset:
             f"dataset {name!r} does not take option(s) {unknown}; options: {allowed or '(none)'}"
         )
     adapter = cls(**options)
-    return adapter.load(root)
+    # files the adapter parses must lie inside the root (see .limits); an adapter may opt out when its user
+    # asked for it (the folder adapter's allow_outside_root option)
+    with confined_to(None if getattr(adapter, "allow_outside_root", False) else root):
+        return adapter.load(root)
 
 
 def list_datasets() -> list[tuple[str, str]]:

@@ -32,6 +32,7 @@ from pathlib import Path
 from ..errors import DatasetError
 from ..tracks import Track
 from .base import DATASETS, UNIT, Dataset, DatasetAdapter, IssueLog, convert_tags
+from .limits import excerpt
 from .reading import find_child, index_audio, norm_name, parse_float, read_text
 
 #: The 18 positive emotion tags of CAL500 (spelling as in the release, "Agressive" included).
@@ -79,13 +80,17 @@ def select_tags(
     source : Path
         The file the vocabulary came from (named in errors).
     """
-    keys = [_key(v) for v in vocab]
+    keys: dict[str, int] = {}
+    for i, v in enumerate(vocab):
+        keys.setdefault(_key(v), i)
     positive = [i for i, v in enumerate(vocab) if norm_name(v).startswith("emotion")]
     if tags is None and default is not None:
         wanted: Sequence[str] = default
     elif tags is None or tags == "emotion+":
         if not positive:
-            raise DatasetError(f"{source}: no 'Emotion-*' tag columns (found {list(vocab)[:5]}...)")
+            raise DatasetError(
+                f"{source}: no 'Emotion-*' tag columns (the names begin {excerpt(', '.join(list(vocab)[:5]))!r})"
+            )
         return positive
     elif tags == "all":
         return list(range(len(vocab)))
@@ -96,7 +101,7 @@ def select_tags(
         return out
     elif isinstance(tags, str):
         raise DatasetError(
-            f"tags must be None, 'all', 'emotion', 'emotion+' or a list of names, not {tags!r}"
+            f"tags must be None, 'all', 'emotion', 'emotion+' or a list of names, not {excerpt(repr(tags))}"
         )
     else:
         wanted = list(tags)
@@ -106,11 +111,14 @@ def select_tags(
         if k not in keys and _key("Emotion-" + name) in keys:
             k = _key("Emotion-" + name)
         if k in keys:
-            idx.append(keys.index(k))
+            idx.append(keys[k])
         else:
             missing.append(name)
     if missing:
-        raise DatasetError(f"{source}: unknown tag(s) {missing}; the vocabulary has {len(vocab)} tags")
+        raise DatasetError(
+            f"{source}: unknown tag(s) {[excerpt(m, 40) for m in missing[:5]]}"
+            f"{' and more' if len(missing) > 5 else ''}; the vocabulary has {len(vocab)} tags"
+        )
     return idx
 
 

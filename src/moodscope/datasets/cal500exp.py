@@ -22,6 +22,7 @@ Tag selection (option ``tags``): ``None`` (default) keeps the ``Emotion-*`` colu
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from ..errors import DatasetError
 from ..tracks import Segment, Track
 from .base import DATASETS, UNIT, Dataset, DatasetAdapter, IssueLog, convert_tags
 from .cal500 import read_lines, select_tags
+from .limits import MAX_TIME_S
 from .reading import find_child, find_dirs, float_cell, index_audio, parse_float, read_csv
 
 
@@ -102,7 +104,7 @@ class CAL500expDataset(DatasetAdapter):
         tag_names: list[str] | None = None
         for f in sorted(labels.glob("*.csv")):
             song = f.stem
-            if f.stat().st_size == 0:
+            if f.is_file() and f.stat().st_size == 0:
                 log.add(labels.name, "empty label files skipped", f.name)
                 continue
             _, rows = read_csv(f, log, header=False)
@@ -127,6 +129,8 @@ class CAL500expDataset(DatasetAdapter):
             except DatasetError:
                 log.add(labels.name, "files lacking some selected tag columns skipped", f.name)
                 continue
+            order = sorted(range(len(file_cols)), key=file_cols.__getitem__)
+            sorted_cols = [file_cols[k] for k in order]
             segments = []
             for n, row in enumerate(rows, start=line0):
                 start = float_cell(row, 0)
@@ -138,8 +142,24 @@ class CAL500expDataset(DatasetAdapter):
                         f"{song} line {n}",
                     )
                     continue
-                raw = [float_cell(row, 2 + i) for i in file_cols]
-                tags = convert_tags(tag_names, raw, log, labels.name, song)
+                if end > MAX_TIME_S:
+                    log.add(
+                        labels.name,
+                        f"segments ending beyond {MAX_TIME_S:g} s (24 h) skipped",
+                        f"{song} line {n}",
+                    )
+                    continue
+                # only the cells the row has: a short row under a wide header costs its own length
+                have = sorted(order[: bisect_left(sorted_cols, len(row) - 2)])
+                raw = [float_cell(row, 2 + file_cols[k]) for k in have]
+                tags = convert_tags(
+                    [tag_names[k] for k in have],
+                    raw,
+                    log,
+                    labels.name,
+                    song,
+                    missing=len(file_cols) - len(have),
+                )
                 segments.append(Segment(start_s=float(start), end_s=float(end), tags=tags))
             if not segments:
                 log.add(labels.name, "songs without a valid segment", song)

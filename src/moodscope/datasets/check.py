@@ -32,6 +32,7 @@ import numpy as np
 from ..config import WINDOW_S
 from ..errors import DatasetError, MoodscopeError
 from .base import DATASETS, KINDS, Dataset, has_kind, load_dataset
+from .limits import excerpt
 from .splits import cal500_kfold, deam2015_split, emopia_split, kfold_by_song, mer1101_split
 
 
@@ -99,7 +100,10 @@ class Report:
             return (
                 ""
                 if not ids
-                else " (e.g. " + ", ".join(map(str, ids[:n])) + (", ..." if len(ids) > n else "") + ")"
+                else " (e.g. "
+                + ", ".join(excerpt(i, 40) for i in ids[:n])
+                + (", ..." if len(ids) > n else "")
+                + ")"
             )
 
         lines = [f"dataset {self.name} ({self.adapter}) at {self.root}"]
@@ -121,7 +125,7 @@ class Report:
         if self.durations_checked:
             lines.append(f"unreadable audio files: {len(self.unreadable_audio)}")
             for tid, why in self.unreadable_audio[:10]:
-                lines.append(f"  {tid}: {why}")
+                lines.append(f"  {excerpt(tid, 40)}: {excerpt(why, 300)}")
             if len(self.unreadable_audio) > 10:
                 lines.append(f"  ... and {len(self.unreadable_audio) - 10} more")
             if self.duration_range is not None:

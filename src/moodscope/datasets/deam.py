@@ -50,6 +50,7 @@ from ..errors import DatasetError
 from ..tracks import Track
 from .base import CANONICAL, DATASETS, Dataset, DatasetAdapter, IssueLog, Scale, convert_pair
 from .grid import build_dynamic
+from .limits import MAX_SAMPLES_PER_TRACK, MAX_TIME_S, excerpt
 from .reading import (
     attach_audio,
     copy_meta,
@@ -59,6 +60,8 @@ from .reading import (
     float_cell,
     iter_id_rows,
     iter_known_rows,
+    parse_float,
+    present_columns,
     read_csv,
     track_of,
 )
@@ -70,6 +73,10 @@ _SAMPLE = re.compile(r"^sample_(\d+(?:\.\d+)?)ms$", re.IGNORECASE)
 
 def read_wide_dynamic(path: Path, log: IssueLog) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """A DEAM-style wide dynamic table: ``song_id, sample_15000ms, sample_15500ms, ...``.
+
+    A column whose time is beyond :data:`~moodscope.datasets.limits.MAX_TIME_S` (24 h), or past the
+    :data:`~moodscope.datasets.limits.MAX_SAMPLES_PER_TRACK`-th, is ignored and counted. The work per row is
+    proportional to the row's own cells (a short row is not padded to the header's width).
 
     Returns
     -------
@@ -88,21 +95,30 @@ def read_wide_dynamic(path: Path, log: IssueLog) -> dict[str, tuple[np.ndarray, 
             if name:
                 log.add(path.name, "columns not named sample_<ms>ms ignored", name)
             continue
+        t = float(m.group(1)) / 1000.0
+        if not t <= MAX_TIME_S:
+            log.add(path.name, f"columns with a time beyond {MAX_TIME_S:g} s (24 h) ignored", name)
+            continue
+        if len(cols) >= MAX_SAMPLES_PER_TRACK:
+            log.add(path.name, f"sample columns past {MAX_SAMPLES_PER_TRACK} ignored", name)
+            continue
         cols.append(j)
-        times.append(float(m.group(1)) / 1000.0)
+        times.append(t)
     if not cols:
         raise DatasetError(
-            f"{path}: no sample_<ms>ms columns (expected song_id,sample_15000ms,sample_15500ms,...)"
+            f"{path}: no sample_<ms>ms columns with a time within 24 h "
+            "(expected song_id,sample_15000ms,sample_15500ms,...)"
         )
     times_arr = np.array(times)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for tid, row in iter_id_rows(rows, i_id, log, path.name, id_name="song_id"):
         if len(row) > len(header) and any(c for c in row[len(header) :]):
             log.add(path.name, "rows with more cells than the header (extra cells ignored)", tid)
-        vals = np.array([float_cell(row, j) for j in cols])
-        filled = np.flatnonzero(np.array([j < len(row) and row[j] != "" for j in cols]))
-        end = int(filled[-1]) + 1 if len(filled) else 0
-        out[tid] = (times_arr[:end], vals[:end])
+        present = present_columns(cols, row)
+        filled = [k for k, j in enumerate(present) if row[j] != ""]
+        end = filled[-1] + 1 if filled else 0
+        vals = np.array([parse_float(row[j]) for j in present[:end]], dtype=np.float64)
+        out[tid] = (times_arr[:end], vals)
     return out
 
 
@@ -288,7 +304,8 @@ class DEAMDataset(DatasetAdapter):
         if i_set is None:
             i_set = len(header) - 1
             log.note(
-                path.name, f"no 'Mediaeval 2013 set' column; split read from the last column {header[-1]!r}"
+                path.name,
+                f"no 'Mediaeval 2013 set' column; split read from the last column {excerpt(header[-1])!r}",
             )
         fields = {
             "file_name": find_column(header, ("file_name",), path, required=False),

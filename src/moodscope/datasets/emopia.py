@@ -80,8 +80,15 @@ def parse_clip_name(name: str) -> tuple[int, str, int] | None:
 
 
 def midi_digest(path: Path) -> str:
-    """First 12 hex digits of the SHA-1 of a file's bytes (the cache key of its renders)."""
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
+    """First 12 hex digits of the SHA-1 of a file's bytes (the cache key of its renders), read in chunks."""
+    h = hashlib.sha1()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read ({e.strerror or e})") from None
+    return h.hexdigest()[:12]
 
 
 def _locate(root: Path) -> Path:

@@ -7,6 +7,10 @@ import numpy as np
 from ..config import SEGMENT_S
 from ..tracks import Dynamic
 from .base import IssueLog, Scale
+from .limits import MAX_SAMPLES_PER_TRACK, MAX_TIME_S
+
+#: most segments :func:`resample_to_grid` builds (the 0.5 s grid of :data:`MAX_TIME_S`, and one more)
+MAX_GRID_SEGMENTS = int(MAX_TIME_S / SEGMENT_S) + 2
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -25,7 +29,9 @@ def resample_to_grid(
     Parameters
     ----------
     times_s : np.ndarray [shape=(n,)]
-        Sample times in seconds (any order; NaN values must be removed beforehand).
+        Sample times in seconds (any order), finite; the grid they span may have at most
+        :data:`MAX_GRID_SEGMENTS` segments (``ValueError`` otherwise: the readers drop times beyond
+        :data:`~moodscope.datasets.limits.MAX_TIME_S` beforehand).
     values : np.ndarray [shape=(n,)] or [shape=(n, d)]
         Sample values.
 
@@ -51,8 +57,15 @@ def resample_to_grid(
         raise ValueError("times_s and values must have the same length")
     if len(t) == 0:
         return np.zeros(0), np.zeros((0,) if squeeze else (0, v.shape[1]))
+    if not np.isfinite(t).all():
+        raise ValueError("times_s must be finite")
     order = np.argsort(t, kind="stable")
     t, v = t[order], v[order]
+    span = (t[-1] - t[0]) / step
+    if not span < MAX_GRID_SEGMENTS:
+        raise ValueError(
+            f"times_s span {t[-1] - t[0]:g} s: more than {MAX_GRID_SEGMENTS} segments of {step:g} s"
+        )
     k = np.floor(t / step + 1e-6).astype(np.int64)
     k0 = int(k[0])
     m = int(k[-1]) - k0 + 1
@@ -82,14 +95,37 @@ def build_dynamic(
 ) -> Dynamic | None:
     """Validate, convert and grid a valence and an arousal curve into one :class:`Dynamic`.
 
-    Missing/invalid values inside a curve are filled by interpolation (counted); the curve is cut to
-    the span both dimensions cover (counted when they differ). Returns ``None`` (counted) when no
-    valid value is left.
+    Samples whose time is not finite, negative or beyond :data:`MAX_TIME_S` are dropped (counted), and a
+    curve keeps at most :data:`MAX_SAMPLES_PER_TRACK` samples (its earliest; the rest counted), so no time
+    read from a file sizes the grid beyond 24 h. Missing/invalid values inside a curve are filled by
+    interpolation (counted); the curve is cut to the span both dimensions cover (counted when they
+    differ). Returns ``None`` (counted) when no valid value is left.
     """
     curves = []
     for name, t, x in (("valence", times_v, valence), ("arousal", times_a, arousal)):
-        t = np.asarray(t, dtype=np.float64)
-        raw = np.asarray(x, dtype=np.float64)
+        t = np.asarray(t, dtype=np.float64).ravel()
+        raw = np.asarray(x, dtype=np.float64).ravel()
+        if len(t) != len(raw):
+            raise ValueError(f"{track_id}: {len(t)} times for {len(raw)} {name} values")
+        with np.errstate(invalid="ignore"):
+            bad_t = ~np.isfinite(t) | (t < 0) | (t > MAX_TIME_S)
+        if bad_t.any():
+            log.add(
+                where,
+                f"dynamic samples with a missing, negative or beyond-{MAX_TIME_S:g} s time skipped",
+                track_id,
+                count=int(bad_t.sum()),
+            )
+            t, raw = t[~bad_t], raw[~bad_t]
+        if len(t) > MAX_SAMPLES_PER_TRACK:
+            keep = np.sort(np.argsort(t, kind="stable")[:MAX_SAMPLES_PER_TRACK])
+            log.add(
+                where,
+                f"dynamic samples past {MAX_SAMPLES_PER_TRACK} per curve skipped",
+                track_id,
+                count=len(t) - MAX_SAMPLES_PER_TRACK,
+            )
+            t, raw = t[keep], raw[keep]
         nan_in = ~np.isfinite(raw)
         vals, n_clip, n_bad = scale.validate(raw)
         if n_clip:

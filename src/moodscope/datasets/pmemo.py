@@ -46,6 +46,7 @@ from .reading import (
     iter_id_rows,
     iter_known_rows,
     normalize_id,
+    parse_float,
     read_csv,
     read_long_dynamic,
     track_of,
@@ -230,16 +231,20 @@ class PMEmoDataset(DatasetAdapter):
                 "annotator rows with more cells than the header (extra cells ignored)",
                 path.name,
             )
-        table = np.array(
-            [[float_cell(row, j) for j in range(1, len(header))] for row in rows],
-            dtype=np.float64,
-        ).reshape(len(rows), len(header) - 1)
+        # per-column means over the annotators, accumulated row by row: work and memory follow the cells
+        # present, not rows x header width (a short row is not padded)
+        width = len(header) - 1
+        sums = np.zeros(width)
+        counts = np.zeros(width, dtype=np.int64)
+        for row in rows:
+            vals = np.array([parse_float(c) for c in row[1 : len(header)]], dtype=np.float64)
+            idx = np.flatnonzero(~np.isnan(vals))  # inf stays in: counted as invalid downstream
+            sums[idx] += vals[idx]
+            counts[idx] += 1
         with np.errstate(all="ignore"):
-            static = float(np.nanmean(table[:, 0])) if np.isfinite(table[:, 0]).any() else np.nan
-            cols = table[:, 1:]
-            ok = np.isfinite(cols).any(axis=0)
-            dyn = np.full(cols.shape[1], np.nan)
-            dyn[ok] = np.nanmean(cols[:, ok], axis=0)
+            means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        static = float(means[0])
+        dyn = means[1:]
         times = _header_times(header[2:])
         if times is None:
             times = PMEMO_FIRST_TIME_S + 0.5 * np.arange(len(header) - 2)

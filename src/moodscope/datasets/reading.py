@@ -4,11 +4,13 @@ tabs, ragged rows), columns found by name, ids, and the audio files beside the l
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import math
 import os
 import re
+import stat
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -18,24 +20,113 @@ from ..audio.decode import AUDIO_EXTENSIONS
 from ..errors import DatasetError
 from ..tracks import Track
 from .base import IssueLog
-
+from .limits import (
+    MAX_CSV_BYTES,
+    MAX_CSV_CELLS,
+    MAX_SAMPLES_PER_TRACK,
+    MAX_TIME_S,
+    MAX_YAML_BYTES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
+    check_inside,
+    excerpt,
+)
 
 # ----------------------------------------------------------------------------------------------------------
 # Reading files
 # ----------------------------------------------------------------------------------------------------------
-def read_text(path: Path, log: IssueLog | None = None) -> str:
-    """Read a text file as UTF-8 (BOM allowed), falling back to Latin-1 (recorded in ``log``)."""
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "an unusual file")
+
+
+def read_bytes(path: Path, *, max_bytes: int | None = None, what: str = "label file") -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``, inside the dataset root (see :mod:`.limits`).
+
+    The file is opened without blocking and checked to be a regular file before anything is read, so a
+    FIFO, a device or a folder is refused at once (:class:`DatasetError`), as is a file over the limit.
+    """
     path = Path(path)
+    max_bytes = MAX_CSV_BYTES if max_bytes is None else max_bytes
+    check_inside(path)
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    )
     try:
-        data = path.read_bytes()
+        fd = os.open(path, flags)
     except OSError as e:
         raise DatasetError(f"{path}: cannot read ({e.strerror or e})") from None
+    except ValueError:  # a NUL character in the name
+        raise DatasetError(
+            f"{excerpt(str(path), 200)}: not a valid path (it holds a NUL character)"
+        ) from None
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        if log is not None:
-            log.note(path.name, "not valid UTF-8; read as Latin-1")
-        return data.decode("latin-1")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DatasetError(f"{path}: {_kind(st.st_mode)}, not a regular file (expected a {what})")
+        if st.st_size > max_bytes:
+            raise DatasetError(f"{path}: {st.st_size} bytes, over the {max_bytes} bytes a {what} may have")
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise DatasetError(f"{path}: over the {max_bytes} bytes a {what} may have")
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def read_text(
+    path: Path, log: IssueLog | None = None, *, max_bytes: int | None = None, what: str = "text file"
+) -> str:
+    """Read a text file (:func:`read_bytes`) as UTF-8 (BOM allowed) or UTF-16 with a BOM, falling back to
+    Latin-1 (recorded in ``log``). A NUL character (binary data, UTF-16 without a BOM) is a :class:`DatasetError`.
+    """
+    path = Path(path)
+    data = read_bytes(path, max_bytes=max_bytes, what=what)
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise DatasetError(
+                f"{path}: starts with a UTF-16 byte-order mark but is not UTF-16 ({e.reason})"
+            ) from None
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            if log is not None:
+                log.note(path.name, "not valid UTF-8; read as Latin-1")
+            text = data.decode("latin-1")
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise DatasetError(
+            f"{path}: not a text file (NUL character on line {line}; binary data, or UTF-16 without a byte-order mark?)"
+        )
+    return text
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def text_lines(text: str) -> list[str]:
+    """Lines split at ``\\n``, ``\\r\\n`` or ``\\r`` only (a Latin-1 ``\\x85`` or a form feed stays in its line)."""
+    return _LINE_BREAK.split(text)
 
 
 def _clean_cell(cell: str) -> str:
@@ -48,7 +139,9 @@ def read_csv(
     """Read a small CSV tolerantly.
 
     Cells (header included) are stripped of surrounding whitespace, tabs and BOMs; blank lines are
-    dropped; the delimiter (``,`` ``;`` or tab) is taken from the first line unless given.
+    dropped; the delimiter (``,`` ``;`` or tab) is taken from the first line unless given. The file is read
+    with :func:`read_text` (size, type and root checks) and may hold at most :data:`MAX_CSV_CELLS` cells; a
+    header without data rows is noted in ``log``.
 
     Returns
     -------
@@ -57,20 +150,100 @@ def read_csv(
     rows : list[list[str]]
         Remaining rows; lengths may differ (ragged files).
     """
-    text = read_text(path, log)
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    text = read_text(path, log, what="CSV file")
+    lines = [ln for ln in text_lines(text) if ln.strip()]
+    del text
     if not lines:
-        raise DatasetError(f"{path}: file is empty")
+        raise DatasetError(f"{path}: file is empty (expected a CSV file with a header row)")
     if delimiter is None:
         first = lines[0]
         delimiter = max((",", ";", "\t"), key=lambda d: (first.count(d), d == ","))
         if first.count(delimiter) == 0:
             delimiter = ","
-    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter)
-    rows = [[_clean_cell(c) for c in r] for r in reader]
+    # an upper bound of the cells (quoted delimiters count too), checked before any row is parsed
+    if sum(ln.count(delimiter) for ln in lines) + len(lines) > MAX_CSV_CELLS:
+        raise DatasetError(f"{path}: more than {MAX_CSV_CELLS} cells (the most a CSV file may have)")
+    reader = csv.reader(lines, delimiter=delimiter)
+    try:
+        rows = [[_clean_cell(c) for c in r] for r in reader]
+    except csv.Error as e:
+        raise DatasetError(f"{path}: row {reader.line_num}: not readable as CSV ({excerpt(e, 80)})") from None
     if header:
+        if len(rows) == 1 and log is not None:
+            log.note(path.name, "header only: no data rows")
         return rows[0], rows[1:]
     return [], rows
+
+
+def load_yaml(path: Path, log: IssueLog | None = None, *, what: str = "YAML file"):
+    """Parse a small YAML file safely: at most :data:`MAX_YAML_BYTES` bytes and :data:`MAX_YAML_DEPTH` levels
+    of nesting, ``yaml.safe_load`` (no Python objects), at most :data:`MAX_YAML_NODES` values once aliases
+    are expanded, no recursive alias.
+
+    Any problem is a :class:`DatasetError` naming the file and the cause (with the line where the parser
+    stopped); nothing of the file is quoted but the parser's own short description.
+    """
+    import yaml
+
+    text = read_text(path, log, max_bytes=MAX_YAML_BYTES, what=what)
+    try:
+        # the event stream first (iterative, cheap): refuse deep nesting before the recursive composer sees it
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise DatasetError(f"{path}: YAML nested deeper than {MAX_YAML_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise DatasetError(f"{path}: invalid YAML{where} ({excerpt(problem, 80)})") from None
+    except RecursionError:
+        raise DatasetError(f"{path}: invalid YAML (nested too deeply)") from None
+    except (ValueError, OverflowError) as e:  # e.g. an integer of more than 4300 digits, a bad date
+        raise DatasetError(f"{path}: invalid YAML value ({excerpt(e, 80)})") from None
+    _check_yaml_size(data, path)
+    return data
+
+
+def _children(obj) -> list:
+    if isinstance(obj, dict):
+        return [*obj.keys(), *obj.values()]
+    return list(obj)
+
+
+def _check_yaml_size(data, path: Path) -> None:
+    """Refuse a YAML value with more than :data:`MAX_YAML_NODES` values once its aliases are expanded, or
+    one that contains itself (``&a [*a]``). Iterative and memoised: the cost is that of the parsed graph."""
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[object, bool]] = [(data, False)]
+    while stack:
+        obj, done = stack.pop()
+        if not isinstance(obj, (list, dict)):
+            continue
+        key = id(obj)
+        if done:
+            open_.discard(key)
+            n = 1 + sum(size.get(id(c), 1) for c in _children(obj))
+            if n > MAX_YAML_NODES:
+                raise DatasetError(
+                    f"{path}: more than {MAX_YAML_NODES} values once its aliases are expanded "
+                    "(a YAML alias bomb?)"
+                )
+            size[key] = n
+            continue
+        if key in size:
+            continue
+        if key in open_:
+            raise DatasetError(f"{path}: a YAML alias that contains itself (recursive structure)")
+        open_.add(key)
+        stack.append((obj, True))
+        stack.extend((c, False) for c in _children(obj) if isinstance(c, (list, dict)) and id(c) not in size)
 
 
 def norm_name(name: str) -> str:
@@ -90,13 +263,20 @@ def find_column(
     if required:
         label = what or candidates[0]
         raise DatasetError(
-            f"{path}: missing column {label!r} (expected one of {list(candidates)}; found {list(header)})"
+            f"{path}: missing column {label!r} (expected one of {list(candidates)} in the header row, "
+            f"which reads {excerpt(','.join(header[:50]))!r})"
         )
     return None
 
 
+def present_columns(columns: Sequence[int], row: Sequence[str]) -> Sequence[int]:
+    """The indices of ``columns`` (ascending) that ``row`` has cells for: the work per row stays proportional
+    to the row's own cells, however wide the header."""
+    return columns[: bisect_left(columns, len(row))]
+
+
 def require_file(path: Path, what: str) -> Path:
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise DatasetError(f"{path}: missing file ({what})")
     return path
 
@@ -213,7 +393,10 @@ def index_audio(folder: Path, log: IssueLog, *, recursive: bool = False) -> dict
     rank = {ext: i for i, ext in enumerate(AUDIO_EXTENSIONS)}
     for p in sorted(files):
         ext = p.suffix.lower()
-        if ext not in rank or not p.is_file():
+        if ext not in rank:
+            continue
+        if not p.is_file():
+            log.add(folder.name, "audio entries that are not regular files ignored", p.name)
             continue
         stem = p.stem
         if stem in out:
@@ -265,7 +448,9 @@ def read_long_dynamic(
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Group a long-format dynamic table (one row per track and time) by track.
 
-    Rows without an id or a time are skipped, repeated (id, time) rows keep the first; both counted.
+    Rows without an id, or whose time is missing, not finite, negative or beyond :data:`MAX_TIME_S`, are
+    skipped, as are the rows of a track past its :data:`MAX_SAMPLES_PER_TRACK`-th; repeated (id, time) rows
+    keep the first. All are counted in ``log``.
 
     Returns
     -------
@@ -296,11 +481,22 @@ def read_long_dynamic(
             log.add(path.name, "rows without a track id skipped", f"line {n}")
             continue
         t = float_cell(row, i_t) * factor
-        if not math.isfinite(t) or t < 0:
-            log.add(path.name, "rows with a missing or negative time skipped", f"{tid} (line {n})")
+        if not math.isfinite(t):
+            log.add(path.name, "rows with a missing, NaN or infinite time skipped", f"{tid} (line {n})")
+            continue
+        if t < 0:
+            log.add(path.name, "rows with a negative time skipped", f"{tid} (line {n})")
+            continue
+        if t > MAX_TIME_S:
+            log.add(
+                path.name, f"rows with a time beyond {MAX_TIME_S:g} s (24 h) skipped", f"{tid} (line {n})"
+            )
             continue
         t = round(t, 6)
         pts = per.setdefault(tid, {})
+        if len(pts) >= MAX_SAMPLES_PER_TRACK:
+            log.add(path.name, f"rows past {MAX_SAMPLES_PER_TRACK} per track skipped", tid)
+            continue
         if t in pts:
             log.add(path.name, "duplicate (track id, time) rows (first kept)", f"{tid}@{t:g}s")
             continue

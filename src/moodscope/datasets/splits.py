@@ -15,6 +15,7 @@ Every function returns :class:`Split` records, which unpack as ``train, test = s
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from ..config import WINDOW_S
 from ..errors import DatasetError
 from ..tracks import Track
 from .base import Dataset, natural_key
+from .limits import excerpt
 from .reading import read_text
 
 #: DEAM ids above this are the 58 full-length songs of the MediaEval 2015 evaluation set.
@@ -105,7 +107,7 @@ def read_id_file(path: str | Path) -> list[str]:
     A header word such as ``song_id`` and ids written ``12.0`` or ``12.mp3`` are tolerated.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise DatasetError(f"{path}: id file not found")
     text = read_text(path)
     out: list[str] = []
@@ -152,7 +154,7 @@ def deam2015_split(dataset: Dataset | Iterable[Track | str], dev_ids_file: str |
         if bad:
             raise DatasetError(
                 f"{dev_ids_file}: lists evaluation-set ids (> {DEAM_LAST_DEV_ID}) as development clips: "
-                f"{', '.join(bad[:5])}"
+                f"{excerpt(', '.join(bad[:5]))}"
             )
         have = set(ids)
         train = sorted((i for i in listed if i in have), key=natural_key)

@@ -14,7 +14,7 @@ from ..audio.cache import file_features
 from ..audio.decode import resample
 from ..audio.features import compute_features, iter_file_features
 from ..emotion import quadrant_name
-from ..errors import AudioError, MoodscopeError, UnknownNameError
+from ..errors import AudioError, MoodscopeError, PredictionError, UnknownNameError
 from ..modelfile import load_model
 from ..precision import autocast_dtype, resolve
 from ..tasks import TASKS
@@ -75,22 +75,24 @@ class Result:
         return "  ".join(parts)
 
     def to_dict(self) -> dict:
+        """The JSON schema of one track; values a model does not give (e.g. arousal of a valence-only
+        model) are ``None``, so the JSON never holds a bare ``NaN``."""
         d = {
             "file": self.file,
             "duration_s": round(float(self.duration_s), 3),
             "model": self.model,
-            "static": {k: round(float(v), 4) for k, v in self.static.items()},
+            "static": {k: _number(v) for k, v in self.static.items()},
             "quadrant": self.quadrant,
         }
         if self.dynamic is not None:
             d["dynamic"] = {
                 "hop_s": self.dynamic["hop_s"],
                 "times_s": [round(float(t), 2) for t in self.dynamic["times_s"]],
-                "valence": [round(float(v), 4) for v in self.dynamic["valence"]],
-                "arousal": [round(float(v), 4) for v in self.dynamic["arousal"]],
+                "valence": [_number(v) for v in self.dynamic["valence"]],
+                "arousal": [_number(v) for v in self.dynamic["arousal"]],
             }
         if self.tags is not None:
-            d["tags"] = {k: round(float(v), 4) for k, v in self.tags.items()}
+            d["tags"] = {k: _number(v) for k, v in self.tags.items()}
         d.update(self.extra)
         return d
 
@@ -114,6 +116,26 @@ class Result:
                 ]
             )
         return buf.getvalue()
+
+
+def _number(v, digits: int = 4):
+    v = float(v)
+    return round(v, digits) if np.isfinite(v) else None
+
+
+def _all_finite(out) -> bool:
+    """True when every number of a task's raw output (array, tensor, or dict/list/tuple of them) is finite."""
+    if isinstance(out, dict):
+        return all(_all_finite(v) for v in out.values())
+    if isinstance(out, (list, tuple)):
+        return all(_all_finite(v) for v in out)
+    if hasattr(out, "detach"):
+        out = out.detach().float().cpu().numpy()
+    try:
+        arr = np.asarray(out, dtype=np.float64)
+    except (TypeError, ValueError):
+        return True  # not numbers (names, flags)
+    return bool(np.isfinite(arr).all())
 
 
 class Predictor:
@@ -200,6 +222,10 @@ class Predictor:
             if e.path is None and label != "<array>":
                 raise AudioError(label, e.cause) from None
             raise
+        if not _all_finite(out):
+            raise PredictionError(
+                label, "the model's output is not finite (NaN or inf): the model file may be damaged"
+            )
         duration = frames() / self.features.frames_per_second
         fields = self.task.result_fields(out, duration)
         v, a = fields["static"]["valence"], fields["static"]["arousal"]

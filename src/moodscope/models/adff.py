@@ -58,8 +58,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import choice, flag, integer, integer_list
 from ..tasks.static import STATIC_HEADS, n_outputs
-from .base import InputNorm, MoodModel, register_model
+from .base import DROPOUT, FC_MAX, N_MELS, REDUCTION, WIDTH, InputNorm, MoodModel, register_model
 from .blocks import SEBlock
 
 __all__ = ["ADFF", "VGG16_LEVELS"]
@@ -155,6 +156,21 @@ class ADFF(MoodModel):
     """
 
     output = "static"
+    arg_settings = {
+        "task": choice(STATIC_HEADS),
+        "seg_num": integer(1, 256),
+        "width": WIDTH,
+        "n_mels": N_MELS,
+        "lstm_hidden": integer(1, 4096, none=True),
+        "fc_sizes": integer_list(1, FC_MAX, min_len=0, max_len=16, none=True),
+        "ff_size": integer(1, FC_MAX, none=True),
+        "dropout": DROPOUT,
+        "use_se": flag(),
+        "use_tflm": flag(),
+        "se_reduction": REDUCTION,
+        "freq_bands": integer(1, 64),
+        "temporal_pool": choice(("mean", "last")),
+    }
 
     def __init__(
         self,

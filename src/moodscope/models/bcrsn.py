@@ -7,7 +7,19 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import InputNorm, register_model
+from ..config import integer_list, number
+from .base import (
+    DROPOUT,
+    KERNEL,
+    LAYERS,
+    LAYERS_MAX,
+    N_MELS,
+    SEGMENT_FRAMES,
+    UNITS,
+    WIDTH,
+    InputNorm,
+    register_model,
+)
 from .blocks import BiLSTMRegressor
 from .sequence import _check_width, _global_meanmax, _scaled, _SegmentSequenceModel, _spectral_cnn
 
@@ -56,6 +68,19 @@ class BCRSN(_SegmentSequenceModel):
     l1 : float
         Weight of the L1 penalty on the ASF layer (:meth:`auxiliary_loss`).
     """
+
+    arg_settings = {
+        "n_mels": N_MELS,
+        "segment_frames": SEGMENT_FRAMES,
+        "width": WIDTH,
+        "channels": integer_list(1, 4096, max_len=LAYERS_MAX),
+        "kernel_size": KERNEL,
+        "asf_dim": UNITS,
+        "rnn_hidden": UNITS,
+        "rnn_layers": LAYERS,
+        "dropout": DROPOUT,
+        "l1": number(0, 1000),
+    }
 
     def __init__(
         self,

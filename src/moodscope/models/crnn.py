@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import InputNorm, register_model
+from ..config import flag, integer
+from .base import DROPOUT, KERNEL, LAYERS, N_MELS, SEGMENT_FRAMES, UNITS, WIDTH, InputNorm, register_model
 from .blocks import ConvBNReLUPool
 from .sequence import _check_width, _scaled, _SegmentSequenceModel
 
@@ -58,6 +59,20 @@ class CRNN(_SegmentSequenceModel):
     dropout : float
         Before each branch's GRU stack and its output layer.
     """
+
+    arg_settings = {
+        "n_mels": N_MELS,
+        "segment_frames": SEGMENT_FRAMES,
+        "width": WIDTH,
+        "channels": UNITS,
+        "n_conv_layers": LAYERS,
+        "kernel_size": KERNEL,
+        "freq_pool": integer(1, 128),
+        "rnn_hidden": UNITS,
+        "rnn_layers": LAYERS,
+        "bidirectional": flag(),
+        "dropout": DROPOUT,
+    }
 
     def __init__(
         self,

@@ -72,7 +72,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import InputNorm, MoodModel, register_model
+from ..config import choice
+from .base import (
+    DROPOUT,
+    LAYERS,
+    N_MELS,
+    REDUCTION,
+    SEGMENT_FRAMES,
+    UNITS,
+    WIDTH,
+    InputNorm,
+    MoodModel,
+    register_model,
+)
 from .blocks import FUSION_MODES, AttentionFusion, BiLSTMRegressor, ConvBNReLUPool
 
 __all__ = ["ARCHITECTURES", "DAMFF", "FUSION_MODES"]
@@ -131,6 +143,18 @@ class DAMFF(MoodModel):
     """
 
     output = "dynamic"
+    arg_settings = {
+        "arch": choice(ARCHITECTURES),
+        "fusion": choice(FUSION_MODES),
+        "width": WIDTH,
+        "embed_dim": UNITS,
+        "lstm_hidden": UNITS,
+        "lstm_layers": LAYERS,
+        "dropout": DROPOUT,
+        "attention_reduction": REDUCTION,
+        "n_mels": N_MELS,
+        "segment_frames": SEGMENT_FRAMES,
+    }
 
     def __init__(
         self,

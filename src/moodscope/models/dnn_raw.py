@@ -10,8 +10,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..config import SEGMENT_S
-from .base import InputNorm, register_model
+from ..config import SAMPLE_RATE, SEGMENT_S, integer_list
+from .base import DROPOUT, LAYERS, LAYERS_MAX, UNITS, WIDTH, InputNorm, register_model
 from .sequence import _check_width, _scaled, _SegmentSequenceModel, _WaveformFrontEnd
 
 
@@ -52,6 +52,15 @@ class DNNRaw(_SegmentSequenceModel):
     feature_kind: ClassVar[str] = "waveform"
     default_sr: ClassVar[int] = 16000
 
+    arg_settings = {
+        "sr": SAMPLE_RATE,
+        "width": WIDTH,
+        "channels": integer_list(1, 4096, max_len=LAYERS_MAX),
+        "rnn_hidden": UNITS,
+        "rnn_layers": LAYERS,
+        "dropout": DROPOUT,
+    }
+
     def __init__(
         self,
         *,
@@ -67,8 +76,7 @@ class DNNRaw(_SegmentSequenceModel):
         self.sr = int(sr)
         self.n_mels = 1
         self.segment_frames = int(round(SEGMENT_S * self.sr))
-        self.norm = InputNorm(1)
-        self.norm.set_stats(torch.zeros(1), torch.ones(1))  # identity until the trainer sets the stats
+        self.norm = InputNorm(1, mean=0.0, std=1.0)  # identity until the trainer sets the stats
         self.frontend = _WaveformFrontEnd(self.sr, [_scaled(c, width) for c in channels])
         self.embed_dim = self.frontend.out_dim
         h = _scaled(rnn_hidden, width)

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from ..audio.features import LogMel
-from ..config import SEGMENT_S, FeatureConfig
-from .base import InputNorm, register_model
+from ..config import SEGMENT_S, FeatureConfig, integer, integer_list, number
+from .base import DROPOUT, LAYERS, LAYERS_MAX, UNITS, WIDTH, InputNorm, register_model
 from .blocks import BiLSTMRegressor
 from .sequence import (
     _check_width,
@@ -68,6 +68,19 @@ class MCRNN(_SegmentSequenceModel):
     feature_kind: ClassVar[str] = "waveform"
     default_sr: ClassVar[int] = 16000
 
+    arg_settings = {
+        "sr": integer(1000, 48000),
+        "width": WIDTH,
+        "wave_channels": integer_list(1, 4096, max_len=LAYERS_MAX),
+        "spec_channels": integer_list(1, 4096, max_len=LAYERS_MAX),
+        "spec_mels": integer(1, 256),
+        "win_s": number(0.001, 0.25),
+        "hop_s": number(0.001, 0.25),
+        "rnn_hidden": UNITS,
+        "rnn_layers": LAYERS,
+        "dropout": DROPOUT,
+    }
+
     def __init__(
         self,
         *,
@@ -87,15 +100,17 @@ class MCRNN(_SegmentSequenceModel):
         self.sr = int(sr)
         self.n_mels = 1
         self.segment_frames = int(round(SEGMENT_S * self.sr))
-        self.norm = InputNorm(1)
-        self.norm.set_stats(torch.zeros(1), torch.ones(1))  # identity until the trainer sets the stats
+        self.norm = InputNorm(1, mean=0.0, std=1.0)  # identity until the trainer sets the stats
         self.wave = _WaveformFrontEnd(self.sr, [_scaled(c, width) for c in wave_channels])
         hop = max(1, int(round(hop_s * self.sr)))
         # the feature front end's log-Mel (center, constant padding, no top_db), in float32 inside the model
         mel_cfg = FeatureConfig(
             sr=self.sr, n_fft=int(round(win_s * self.sr)), hop_length=hop, n_mels=spec_mels
         )
-        self.logmel = LogMel(mel_cfg, dtype=torch.float32)
+        # its window and filterbank are computed, never loaded (non-persistent buffers): always real, also in a
+        # skeleton on the meta device (models.base.build_skeleton), where building them would be slow
+        with torch.device("cpu"):
+            self.logmel = LogMel(mel_cfg, dtype=torch.float32)
         n_frames = 1 + self.segment_frames // hop
         if 2 ** len(spec_channels) > min(n_frames, spec_mels):
             raise ValueError(

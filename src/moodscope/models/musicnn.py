@@ -82,13 +82,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import FeatureConfig
+from ..config import FeatureConfig, SettingError, check_settings, integer, shown, text_list
 from ..errors import ModelFileError
-from ..modelfile import load_weights, read_json_metadata
+from ..modelfile import check_tensors, open_safetensors, read_json_metadata, read_tensors
 
 __all__ = [
     "MSD_TAGS",
@@ -204,6 +203,16 @@ class MusiCNN(nn.Module):
     n_dense : int
         Units of the penultimate dense layer (200).
     """
+
+    #: What each argument may be (checked by :func:`load_musicnn` before anything is built).
+    arg_settings = {
+        "n_tags": integer(1, 10000),
+        "n_mels": integer(3, 1024),
+        "n_timbral": integer(1, 4096),
+        "n_temporal": integer(1, 4096),
+        "n_midend": integer(1, 4096),
+        "n_dense": integer(1, 4096),
+    }
 
     def __init__(
         self,
@@ -381,6 +390,26 @@ def _read_metadata(path: Path) -> dict:
     return read_json_metadata(path, META_KEY, FORMAT, "not written by tools/convert_musicnn.py")
 
 
+def _checked_metadata(path: Path, meta: dict) -> tuple[dict, list[str], FeatureConfig]:
+    """``(model_args, tags, features)`` of a converted file's metadata, checked before anything is built."""
+    args = meta.get("model_args", {})
+    try:
+        check_settings(args, MusiCNN.arg_settings, what="MusiCNN argument")
+    except SettingError as e:
+        raise ModelFileError(f"{path}: {e.within('model_args')}") from None
+    n_tags = args.get("n_tags", 50)
+    tags = meta.get("tags", [])
+    if text_list(max_len=10000)(tags) is not None or len(tags) != n_tags:
+        raise ModelFileError(f"{path}: tags={shown(tags)}: must be {n_tags} tag names, one per output")
+    try:
+        features = FeatureConfig.from_dict(meta.get("features", MUSICNN_FEATURES.to_dict()))
+    except SettingError as e:
+        raise ModelFileError(f"{path}: {e.within('features')}") from None
+    except ValueError as e:
+        raise ModelFileError(f"{path}: features: {e}") from None
+    return dict(args), list(tags), features
+
+
 def musicnn_metadata(which: str | Path = "msd") -> dict:
     """The decoded metadata of a converted musicnn file: ``tags``, ``features``, ``model_args``,
     ``source`` (package, version, checkpoint), ``licence`` (ISC text), ``outputs``, ``patch_frames``."""
@@ -402,21 +431,19 @@ def load_musicnn(which: str | Path = "msd", *, device: str | torch.device = "cpu
     path, ctx = _resolve(which)
     try:
         meta = _read_metadata(path)
-        try:
-            model = MusiCNN(**meta.get("model_args", {}))
-        except TypeError as e:
-            raise ModelFileError(f"{path}: {e}") from None
-        with safe_open(str(path), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        args, tags, features = _checked_metadata(path, meta)
+        with torch.device("meta"):
+            skeleton = MusiCNN(**args)
+        with open_safetensors(path) as f:
+            check_tensors(path, f, skeleton.state_dict(), f"MusiCNN{skeleton.model_args}")
+            model = MusiCNN(**args)
+            tensors = read_tensors(path, f)
     finally:
         if ctx is not None:
             ctx.__exit__(None, None, None)
-    load_weights(path, model, tensors, f"MusiCNN{model.model_args}")
-    tags = list(meta.get("tags", []))
-    if len(tags) != model.model_args["n_tags"]:
-        raise ModelFileError(f"{path}: {len(tags)} tag names for {model.model_args['n_tags']} outputs")
+    model.load_state_dict(tensors, strict=True)
     model.tags = tags
-    model.features = FeatureConfig.from_dict(meta.get("features", MUSICNN_FEATURES.to_dict()))
+    model.features = features
     model.info = {k: meta[k] for k in ("source", "licence", "outputs", "patch_frames") if k in meta}
     model.eval().requires_grad_(False)
     return model.to(device)

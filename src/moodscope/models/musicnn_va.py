@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import MODE_BINS, MUSICNN_BINS, FeatureConfig
-from .base import InputNorm, MoodModel, register_model
+from ..config import MODE_BINS, MUSICNN_BINS, FeatureConfig, flag
+from .base import DROPOUT, UNITS, WIDTH, InputNorm, MoodModel, register_model
 from .sequence import _check_width
 
 
@@ -53,6 +53,13 @@ class MusicnnVA(MoodModel):
 
     output = "mood"
     feature_kind = "musicnn"
+    arg_settings = {
+        "mode_features": flag(),
+        "width": WIDTH,
+        "hidden": UNITS,
+        "dropout": DROPOUT,
+        "input_dropout": DROPOUT,
+    }
 
     def __init__(
         self,

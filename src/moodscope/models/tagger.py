@@ -24,7 +24,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .base import InputNorm, MoodModel, register_model
+from ..config import choice, int_or_pair, integer, integer_list
+from .base import DROPOUT, FC_MAX, N_MELS, UNITS, WIDTH, InputNorm, MoodModel, register_model
 from .blocks import ConvBNReLUPool
 
 __all__ = ["EmotionTagger", "FREQ_REDUCTIONS", "GLOBAL_POOLS", "POOL_TYPES"]
@@ -96,6 +97,20 @@ class EmotionTagger(MoodModel):
     """
 
     output: ClassVar[str] = "tags"
+    arg_settings = {
+        "n_tags": integer(1, 10000),
+        "n_mels": N_MELS,
+        "width": WIDTH,
+        "n_conv_layers": integer(1, 16),
+        "base_channels": UNITS,
+        "kernel_size": int_or_pair(1, 63),
+        "pool": choice(POOL_TYPES),
+        "pool_size": int_or_pair(1, 16),
+        "freq_reduce": choice(FREQ_REDUCTIONS),
+        "global_pool": choice(GLOBAL_POOLS),
+        "fc_sizes": integer_list(1, FC_MAX, min_len=0, max_len=16),
+        "dropout": DROPOUT,
+    }
 
     def __init__(
         self,

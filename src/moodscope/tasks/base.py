@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..config import FeatureConfig
+from ..config import FeatureConfig, Setting, check_settings
 from ..inference.sliding import _autocast
 from ..registry import Registry
 
@@ -139,6 +139,19 @@ class _Task:
     #: whether :meth:`predict_blocks` consumes a track block by block (memory independent of its length);
     #: a task that needs the whole track at once gets it as one block
     streams = False
+    #: What each constructor option (all but ``features``) may be: type and sanity bounds, checked by
+    #: :meth:`check_options` before a model file's task is built; checks between options stay in the constructor.
+    option_settings: dict[str, Setting] = {}
+
+    @classmethod
+    def check_options(cls, options: dict) -> None:
+        """Raise :class:`~moodscope.config.SettingError` (naming the key) for an option this kind does not
+        take or a value outside its :attr:`option_settings`."""
+        check_settings(options, cls.option_settings, what=f"option of task {cls.kind!r}")
+
+    def check_model(self, model) -> None:
+        """Raise ``ValueError`` unless ``model``'s outputs are what this task reads (nothing to check by
+        default). ``model`` may be a skeleton on the ``meta`` device (shapes, no values)."""
 
     # -- an experiment's task (moodscope.training) ---------------------------------------------------------
     @classmethod

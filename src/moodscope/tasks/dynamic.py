@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..config import SEGMENT_S, FeatureConfig
+from ..config import SEGMENT_S, FeatureConfig, choice, flag, mapping, number
 from ..inference.sliding import _hop_segments, predict_from_blocks, sliding_predict
 from ..metrics import evaluate_dynamic
-from .base import TASKS, Item, _Examples, _loss_fn, _pad_value, _Task
+from .base import LOSSES, TASKS, Item, _Examples, _loss_fn, _pad_value, _Task
 from .batching import _SharedSegmentBatches, _TrackGroupedBatches
 
 
@@ -44,6 +44,14 @@ class DynamicTask(_Task):
 
     kind = "dynamic"
     streams = True  # segment embeddings are computed block by block (predict_from_blocks)
+    option_settings = {
+        "window_s": number(SEGMENT_S, 600),
+        "train_hop_s": number(0, 600, lo_open=True),
+        "losses": mapping({"valence": choice(LOSSES), "arousal": choice(LOSSES)}, none=True),
+        "hop_valence": number(SEGMENT_S, 600),
+        "hop_arousal": number(SEGMENT_S, 600),
+        "train_reuse": flag(),
+    }
 
     def __init__(
         self,

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..config import MUSICNN_BINS, SEGMENT_S, FeatureConfig
+from ..config import MUSICNN_BINS, SEGMENT_S, FeatureConfig, SettingError, number, text_list
 from ..emotion import quadrant_index
 from ..metrics import evaluate_dynamic
 from .base import TASKS, Item, _pad_value, _sigmoid, crop_frames
@@ -97,6 +97,14 @@ class MoodTask(DynamicTask):
 
     kind = "mood"
     streams = False  # the MusiCNN features are computed on the whole file
+    option_settings = {
+        **{k: v for k, v in DynamicTask.option_settings.items() if k != "train_reuse"},
+        "sign_scale": number(0, 1000, lo_open=True),
+        "sign_weight": number(0, 1000),
+        "curve_weight": number(0, 1000),
+        "tag_names": text_list(max_len=10000),
+        "mood_tags": text_list(max_len=50, unique=True),  # MSD tags: checked by the constructor
+    }
 
     def __init__(
         self,
@@ -133,6 +141,11 @@ class MoodTask(DynamicTask):
             else None
         )
         self.mood_tags = list(mood_tags)
+        from ..models.musicnn import MSD_TAGS
+
+        unknown = [t for t in self.mood_tags if t not in MSD_TAGS]
+        if unknown:
+            raise SettingError("mood_tags", unknown[0], "not one of the front end's MSD tags")
 
     @classmethod
     def for_training(cls, features: FeatureConfig, options: dict | None, model_args: dict, tag_names=None):

@@ -47,7 +47,7 @@ from collections import OrderedDict
 import numpy as np
 from torch.utils.data import Dataset
 
-from ..config import FeatureConfig
+from ..config import FeatureConfig, SettingError, choice, number
 from ..emotion import quadrant_index
 from ..metrics import evaluate_classes, evaluate_static, r2, rmse
 from .base import TASKS, Item, _Examples, _Task, crop_frames, run_windows
@@ -288,6 +288,11 @@ class StaticTask(_Task):
     """
 
     kind = "static"
+    option_settings = {
+        "seg_len_s": number(0, 600, lo_open=True),
+        "dataset": choice(("simple", "full")),
+        "head": choice(STATIC_HEADS),
+    }
 
     def __init__(
         self, features: FeatureConfig, *, seg_len_s: float = 20.0, dataset: str = "simple", head="multitask"
@@ -300,6 +305,22 @@ class StaticTask(_Task):
         self.head = head
         self.fps = features.frames_per_second
         self.length = int(round(self.seg_len_s * self.fps))
+        if self.length < 1:
+            raise SettingError("seg_len_s", seg_len_s, f"shorter than one frame at {self.fps:g} frames/s")
+
+    def check_model(self, model) -> None:
+        """The model's head must give as many outputs as this task's ``head`` reads, and a window of
+        ``seg_len_s`` must hold a frame for each of its ``seg_num`` parts (ADFF)."""
+        model_head = getattr(model, "task", None)
+        if model_head in STATIC_HEADS and n_outputs(model_head) != n_outputs(self.head):
+            raise SettingError("head", self.head, f"the model's head is {model_head!r}")
+        parts = getattr(model, "seg_num", 1)
+        if self.length < parts:
+            raise SettingError(
+                "seg_len_s",
+                self.seg_len_s,
+                f"{self.length} frames, fewer than the model's {parts} parts (seg_num)",
+            )
 
     @classmethod
     def for_training(cls, features: FeatureConfig, options: dict | None, model_args: dict, tag_names=None):

@@ -9,7 +9,7 @@ from collections import OrderedDict
 import numpy as np
 from torch.utils.data import Dataset
 
-from ..config import FeatureConfig
+from ..config import FeatureConfig, SettingError, number, number_list, text_list
 from ..metrics import multilabel_scores, per_tag_scores
 from .base import TASKS, Item, _Examples, _sigmoid, _Task, crop_frames, run_windows
 from .static import _silence_pad, full_segments, segment_windows
@@ -105,14 +105,42 @@ class TagTask(_Task):
     """
 
     kind = "tags"
+    option_settings = {
+        "seg_len_s": number(0, 600, lo_open=True),
+        "tag_names": text_list(max_len=10000),
+        "thresholds": number_list(0, 1, max_len=10000, none=True),
+    }
 
     def __init__(self, features: FeatureConfig, *, seg_len_s: float = 10.0, tag_names=(), thresholds=None):
         self.features = features
         self.seg_len_s = float(seg_len_s)
         self.fps = features.frames_per_second
         self.length = int(round(self.seg_len_s * self.fps))
+        if self.length < 1:
+            raise SettingError("seg_len_s", seg_len_s, f"shorter than one frame at {self.fps:g} frames/s")
         self.tag_names = list(tag_names)
         self.thresholds = None if thresholds is None else np.asarray(thresholds, dtype=np.float32)
+        if self.thresholds is not None and self.tag_names and len(self.thresholds) != len(self.tag_names):
+            raise SettingError(
+                "thresholds",
+                thresholds,
+                f"{len(self.thresholds)} thresholds for {len(self.tag_names)} tag names",
+            )
+
+    def check_model(self, model) -> None:
+        """The model must give one output per tag name and threshold, and take windows of ``seg_len_s``."""
+        n_tags = getattr(model, "n_tags", None)
+        if n_tags is not None:
+            for key, values in (("tag_names", self.tag_names), ("thresholds", self.thresholds)):
+                if values is not None and len(values) and len(values) != n_tags:
+                    raise SettingError(key, list(values), f"{len(values)} for a model of {n_tags} tags")
+        need = getattr(model, "min_frames", 1)
+        if self.length < need:
+            raise SettingError(
+                "seg_len_s",
+                self.seg_len_s,
+                f"{self.length} frames; the model needs windows of at least {need}",
+            )
 
     def info(self) -> dict:
         return {

@@ -31,23 +31,23 @@ from __future__ import annotations
 import copy
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..config import FeatureConfig
 from ..errors import UsageError
+from ..fileio import json_text, write_atomic
 from ..inference.predictor import BUNDLED_MODELS, Predictor
 from ..inference.sliding import CURVE_OUTPUTS
 from ..metrics import paired_ttest
 from ..models import MODELS
 from ..tasks import TASKS, Item
 from .classical import NAME as CLASSICAL
-from .config import load_config
 from .data import load_tracks, log, make_folds, tracks_to_items
-from .experiment import run_experiment
+from .experiment import check_flags, resolve_config, run_experiment
 from .reports import summarize
+from .rundir import check_run_dir, locked_folder
 
 
 def run_compare(
@@ -57,13 +57,17 @@ def run_compare(
     *,
     out_dir=None,
     resume: bool = False,
+    restart: bool = False,
     metrics: list[str] | None = None,
     progress: bool = True,
 ) -> dict:
     """Train and evaluate ``models`` under ``config`` (a YAML path or a mapping, as :func:`run_experiment`);
     write ``compare.md``/``.csv``/``.json``.
 
-    ``metrics`` limits the markdown table's columns (the CSV and JSON keep every metric).
+    ``metrics`` limits the markdown table's columns (the CSV and JSON keep every metric). The output folder
+    is created and locked before any work, and every model's run directory in it is checked against its
+    config first (``resume``/``restart`` as for :func:`run_experiment`), so a refused model costs no
+    training of the others.
     """
 
     if not models:
@@ -71,42 +75,54 @@ def run_compare(
     for m in models:
         if m != CLASSICAL and m not in BUNDLED_MODELS:
             MODELS.get(m)  # unknown names fail before any training
-    cfg = (
-        load_config(None, overrides, base=config)
-        if isinstance(config, dict)
-        else load_config(config, overrides)
-    )
+    check_flags(resume, restart)
+    cfg = resolve_config(config, overrides)
     deep = [m for m in models if m != CLASSICAL and m not in BUNDLED_MODELS] or [cfg["model"]["name"]]
     kind = MODELS.get(deep[0]).output
     comp = cfg.get("compare") or {}
     out = Path(out_dir) if out_dir else Path(cfg["output_dir"]) / f"compare-{cfg['name']}"
-    out.mkdir(parents=True, exist_ok=True)
-    runs = {}
-    for name in models:
-        if name in BUNDLED_MODELS:
-            runs[name] = _score_pretrained(cfg, name, kind, progress=progress)
-            continue
-        c = copy.deepcopy(cfg)
-        c["model"] = {"name": name, "args": dict((comp.get("args") or {}).get(name) or {})}
-        if name == cfg["model"]["name"] and not c["model"]["args"]:
-            c["model"]["args"] = dict(cfg["model"].get("args") or {})
-        if name == CLASSICAL:  # the hand-crafted reference solves the deep models' task
-            c["model"]["args"].setdefault("output", kind)
-            head = (cfg["model"].get("args") or {}).get("task")  # a static model's head, if it has one
-            if head is not None:
-                c["model"]["args"].setdefault("task", head)
-        c["name"] = f"{cfg['name']}-{name}"
-        runs[name] = run_experiment(c, out_dir=out / name, resume=resume, progress=progress)
-    rows = comparison_rows(runs, models, comp.get("paper") or {})
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    (out / "compare.csv").write_text(buf.getvalue(), encoding="utf-8")
-    (out / "compare.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
-    table_md = markdown_table(rows, models, metrics)  # after the CSV: a mistyped metric name costs no results
-    (out / "compare.md").write_text(table_md, encoding="utf-8")
+    trained = {name: _model_config(cfg, name, kind) for name in models if name not in BUNDLED_MODELS}
+    with locked_folder(out, "output folder", "compare"):
+        for name, c in trained.items():  # every run directory's config checked before any training
+            check_run_dir(resolve_config(c), out / name, resume=resume, restart=restart)
+        if restart:  # the earlier table goes with the earlier runs
+            for ext in ("csv", "json", "md"):
+                (out / f"compare.{ext}").unlink(missing_ok=True)
+        runs = {}
+        for name in models:
+            if name in BUNDLED_MODELS:
+                runs[name] = _score_pretrained(cfg, name, kind, progress=progress)
+                continue
+            runs[name] = run_experiment(
+                trained[name], out_dir=out / name, resume=resume, restart=restart, progress=progress
+            )
+        rows = comparison_rows(runs, models, comp.get("paper") or {})
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        write_atomic(out / "compare.csv", buf.getvalue())
+        write_atomic(out / "compare.json", json_text(rows, indent=1))
+        # after the CSV: a mistyped metric name costs no results
+        table_md = markdown_table(rows, models, metrics)
+        write_atomic(out / "compare.md", table_md)
     return {"table": table_md, "rows": rows, "out_dir": str(out)}
+
+
+def _model_config(cfg: dict, name: str, kind: str) -> dict:
+    """The experiment config of one compared model: ``cfg`` with the model and its ``compare.args``."""
+    comp = cfg.get("compare") or {}
+    c = copy.deepcopy(cfg)
+    c["model"] = {"name": name, "args": dict((comp.get("args") or {}).get(name) or {})}
+    if name == cfg["model"]["name"] and not c["model"]["args"]:
+        c["model"]["args"] = dict(cfg["model"].get("args") or {})
+    if name == CLASSICAL:  # the hand-crafted reference solves the deep models' task
+        c["model"]["args"].setdefault("output", kind)
+        head = (cfg["model"].get("args") or {}).get("task")  # a static model's head, if it has one
+        if head is not None:
+            c["model"]["args"].setdefault("task", head)
+    c["name"] = f"{cfg['name']}-{name}"
+    return c
 
 
 def _score_pretrained(cfg: dict, name: str, kind: str, *, progress: bool) -> dict:

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown_path
+from ..fileio import write_atomic
 from ..precision import normalize as normalize_precision
 
 #: the split kinds :func:`moodscope.training.data.make_folds` knows
@@ -284,4 +285,70 @@ def load_config(
 
 
 def dump_config(cfg: dict, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    """Write a resolved config as YAML (atomically: an interrupted run never leaves half of it)."""
+    write_atomic(path, yaml.safe_dump(cfg, sort_keys=False))
+
+
+#: Config keys that may differ between a run directory's stored config and a ``--resume`` of it: they name
+#: or place the run (``name``, ``output_dir``), annotate its tables (``paper``, ``compare``: the models'
+#: own arguments are compared through ``model.args``), say where and how fast it runs (``train.device``,
+#: ``train.devices``, ``train.strategy``, ``train.num_workers``, ``data.cache``) or which folds this
+#: invocation runs (``split.only_fold``), not what a fold computes. Every other key matters for the result:
+#: the data, split, model, task, features and training schedule, and also ``train.epochs``,
+#: ``train.max_time_s``, ``train.fast_dev_run`` and the *resolved* ``train.precision`` (bf16 and float32
+#: give other numbers), since finished folds are kept as they are and a run must not mix settings.
+RESUME_FREE_KEYS = (
+    "name",
+    "output_dir",
+    "paper",
+    "compare",
+    "data.cache",
+    "train.device",
+    "train.devices",
+    "train.strategy",
+    "train.num_workers",
+    "split.only_fold",
+)
+
+#: a key present in one config and not in the other
+UNSET = object()
+
+
+def _flatten(node, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists and scalars are leaves, an empty mapping is a leaf ``{}``."""
+    if not isinstance(node, dict) or (not node and prefix):
+        return {prefix: node}
+    out = {}
+    for k, v in node.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def config_differences(old: dict, new: dict, free=RESUME_FREE_KEYS) -> list[tuple[str, object, object]]:
+    """The dotted keys whose values differ between two resolved configs, as ``(key, old, new)`` sorted by key
+    (:data:`UNSET` where a key is missing), leaving out the keys in ``free`` and below them.
+
+    Both are compared as YAML stores them (``new`` is dumped and read back), so a tuple equals a list."""
+    new = yaml.safe_load(yaml.safe_dump(new, sort_keys=False))
+    a, b = _flatten(old or {}), _flatten(new or {})
+    # an empty mapping on one side and keys below it on the other: compare the keys, not the mapping
+    a = {k: v for k, v in a.items() if not (v == {} and any(x.startswith(k + ".") for x in b))}
+    b = {k: v for k, v in b.items() if not (v == {} and any(x.startswith(k + ".") for x in a))}
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if any(key == f or key.startswith(f + ".") for f in free):
+            continue
+        va, vb = a.get(key, UNSET), b.get(key, UNSET)
+        if va != vb:
+            out.append((key, va, vb))
+    return out
+
+
+def show_value(value, limit: int = 60) -> str:
+    """A config value for a one-line message: YAML flow style, shortened, control characters escaped."""
+    if value is UNSET:
+        return "(unset)"
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return shown_path(text)

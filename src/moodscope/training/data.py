@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -12,7 +13,7 @@ from ..audio.cache import FeatureCache, file_features
 from ..config import SEGMENT_S, FeatureConfig
 from ..datasets import load_dataset, splits
 from ..datasets.corpus import GENERATOR_VERSION, synthesize
-from ..errors import ConfigError, MoodscopeError
+from ..errors import ConfigError, MoodscopeError, shown_path
 from ..fileio import cache_root
 from ..tasks.base import Item
 
@@ -47,6 +48,19 @@ def load_tracks(cfg: dict):
     if not root:
         raise ConfigError(f"data.root is not set for dataset {name!r} (use --set data.root=DIR)")
     return load_dataset(name, root, **(data.get("options") or {}))
+
+
+def dataset_repairs(dataset, label: str = "") -> list[str]:
+    """What the dataset's loader repaired or skipped, one line per kind with its count and example ids: the
+    lines ``moodscope datasets check`` lists under "issues" (:attr:`moodscope.datasets.Dataset.issues`),
+    each prefixed with ``label`` (the ``data.also`` entry they come from) when given."""
+    return [f"{label}: {line}" if label else line for line in dataset.issues]
+
+
+def announce_repairs(lines: list[str]) -> None:
+    """Print the dataset repairs (:func:`dataset_repairs`) on stderr, one warning line each."""
+    for line in lines:
+        print(f"warning: data repaired: {shown_path(line)}", file=sys.stderr)
 
 
 def tracks_to_items(tracks, features: FeatureConfig, *, cache=True, tag_names=None, progress=True):
@@ -166,14 +180,17 @@ def make_folds(cfg: dict, dataset, items: list[Item]) -> list[Fold]:
     return out
 
 
-def load_aux_items(cfg: dict, features: FeatureConfig, tag_names, *, progress=True) -> list[Item]:
+def load_aux_items(
+    cfg: dict, features: FeatureConfig, tag_names, *, progress=True, repairs: list[str] | None = None
+) -> list[Item]:
     """Items of the config's ``data.also`` datasets (training-only data), ids prefixed ``<dataset>:``.
 
     Each entry is a ``data``-like mapping (``dataset``, ``root``, ``options``, ``synthetic``) with an
     optional ``splits`` list (only tracks of those release splits, e.g. ``[train]``); labels are read as for
     the main dataset (its tag names) and ``data.min_duration_s`` applies. An entry of the main dataset without
     ``root`` reads the main root (e.g. another rendering of EMOPIA's MIDI). A dataset named twice (two
-    renderings of EMOPIA) gets ``<dataset>#2:`` for its second entry."""
+    renderings of EMOPIA) gets ``<dataset>#2:`` for its second entry. The loaders' repairs
+    (:func:`dataset_repairs`, labelled ``data.also[i]``) are appended to ``repairs`` when given."""
     out, seen = [], {}
     min_d = cfg["data"].get("min_duration_s")
     for i, entry in enumerate(cfg["data"].get("also") or []):
@@ -190,6 +207,8 @@ def load_aux_items(cfg: dict, features: FeatureConfig, tag_names, *, progress=Tr
             ds = load_tracks({"data": data})
         except ConfigError as e:
             raise ConfigError(f"data.also[{i}]: {e}") from None
+        if repairs is not None:
+            repairs.extend(dataset_repairs(ds, f"data.also[{i}]"))
         tracks = [t for t in ds.tracks if not keep or (t.split or "").lower() in keep]
         items, failures = tracks_to_items(
             tracks,

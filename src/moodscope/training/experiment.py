@@ -7,15 +7,47 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ..datasets import load_dataset
-from ..errors import MoodscopeError
+from ..errors import MoodscopeError, UsageError
+from ..fileio import write_atomic
 from ..inference.predictor import Predictor
 from ..inference.sliding import resolve_device
 from ..modelfile import load_model
 from ..precision import resolve as resolve_precision
 from .config import apply_overrides, dump_config, load_config
-from .data import load_aux_items, load_tracks, log, make_folds, tracks_to_items
+from .data import (
+    announce_repairs,
+    dataset_repairs,
+    load_aux_items,
+    load_tracks,
+    log,
+    make_folds,
+    tracks_to_items,
+)
 from .fold import _fold_done, experiment_task, model_features, train_fold
 from .reports import _write_json, per_tag_table, results_table, summarize
+from .rundir import locked_folder, open_run, warn
+
+
+def resolve_config(config: str | Path | dict | None = None, overrides: list[str] | None = None) -> dict:
+    """The resolved config of a run: a YAML path or a mapping, merged over the defaults, ``--set`` overrides
+    applied, checked, and ``train.precision`` decided for the device (warning once where bf16 is not native).
+
+    Resolving a resolved config gives it back unchanged, so a run directory's stored ``config.yaml`` can be
+    compared with a new run's."""
+    cfg = (
+        load_config(None, overrides, base=config)
+        if isinstance(config, dict)
+        else load_config(config, overrides)
+    )
+    cfg["train"]["precision"] = resolve_precision(
+        cfg["train"]["precision"], resolve_device(cfg["train"].get("device"))
+    )
+    return cfg
+
+
+def check_flags(resume: bool, restart: bool) -> None:
+    if resume and restart:
+        raise UsageError("--resume and --restart exclude each other (continue the run, or start it over)")
 
 
 def run_experiment(
@@ -24,9 +56,20 @@ def run_experiment(
     *,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    restart: bool = False,
     progress: bool = True,
 ) -> dict:
     """Run a whole experiment (all folds). Returns the results dict also written to ``results.json``.
+
+    The run directory (``out_dir``, default ``<output_dir>/<name>``) is created and locked before any work
+    (:mod:`moodscope.training.rundir`: one run at a time; an unwritable folder fails at once) and keeps the
+    resolved config as ``config.yaml``. An earlier run there is continued with ``resume`` (finished folds
+    kept, an interrupted fold continued from its last good checkpoint) only if its config is the same in
+    every key that matters for the result (:data:`moodscope.training.config.RESUME_FREE_KEYS` may differ);
+    ``restart`` removes its results first. Without either, a finished earlier run of the same config is run
+    again (with a warning) and anything else is refused: a run directory never mixes two configurations.
+    The dataset's repairs (what its loader fixed or skipped) are printed before training and kept in
+    ``results.json`` as ``data_repairs``.
 
     Two config forms expand into several runs:
 
@@ -36,22 +79,18 @@ def run_experiment(
     - ``model.args.task: [valence, arousal]`` (static models): the papers' *single-task* setting, one model per
       dimension; the fold metrics of the heads are merged.
     """
-    cfg = (
-        load_config(None, overrides, base=config)
-        if isinstance(config, dict)
-        else load_config(config, overrides)
-    )
-    run_dir = Path(out_dir) if out_dir else Path(cfg["output_dir"]) / cfg["name"]
+    check_flags(resume, restart)
     # the precision actually used, decided (and warned about) once, before any work
-    cfg["train"]["precision"] = resolve_precision(
-        cfg["train"]["precision"], resolve_device(cfg["train"].get("device"))
-    )
-    if cfg.get("sweep"):
-        return _run_sweep(cfg, run_dir, resume=resume, progress=progress)
-    heads = (cfg["model"].get("args") or {}).get("task")
-    if isinstance(heads, list):
-        return _run_heads(cfg, heads, run_dir, resume=resume, progress=progress)
-    return _run_single(cfg, out_dir=run_dir, resume=resume, progress=progress)
+    cfg = resolve_config(config, overrides)
+    run_dir = Path(out_dir) if out_dir else Path(cfg["output_dir"]) / cfg["name"]
+    with locked_folder(run_dir, "run directory", "train"):
+        open_run(cfg, run_dir, resume=resume, restart=restart)
+        if cfg.get("sweep"):
+            return _run_sweep(cfg, run_dir, resume=resume, progress=progress)
+        heads = (cfg["model"].get("args") or {}).get("task")
+        if isinstance(heads, list):
+            return _run_heads(cfg, heads, run_dir, resume=resume, progress=progress)
+        return _run_single(cfg, out_dir=run_dir, resume=resume, progress=progress)
 
 
 def _run_heads(cfg: dict, heads: list[str], run_dir: Path, *, resume: bool, progress: bool) -> dict:
@@ -62,6 +101,8 @@ def _run_heads(cfg: dict, heads: list[str], run_dir: Path, *, resume: bool, prog
     for h in heads:
         c = copy.deepcopy(cfg)
         c["model"]["args"]["task"] = h
+        (run_dir / h).mkdir(parents=True, exist_ok=True)
+        dump_config(c, run_dir / h / "config.yaml")  # the head's run directory (the run's config is checked)
         parts.append(_run_single(c, out_dir=run_dir / h, resume=resume, progress=progress))
     folds = []
     for k in range(len(parts[0]["folds"])):
@@ -71,7 +112,8 @@ def _run_heads(cfg: dict, heads: list[str], run_dir: Path, *, resume: bool, prog
         folds.append(
             {"fold": k, "metrics": dict(merged), "heads": {h: p["folds"][k] for h, p in zip(heads, parts)}}
         )
-    return _finish(cfg, run_dir, folds, extra={"heads": heads, "n_tracks": parts[0]["n_tracks"]})
+    extra = {"heads": heads, "n_tracks": parts[0]["n_tracks"], "data_repairs": parts[0]["data_repairs"]}
+    return _finish(cfg, run_dir, folds, extra=extra)
 
 
 #: config keys that change only the evaluation of trained models, not their training
@@ -121,8 +163,7 @@ def _run_sweep(cfg: dict, run_dir: Path, *, resume: bool, progress: bool) -> dic
             cells.append(cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "results.md").write_text(table, encoding="utf-8")
+    write_atomic(run_dir / "results.md", table)
     out = {
         "name": cfg["name"],
         "sweep": {k: {"summary": v["summary"], "run_dir": v["run_dir"]} for k, v in rows.items()},
@@ -140,7 +181,7 @@ def _yaml_value(v) -> str:
 
 
 def _slug(label) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(label)).strip("_") or "row"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(label)).strip("_.") or "row"
 
 
 def _maybe_number(label: str):
@@ -165,15 +206,14 @@ def _finish(cfg: dict, run_dir: Path, results: list[dict], extra: dict | None = 
         "summary": {k: {"mean": m, "std": s} for k, (m, s) in summary.items()},
         "paper": cfg.get("paper") or {},
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / "results.json", out)
     table = results_table(summary, cfg.get("paper"), title=f"{cfg['name']} ({len(results)} fold(s))")
     if any(r.get("per_tag") for r in results):
         per_tag_md, per_tag_csv = per_tag_table([r["per_tag"] for r in results if r.get("per_tag")])
-        (run_dir / "per_tag.csv").write_text(per_tag_csv, encoding="utf-8")
-        (run_dir / "per_tag.md").write_text(per_tag_md, encoding="utf-8")
+        write_atomic(run_dir / "per_tag.csv", per_tag_csv)
+        write_atomic(run_dir / "per_tag.md", per_tag_md)
         table += "\n" + per_tag_md
-    (run_dir / "results.md").write_text(table, encoding="utf-8")
+    write_atomic(run_dir / "results.md", table)
     out["table"] = table
     out["run_dir"] = str(run_dir)
     return out
@@ -183,6 +223,7 @@ def _prepare(cfg: dict, progress: bool):
     """Features of the config's dataset and its folds: ``(items_by_id, folds, tag_names, extra)``."""
     features = model_features(cfg, cfg["model"]["name"])
     dataset = load_tracks(cfg)
+    repairs = dataset_repairs(dataset)
     tracks = dataset.tracks
     min_d = cfg["data"].get("min_duration_s")
     tag_names = list(getattr(dataset, "tag_names", None) or [])
@@ -197,11 +238,16 @@ def _prepare(cfg: dict, progress: bool):
         raise MoodscopeError(f"{dataset.root}: no usable tracks (all {len(tracks)} failed or were filtered)")
     items_by_id = {it.id: it for it in items}
     folds = make_folds(cfg, dataset, items)
-    aux = load_aux_items(cfg, features, tag_names, progress=progress)
+    aux = load_aux_items(cfg, features, tag_names, progress=progress, repairs=repairs)
     if aux:
         items_by_id.update({it.id: it for it in aux})
         folds = [f._replace(aux=[it.id for it in aux]) for f in folds]
-    extra = {"n_tracks": len(items), "skipped_tracks": [{"id": t, "error": m} for t, m in failures]}
+    announce_repairs(repairs)  # before any training: the user sees what the loaders changed
+    extra = {
+        "n_tracks": len(items),
+        "skipped_tracks": [{"id": t, "error": m} for t, m in failures],
+        "data_repairs": repairs,
+    }
     if aux:
         extra["n_aux_tracks"] = len(aux)
     return items_by_id, folds, tag_names, extra
@@ -210,8 +256,6 @@ def _prepare(cfg: dict, progress: bool):
 def _run_single(cfg: dict, *, out_dir: Path, resume: bool = False, progress: bool = True) -> dict:
     """All folds of one resolved configuration (no sweep, one model head)."""
     run_dir = Path(out_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, run_dir / "config.yaml")
     items_by_id, folds, tag_names, extra = _prepare(cfg, progress)
     only = cfg["split"].get("only_fold")
     results = []
@@ -220,9 +264,9 @@ def _run_single(cfg: dict, *, out_dir: Path, resume: bool = False, progress: boo
         if only is not None and k != int(only):
             continue
         fold_dir = run_dir / f"fold_{k}"
-        done = fold_dir / "metrics.json"
-        if resume and done.is_file():
-            results.append(json.loads(done.read_text()))
+        finished = _finished_fold(fold_dir) if resume else None
+        if finished is not None:
+            results.append(finished)
             continue
         log.info("fold %d/%d: %d train, %d test tracks", k + 1, len(folds), len(tr), len(te))
         results.append(
@@ -241,6 +285,24 @@ def _run_single(cfg: dict, *, out_dir: Path, resume: bool = False, progress: boo
             )
         )
     return _finish(cfg, run_dir, results, extra)
+
+
+def _finished_fold(fold_dir: Path) -> dict | None:
+    """The result a finished fold wrote (``metrics.json``), or ``None`` when the fold is to be trained: not
+    finished, or its ``metrics.json`` is unreadable (then with a warning)."""
+    done = fold_dir / "metrics.json"
+    if not done.is_file():
+        return None
+    try:
+        result = json.loads(done.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        cause = e.strerror if isinstance(e, OSError) else "not valid JSON"
+        warn(f"{done}: unreadable ({cause}); the fold is trained again")
+        return None
+    if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
+        warn(f"{done}: not a fold's result; the fold is trained again")
+        return None
+    return result
 
 
 def _evaluate_trained(cfg: dict, trained_dir: Path, prepared, *, out_dir: Path) -> dict:
@@ -291,6 +353,7 @@ def evaluate_model_on_dataset(
 
     pred = Predictor.from_file(model_path, device=device)
     ds = load_dataset(dataset, root)
+    announce_repairs(dataset_repairs(ds))
     tracks = [t for t in ds.tracks if ids is None or t.id in set(ids)]
     tag_names = getattr(pred.task, "tag_names", None)
     items, failures = tracks_to_items(tracks, pred.features, tag_names=tag_names, progress=progress)

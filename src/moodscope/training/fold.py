@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -20,6 +22,7 @@ from .classical import NAME as CLASSICAL
 from .classical import ClassicalReference
 from .data import carve_validation, input_stats, log
 from .reports import _write_json
+from .rundir import warn
 from .system import _IndexDataset, _lightning, make_system
 
 
@@ -114,17 +117,20 @@ def train_fold(
 
 class DeepLearner:
     """A registered model trained with Lightning: Adam (+ step decay), early stopping on the validation
-    score, the best checkpoint kept; ``resume`` continues from the fold's last checkpoint."""
+    score, the best checkpoint kept; ``resume`` continues from the fold's last checkpoint.
+
+    On resume an unreadable ``last.ckpt`` (truncated, corrupt) is not fatal: the fold continues from the
+    newest readable checkpoint beside it (``best.ckpt``), else it is trained from the start; either way
+    with a warning naming the file, which is removed. The interrupted attempt's ``logs/metrics.csv`` is
+    kept as ``logs/metrics.<n>.csv`` (Lightning would delete it).
+    """
 
     def __init__(self, cfg: dict, tag_names, *, seed: int, fold_dir: Path, resume: bool, progress: bool):
         self.L = _lightning()
         self.cfg, self.seed, self.fold_dir, self.resume, self.progress = cfg, seed, fold_dir, resume, progress
         self.L.seed_everything(seed, workers=True, verbose=False)
         if not resume:  # a fresh run must not meet an earlier run's checkpoints or logs
-            import shutil
-
-            for sub in ("checkpoints", "logs"):
-                shutil.rmtree(fold_dir / sub, ignore_errors=True)
+            self._clear_attempt()
         name = cfg["model"]["name"]
         kind = MODELS.get(name).output
         args = TASKS.get(kind).model_args(dict(cfg["model"].get("args") or {}), tag_names)
@@ -162,6 +168,9 @@ class DeepLearner:
         callbacks = [ckpt, EarlyStopping(monitor="val_score", mode="max", patience=int(tc["patience"]))]
         max_time = tc.get("max_time_s")
         device = self.device
+        resume_from = self._resume_checkpoint(fold) if self.resume else None
+        if resume_from:
+            self._keep_log()
         trainer = L.Trainer(
             max_epochs=int(tc["epochs"]),
             accelerator="gpu" if device.startswith("cuda") else "cpu",
@@ -180,14 +189,17 @@ class DeepLearner:
             num_sanity_val_steps=0,
             log_every_n_steps=1,
         )
-        last = self.fold_dir / "checkpoints" / "last.ckpt"
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             warnings.filterwarnings("ignore", ".*GPU available but not used.*")
             warnings.filterwarnings("ignore", ".*LeafSpec.*")
             warnings.filterwarnings("ignore", ".*litlogger.*")
-            resume_from = str(last) if self.resume and last.is_file() else None
-            trainer.fit(system, loader, val_loader, ckpt_path=resume_from)
+            # a resumed fold: its old log is kept aside (_keep_log), its checkpoint folder is expected to
+            # hold checkpoints, and a run directory may have been moved since
+            warnings.filterwarnings("ignore", ".*Experiment logs directory.*")
+            warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
+            warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")
+            _fit(trainer, system, loader, val_loader, resume_from)
         best = ckpt.best_model_path
         if best and Path(best).is_file() and not tc.get("fast_dev_run"):
             state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
@@ -197,6 +209,53 @@ class DeepLearner:
         model.eval().to(device)
         self.epochs = int(trainer.current_epoch)
         self.best_val_score = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
+
+    def _clear_attempt(self) -> None:
+        for sub in ("checkpoints", "logs"):
+            shutil.rmtree(self.fold_dir / sub, ignore_errors=True)
+
+    def _resume_checkpoint(self, fold: int) -> str | None:
+        """The checkpoint an interrupted fold continues from: ``last.ckpt``, else the newest other readable
+        one. Unreadable checkpoints are removed, each with a warning; with none left the fold starts over."""
+        ckdir = self.fold_dir / "checkpoints"
+        if not ckdir.is_dir():
+            return None
+        others = sorted(
+            (p for p in ckdir.glob("*.ckpt") if p.name != "last.ckpt"),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        good, bad = [], []
+        for path in [ckdir / "last.ckpt", *others]:
+            if not path.is_file():
+                continue
+            problem = _checkpoint_problem(path)
+            if problem is None:
+                good.append(path)
+            else:
+                bad.append((path, problem))
+        choice = good[0] if good else None
+        if bad:
+            then = (
+                f"fold {fold} resumes from {choice.name}"
+                if choice
+                else f"no usable checkpoint: fold {fold} is trained from the start"
+            )
+            for i, (path, problem) in enumerate(bad):
+                path.unlink()
+                warn(f"{path}: {problem}, removed" + (f"; {then}" if i == 0 else ""))
+            if choice is None:
+                self._clear_attempt()
+        return str(choice) if choice else None
+
+    def _keep_log(self) -> None:
+        """Move the interrupted attempt's ``logs/metrics.csv`` to ``logs/metrics.<n>.csv`` (the first free n)."""
+        log_csv = self.fold_dir / "logs" / "metrics.csv"
+        if log_csv.is_file():
+            n = 1
+            while (log_csv.parent / f"metrics.{n}.csv").exists():
+                n += 1
+            log_csv.rename(log_csv.parent / f"metrics.{n}.csv")
 
     def predict_item(self, item: Item):
         return self.task.predict_item(self.model, item, device=self.device)
@@ -234,6 +293,33 @@ class ClassicalLearner:
 
     def save(self, path: Path, info: dict) -> None:
         """Nothing to save (a scikit-learn pipeline, not a model file)."""
+
+
+def _fit(trainer, system, loader, val_loader, resume_from: str | None) -> None:
+    """``trainer.fit``, with Ctrl-C given back as :class:`KeyboardInterrupt`: Lightning turns it into
+    ``sys.exit(1)`` and ignores further Ctrl-C; the caller's cleanup (the run directory's lock) and the exit
+    status of an interrupted command (130) expect the interrupt itself."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        trainer.fit(system, loader, val_loader, ckpt_path=resume_from)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
+        raise KeyboardInterrupt from None
+
+
+def _checkpoint_problem(path: Path) -> str | None:
+    """Why a Lightning checkpoint cannot be resumed from (``None`` if it can): read with ``weights_only``
+    (tensors and plain data only, nothing executed), it must hold the model's state and the training loops'."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - whatever torch.load makes of a damaged file, the checkpoint is unusable
+        return "unreadable checkpoint (truncated or corrupt)"
+    if not isinstance(ckpt, dict) or not {"state_dict", "loops", "epoch"} <= set(ckpt):
+        return "not a training checkpoint"
+    return None
 
 
 def _fold_done(fold_dir: Path, result: dict, task, test_items, preds) -> dict:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
-from ..fileio import write_atomic
+from ..fileio import json_text, write_atomic
 from ..metrics import summarize_folds
 
 
 def _write_json(path: Path, obj) -> None:
-    write_atomic(path, json.dumps(obj, indent=2, default=_json_default))
+    write_atomic(path, json_text(obj, indent=2, default=_json_default))
 
 
 def _json_default(o):

@@ -1,0 +1,463 @@
+"""Bad input to ``moodscope predict``: audio files, output destinations, concurrency and kills.
+
+Each audio case predicts a folder holding one good clip and the bad file: exit 1, one line naming the bad
+file and its cause, the good clip's output written, nothing half-written.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from badinput.harness import SR, UNWRITABLE_DIR, assert_clean_error, leftovers, on_linux, write_clip
+
+
+def _half(path: Path, frac: float = 0.6) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * frac)])
+    return path
+
+
+def _wav_with_data_size(path: Path, declared: int) -> Path:
+    """A 1 s WAV whose data chunk declares ``declared`` bytes (a header that lies about the length)."""
+    write_clip(path, 1.0, subtype="PCM_16")
+    b = bytearray(path.read_bytes())
+    i = b.index(b"data")
+    b[i + 4 : i + 8] = struct.pack("<I", declared)
+    path.write_bytes(bytes(b))
+    return path
+
+
+def _bad_audio(kind: str, d: Path) -> Path:
+    """Write the bad file of ``kind`` into ``d``; return its path."""
+    if kind == "empty":
+        p = d / "empty.wav"
+        p.write_bytes(b"")
+    elif kind == "garbage_wav":
+        p = d / "garbage.wav"
+        p.write_bytes(os.urandom(4000))
+    elif kind == "text_as_mp3":
+        p = d / "notes.mp3"
+        p.write_text("these are my notes, not music\n" * 50)
+    elif kind == "truncated_wav":
+        p = _half(write_clip(d / "cut.wav", 6.0))
+    elif kind == "truncated_ogg":
+        p = _half(write_clip(d / "cut.ogg", 6.0), 0.9)
+    elif kind == "truncated_flac":
+        p = _half(write_clip(d / "cut.flac", 6.0))
+    elif kind == "truncated_mp3":
+        p = _half(write_clip(d / "cut.mp3", 6.0))
+    elif kind == "truncated_aiff":
+        p = _half(write_clip(d / "cut.aiff", 6.0))
+    elif kind == "header_claims_2gb":
+        p = _wav_with_data_size(d / "liar.wav", 0x7FFFFFF0)
+    elif kind == "header_only_wav":
+        p = d / "header.wav"
+        write_clip(p, 1.0)
+        b = p.read_bytes()
+        p.write_bytes(b[: b.index(b"data") + 8])
+    elif kind == "silent":
+        p = d / "silent.wav"
+        sf.write(str(p), np.zeros(SR * 2, dtype=np.float32), SR)
+    elif kind == "nan_samples":
+        p = d / "nan.wav"
+        y = np.full(SR * 2, 0.1, dtype=np.float32)
+        y[1000] = np.nan
+        sf.write(str(p), y, SR, subtype="FLOAT")
+    elif kind == "too_short":
+        p = write_clip(d / "blip.wav", 0.01)
+    elif kind == "fifo":
+        p = d / "pipe.wav"
+        os.mkfifo(p)
+    elif kind == "broken_link":
+        p = d / "gone.wav"
+        p.symlink_to(d / "no-such-target.wav")
+    elif kind == "link_loop":
+        p = d / "loop.wav"
+        p.symlink_to(p)
+    elif kind == "newline_name":
+        p = d / "two\nlines.wav"
+        p.write_bytes(os.urandom(3000))
+    elif kind == "zero_rate_header":
+        p = write_clip(d / "norate.wav", 1.0, subtype="PCM_16")
+        b = bytearray(p.read_bytes())
+        b[24:28] = struct.pack("<I", 0)  # fmt chunk: sample rate
+        p.write_bytes(bytes(b))
+    else:
+        raise AssertionError(kind)
+    return p
+
+
+#: kind -> (a word of the expected cause, ...)
+AUDIO_CASES = {
+    "empty": ("empty file",),
+    "garbage_wav": ("not a readable audio file",),
+    "text_as_mp3": ("no decodable audio frames", "not a readable audio file"),
+    "truncated_wav": ("truncated",),
+    "truncated_ogg": ("truncated",),
+    "truncated_flac": ("truncated", "lost sync", "not a readable"),
+    "truncated_mp3": ("truncated",),
+    "truncated_aiff": ("truncated",),
+    "header_claims_2gb": ("truncated",),
+    "header_only_wav": ("no audio samples", "truncated"),
+    "silent": ("silent",),
+    "nan_samples": ("NaN",),
+    "too_short": ("too short",),
+    "fifo": ("FIFO",),
+    "broken_link": ("broken symbolic link",),
+    "link_loop": ("symbolic link loop",),
+    "newline_name": ("not a readable audio file",),
+    "zero_rate_header": ("not a readable audio file",),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(AUDIO_CASES))
+def test_bad_audio_in_a_folder(kind, tmp_path, cli, tiny_model):
+    music = tmp_path / "music"
+    write_clip(music / "good.wav", 3.0)
+    bad = _bad_audio(kind, music)
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    run = cli("predict", music, "--model", tiny_model, "--out", out, "--quiet")
+    assert time.monotonic() - t0 < 60  # a FIFO must not block, a lying header must not decode for minutes
+    shown = bad.name.replace("\n", "\\n")
+    line = assert_clean_error(run, code=1, name=shown, cause=AUDIO_CASES[kind])
+    assert "\n" not in line
+    assert (out / "good.json").is_file() and json.loads((out / "good.json").read_text())["static"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_ok"] == 1 and summary["n_failed"] == 1 and summary["n_files"] == 2
+    assert summary["failures"][0]["file"] == str(bad)
+    assert not leftovers(out)
+
+
+def test_truncated_files_are_refused_where_libsndfile_reads_them_as_shorter(tmp_path):
+    """The cause of the silent acceptance: libsndfile sizes a cut WAV by its bytes, a cut Ogg by its last
+    complete page. The container checks catch what it hides; whole files still read."""
+    from moodscope.audio.decode import audio_info
+    from moodscope.errors import AudioError
+
+    for ext in (".wav", ".ogg", ".aiff", ".opus"):
+        whole = write_clip(
+            tmp_path / f"whole{ext}",
+            4.0,
+            sr=48000 if ext == ".opus" else SR,
+            **({"format": "OGG", "subtype": "OPUS"} if ext == ".opus" else {}),
+        )
+        assert audio_info(whole).duration > 3.9
+        cut = tmp_path / f"cut{ext}"
+        cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.8)])
+        with pytest.raises(AudioError, match="truncated"):
+            audio_info(cut)
+
+
+def test_explicit_bad_paths(tmp_path, cli, tiny_model):
+    """Paths named on the command line: a missing file, a device, an unknown extension, an empty folder."""
+    good = write_clip(tmp_path / "good.wav", 3.0)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    empty = tmp_path / "empty_folder"
+    empty.mkdir()
+    run = cli(
+        "predict", good, tmp_path / "missing.wav", "/dev/null", notes, empty, "--model", tiny_model, "--quiet"
+    )
+    assert_clean_error(run, code=1, name="missing.wav", cause="no such file")
+    assert_clean_error(run, code=1, name="/dev/null", cause="character device")
+    assert_clean_error(run, code=1, name="notes.txt", cause="unknown audio format")
+    assert_clean_error(run, code=1, name="empty_folder", cause="no supported audio files")
+    lines = [json.loads(ln) for ln in run.out.splitlines()]
+    assert [d["file"] for d in lines] == [str(good)]
+
+
+def test_m4a_without_ffmpeg(tmp_path, cli, tiny_model, monkeypatch):
+    write_clip(tmp_path / "good.wav", 3.0)
+    (tmp_path / "song.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + os.urandom(2000))
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    run = cli("predict", tmp_path, "--model", tiny_model, "--quiet")
+    assert_clean_error(run, code=1, name="song.m4a", cause="needs ffmpeg")
+    assert "apt-get install" in run.err
+
+
+def test_damaged_mp3_leaves_no_decoder_chatter_on_stderr(tmp_path, capfd, tiny_model):
+    """libmpg123 writes warnings to file descriptor 2 itself; they must not interleave with our lines."""
+    from moodscope.cli import main
+
+    write_clip(tmp_path / "good.wav", 3.0)
+    (tmp_path / "bad.mp3").write_bytes(b"ID3" + bytes(range(256)) * 20)
+    cut = write_clip(tmp_path / "cut.mp3", 6.0)
+    _half(cut)
+    capfd.readouterr()
+    code = main(["predict", str(tmp_path), "--model", str(tiny_model), "--quiet"])
+    err = capfd.readouterr().err
+    assert code == 1
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    stray = [ln for ln in lines if not (ln.startswith(("error:", "  ")) or "file(s) failed" in ln)]
+    assert not stray, err
+    assert not any(w in err for w in ("Note:", "Warning:", "libmpg123", "resync"))
+
+
+def test_non_finite_model_output_is_an_error_and_json_stays_valid(tmp_path, cli):
+    """Finite weights whose product overflows: NaN/inf outputs are that track's error, never bare NaN."""
+    import torch
+
+    from moodscope.config import FeatureConfig
+    from moodscope.modelfile import save_model
+    from moodscope.models import build
+
+    torch.manual_seed(0)
+    m = build("damff", width=0.0625, embed_dim=8, lstm_hidden=4).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.ndim > 1:
+                p.fill_(3e38)  # finite float32; their products are inf, then NaN
+    bad_model = tmp_path / "overflow.safetensors"
+    save_model(bad_model, m, FeatureConfig(), {"task": {"kind": "dynamic", "window_s": 30.0}})
+    clip = write_clip(tmp_path / "a.wav", 3.0)
+    run = cli("predict", clip, "--model", bad_model, "--quiet")
+    assert_clean_error(run, code=1, name="a.wav", cause="not finite")
+    assert run.out == ""
+    run = cli("predict", clip, "--model", bad_model, "--out", tmp_path / "o", "--quiet")
+    assert_clean_error(run, code=1, name="a.wav", cause="not finite")
+    json.loads((tmp_path / "o" / "summary.json").read_text())  # valid JSON (no NaN)
+
+
+# -- destinations ---------------------------------------------------------------------------------------------
+def test_out_is_an_existing_file(tmp_path, cli, tiny_model):
+    clip = write_clip(tmp_path / "a.wav", 3.0)
+    target = tmp_path / "results.json"
+    target.write_text("{}")
+    run = cli("predict", clip, "--model", tiny_model, "--out", target)
+    assert_clean_error(run, code=2, name="results.json", cause="not a folder")
+    assert target.read_text() == "{}"
+
+
+def test_out_that_cannot_be_created_stops_before_any_work(tmp_path, cli, tiny_model, monkeypatch):
+    """Checked before the model is even loaded: nothing is predicted into nowhere."""
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("needs Linux's sysfs")
+    from moodscope.inference import predictor
+
+    monkeypatch.setattr(predictor.Predictor, "from_file", classmethod(lambda *a, **k: pytest.fail("loaded")))
+    clip = write_clip(tmp_path / "a.wav", 3.0)
+    run = cli("predict", clip, "--model", tiny_model, "--out", UNWRITABLE_DIR)
+    assert_clean_error(run, code=2, name=str(UNWRITABLE_DIR), cause="cannot create the output folder")
+
+
+def test_out_under_a_file(tmp_path, cli, tiny_model):
+    clip = write_clip(tmp_path / "a.wav", 3.0)
+    (tmp_path / "plain").write_text("x")
+    run = cli("predict", clip, "--model", tiny_model, "--out", tmp_path / "plain" / "sub")
+    assert_clean_error(run, code=2, name="plain", cause=("not a directory", "cannot create"))
+
+
+@on_linux
+def test_plot_into_an_unwritable_current_folder(tmp_path, cli, tiny_model, monkeypatch):
+    clip = write_clip(tmp_path / "a.wav", 3.0)
+    monkeypatch.chdir("/sys")
+    run = cli("predict", clip, "--model", tiny_model, "--plot")
+    assert_clean_error(run, code=2, name="/sys", cause="cannot write plots")
+
+
+def test_existing_outputs_are_not_overwritten_without_overwrite(tmp_path, cli, tiny_model):
+    music = tmp_path / "music"
+    write_clip(music / "a.wav", 3.0)
+    write_clip(music / "b.wav", 3.0, seed=1)
+    out = tmp_path / "out"
+    assert cli("predict", music, "--model", tiny_model, "--out", out, "--quiet").code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    run = cli("predict", music, "--model", tiny_model, "--out", out, "--quiet")
+    assert_clean_error(run, code=2, name="a.json", cause="--overwrite")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_overwrite_leaves_outputs_and_summary_in_agreement(tmp_path, cli, tiny_model):
+    music = tmp_path / "music"
+    write_clip(music / "a.wav", 3.0)
+    write_clip(music / "b.wav", 3.0, seed=1)
+    out = tmp_path / "out"
+    assert cli("predict", music, "--model", tiny_model, "--out", out, "--quiet", "--plot").code == 0
+    (out / "mine.txt").write_text("a user's own file")
+    (music / "b.wav").unlink()
+    run = cli("predict", music, "--model", tiny_model, "--out", out, "--quiet", "--overwrite")
+    assert run.code == 0, run.err
+    summary = json.loads((out / "summary.json").read_text())
+    listed = {n for t in summary["tracks"] for n in t["outputs"]}
+    assert listed == {"a.json"}
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "mine.txt", "summary.json"]
+
+
+def test_a_failed_write_of_one_track_keeps_the_others(tmp_path, cli, tiny_model, monkeypatch):
+    """ENOSPC while writing one track's output: that track is one error line, the batch goes on."""
+    from moodscope.inference import batch
+
+    real = batch.write_atomic
+
+    def full_disk(path, data):
+        if Path(path).name == "b.json":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(batch, "write_atomic", full_disk)
+    music = tmp_path / "music"
+    for i, n in enumerate("abc"):
+        write_clip(music / f"{n}.wav", 3.0, seed=i)
+    out = tmp_path / "out"
+    run = cli("predict", music, "--model", tiny_model, "--out", out, "--quiet")
+    assert_clean_error(run, code=1, name="b.wav", cause="No space left on device")
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "c.json", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["n_ok"], summary["n_failed"], summary["n_files"]) == (2, 1, 3)
+
+
+def test_a_failed_summary_keeps_the_tracks(tmp_path, cli, tiny_model, monkeypatch):
+    from moodscope.inference import batch
+
+    real = batch.write_atomic
+
+    def full_disk(path, data):
+        if Path(path).name == "summary.json":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(batch, "write_atomic", full_disk)
+    clip = write_clip(tmp_path / "a.wav", 3.0)
+    out = tmp_path / "out"
+    run = cli("predict", clip, "--model", tiny_model, "--out", out, "--quiet")
+    assert_clean_error(run, code=1, name="summary.json", cause="No space left on device")
+    assert (out / "a.json").is_file() and not leftovers(out)
+
+
+class _Full:
+    def __init__(self, exc):
+        self.exc = exc
+
+    def write(self, text):
+        raise self.exc
+
+    def flush(self):
+        pass
+
+    def fileno(self):
+        raise OSError("no fd")
+
+
+def test_stdout_full(tmp_path, cli, tiny_model, monkeypatch):
+    clip = write_clip(tmp_path / "a.wav", 3.0)
+    monkeypatch.setattr(sys, "stdout", _Full(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
+    run = cli("predict", clip, "--model", tiny_model, "--quiet")
+    assert_clean_error(run, code=2, name="<stdout>", cause="No space left on device")
+
+
+def test_stdout_closed_by_the_reader(tmp_path, cli, tiny_model, monkeypatch):
+    """``moodscope predict DIR | head -1``: a quiet stop, no traceback, no error line."""
+    clip = write_clip(tmp_path / "a.wav", 3.0)
+    monkeypatch.setattr(sys, "stdout", _Full(BrokenPipeError(errno.EPIPE, "Broken pipe")))
+    run = cli("predict", clip, "--model", tiny_model, "--quiet")
+    assert run.code == 141 and "Traceback" not in run.err and "error" not in run.err
+
+
+def test_summary_counts_every_input(tmp_path, cli, tiny_model):
+    clip = write_clip(tmp_path / "a.wav", 3.0)
+    out = tmp_path / "out"
+    run = cli(
+        "predict", clip, tmp_path / "nope.wav", tmp_path / "nope-dir", "--model", tiny_model, "--out", out
+    )
+    assert run.code == 1
+    s = json.loads((out / "summary.json").read_text())
+    assert (s["n_files"], s["n_ok"], s["n_failed"]) == (3, 1, 2)
+
+
+# -- concurrency and kills ------------------------------------------------------------------------------------
+def test_folder_held_by_a_live_run_is_refused(tmp_path, cli, tiny_model):
+    clip = write_clip(tmp_path / "a.wav", 3.0)
+    out = tmp_path / "out"
+    out.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = {"pid": other.pid, "host": os.uname().nodename, "started": "now", "what": "moodscope predict"}
+        (out / ".moodscope.lock").write_text(json.dumps(lock))
+        run = cli("predict", clip, "--model", tiny_model, "--out", out, "--quiet")
+        assert_clean_error(run, code=2, name=str(out), cause=f"pid {other.pid}")
+        assert not (out / "a.json").exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_stale_lock_and_orphaned_temporary_files_are_cleaned(tmp_path, cli, tiny_model):
+    clip = write_clip(tmp_path / "a.wav", 3.0)
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = {"pid": dead.pid, "host": os.uname().nodename, "started": "then", "what": "moodscope predict"}
+    (out / ".moodscope.lock").write_text(json.dumps(lock))
+    (out / ".a.json.k2j4h5g6.tmp").write_text('{"half": ')
+    run = cli("predict", clip, "--model", tiny_model, "--out", out, "--quiet")
+    assert run.code == 0, run.err
+    assert "was killed" in run.err
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "summary.json"]
+
+
+def test_long_files_get_their_own_progress(tmp_path, cli, tiny_model, monkeypatch):
+    from moodscope.inference import batch
+
+    monkeypatch.setattr(batch, "LONG_FILE_S", 2.0)
+    clip = write_clip(tmp_path / "a.wav", 3.0)
+    run = cli("predict", clip, "--model", tiny_model)
+    assert run.code == 0
+    assert "a.wav" in run.err and "s/s" in run.err  # tqdm's rate in seconds of audio per second
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_loses_nothing_finished_and_leaves_nothing_half_written(tmp_path, tiny_model, cli):
+    """Kill ``predict --out`` midway: every file it left is complete; a second run into the same folder at the
+    same time is refused; the re-run after the kill cleans up and writes every track exactly once."""
+    music = tmp_path / "music"
+    for i in range(8):
+        write_clip(music / f"t{i}.wav", 20.0, seed=i)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "moodscope.cli", "predict", str(music), "--model", str(tiny_model)]
+    cmd += ["--out", str(out), "--quiet"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("t*.json")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        run = cli("predict", music, "--model", tiny_model, "--out", out, "--quiet")  # concurrent
+        assert_clean_error(run, code=2, name=str(out), cause=f"pid {proc.pid}")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    done = sorted(out.glob("t*.json"))
+    assert 1 <= len(done) < 8
+    for p in done:
+        assert json.loads(p.read_text())["dynamic"]["valence"]  # complete, parseable
+    assert not (out / "summary.json").exists()
+    mtimes = {p.name: p.stat().st_mtime_ns for p in done}
+    run = cli("predict", music, "--model", tiny_model, "--out", out, "--quiet")
+    assert_clean_error(run, code=2, name="t0.json", cause="--overwrite")
+    run = cli("predict", music, "--model", tiny_model, "--out", out, "--quiet", "--overwrite")
+    assert run.code == 0, run.err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([f"t{i}.json" for i in range(8)] + ["summary.json"])
+    s = json.loads((out / "summary.json").read_text())
+    assert sorted(t["file"] for t in s["tracks"]) == sorted(str(music / f"t{i}.wav") for i in range(8))
+    assert all(os.stat(out / n).st_mtime_ns != m for n, m in mtimes.items())  # --overwrite recomputed them
+    shutil.rmtree(out)
