@@ -87,8 +87,10 @@ def write_audio(tmp_path):
 
 @pytest.fixture(autouse=True)
 def _isolated_feature_cache(tmp_path_factory, monkeypatch):
-    """Point the default feature cache at a fresh temporary directory (never ``~/.cache``)."""
+    """Point the default feature cache at a fresh temporary directory (never ``~/.cache``), and predict in the
+    test's own process unless a test asks for workers (``--jobs``): spawning a pool costs seconds."""
     monkeypatch.setenv("MOODSCOPE_CACHE", str(tmp_path_factory.mktemp("feature-cache")))
+    monkeypatch.setenv("MOODSCOPE_JOBS", "1")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -24,7 +24,8 @@ EXAMPLES = {
         "moodscope predict song.mp3 --plot                # JSON on stdout, song.png here",
         "moodscope predict ~/Music/ --out results/ --precision auto  # bf16 where the CPU/GPU has it",
         "moodscope predict song.mp3 --model demo          # the synthetic-corpus demo DAMFF",
-        "moodscope predict ~/Music/ --out results/ --overwrite  # replace the outputs of an earlier run",
+        "moodscope predict ~/Music/ --out results/ --jobs 2 # a library: results/moodscope.sqlite, re-runs skip what is done",
+        "moodscope predict ~/Music/ --out results/ --overwrite  # replace files in results/ that moodscope did not write",
     ],
     "demo": [
         "moodscope demo",
@@ -47,6 +48,11 @@ EXAMPLES = {
     "features": ["moodscope features a.mp3 b.flac --out feats/"],
     "datasets": ["moodscope datasets check deam --root ~/data/DEAM"],
     "models": ["moodscope models                 # registered architectures and the bundled models"],
+    "query": [
+        "moodscope query results/ --near calm --limit 50            # the 50 calmest tracks",
+        "moodscope query results/ --quadrant happy --format m3u > happy.m3u",
+    ],
+    "playlist": ["moodscope playlist results/ --from calm --to energetic --n 20 --out calm-to-energetic.m3u"],
 }
 
 
@@ -119,7 +125,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace outputs that already exist in --out (default: refuse before any work, naming them)",
     )
     s.add_argument(
-        "--format", choices=["json", "csv"], default="json", help="per-track output format (default json)"
+        "--format",
+        choices=["json", "csv", "none"],
+        default="json",
+        help="per-track output format beside the results store (default json; none: the store only)",
+    )
+    s.add_argument(
+        "--jobs",
+        type=int,
+        help="worker processes, each loading the model once (default: all cores for 8 files or more, else 1; "
+        "MOODSCOPE_JOBS sets the default)",
+    )
+    s.add_argument(
+        "--force", action="store_true", help="recompute tracks the results store in --out already has"
+    )
+    s.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="local processes (default) or a Ray cluster (pip install 'moodscope[ray]'; RAY_ADDRESS)",
     )
     s.add_argument(
         "--plot", action="store_true", help="also write a PNG per track (into --out, else the current folder)"
@@ -288,6 +312,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics", help="comma-separated metrics shown in the markdown table (default all; the CSV has all)"
     )
     s.add_argument("--quiet", action="store_true")
+    from .library import query as _query
+
+    s = _add(
+        sub,
+        "query",
+        "filter and sort the results store of a predict --out run",
+        "Filter and sort the tracks of a results store (predict --out DIR) by quadrant, valence, arousal and "
+        "tags; print a table, CSV, JSON lines or an .m3u playlist.",
+    )
+    _query.add_query_arguments(s)
+    s = _add(
+        sub,
+        "playlist",
+        "a playlist whose mood moves smoothly between two points of the valence-arousal plane",
+        "Pick N tracks from a results store whose valence-arousal points move evenly along the path from one mood "
+        "to another (quadrant names or V,A points), each track used once; write an .m3u playlist.",
+    )
+    _query.add_playlist_arguments(s)
     return p
 
 
@@ -302,6 +344,9 @@ def cmd_predict(a) -> int:
         fmt=a.format,
         plot=a.plot,
         overwrite=a.overwrite,
+        force=a.force,
+        jobs=a.jobs,
+        backend=a.backend,
         device=a.device,
         hop_valence=a.hop_valence,
         hop_arousal=a.hop_arousal,
@@ -477,6 +522,18 @@ def cmd_compare(a) -> int:
     return 0
 
 
+def cmd_query(a) -> int:
+    from .library.query import cmd_query as run
+
+    return run(a)
+
+
+def cmd_playlist(a) -> int:
+    from .library.query import cmd_playlist as run
+
+    return run(a)
+
+
 COMMANDS = {
     "predict": cmd_predict,
     "train": cmd_train,
@@ -487,6 +544,8 @@ COMMANDS = {
     "datasets": cmd_datasets,
     "models": cmd_models,
     "compare": cmd_compare,
+    "query": cmd_query,
+    "playlist": cmd_playlist,
 }
 
 

@@ -50,6 +50,9 @@ FFMPEG_EXTENSIONS: frozenset[str] = frozenset({".m4a", ".aac"})
 
 #: A signal whose largest absolute sample is below this is "silent".
 SILENCE_THRESHOLD = 1e-8
+#: Sample rates (Hz) and channel counts a file may declare: beyond them a header is damaged, and believing it
+#: would make resampling or mixing allocate without bound.
+MIN_RATE, MAX_RATE, MAX_CHANNELS = 1000, 768_000, 64
 #: Default shortest accepted audio, in seconds.
 MIN_DURATION_S = 0.05
 #: Quality setting passed to :func:`soxr.resample`.
@@ -346,7 +349,7 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
         info = _ffprobe_info(path)
     else:
         try:
-            with _quiet_c_stderr(ext == ".mp3"):
+            with _quiet_c_stderr():  # libsndfile picks its decoder by content: any name may hold MP3
                 i = sf.info(str(path))
         except (sf.SoundFileError, RuntimeError) as e:
             raise _unreadable(path, e) from e
@@ -361,6 +364,17 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     if info.samplerate <= 0 or info.channels <= 0:
         raise AudioError(
             path, f"not a readable audio file (rate {info.samplerate}, {info.channels} channels)"
+        )
+    if (
+        not MIN_RATE <= info.samplerate <= MAX_RATE
+    ):  # resampling 8000 samples at 1 Hz to 44.1 kHz: 350M samples
+        raise AudioError(
+            path,
+            f"not a readable audio file (sample rate {info.samplerate} Hz, outside {MIN_RATE}..{MAX_RATE})",
+        )
+    if info.channels > MAX_CHANNELS:
+        raise AudioError(
+            path, f"not a readable audio file ({info.channels} channels, more than {MAX_CHANNELS})"
         )
     return info
 
@@ -449,13 +463,15 @@ class AudioStream:
         if self.info.format == "FFMPEG":
             self._open_ffmpeg()
             return
-        self._quiet = self.info.format == "MP3"
+        self._quiet = (
+            True  # every libsndfile format: a .wav may hold MPEG frames, and libsndfile decodes them
+        )
         try:
             with _quiet_c_stderr(self._quiet):
                 self._file = sf.SoundFile(str(self.path))
                 if self.start > 0:
                     # libsndfile's MP3 seek lands a few frames off; decode a pre-roll and drop it
-                    preroll = min(self.start, _MP3_PREROLL) if self._quiet else 0
+                    preroll = min(self.start, _MP3_PREROLL) if self.info.format == "MP3" else 0
                     self._file.seek(self.start - preroll)
                     if preroll:
                         _sf_read(self._file, preroll)

@@ -1,4 +1,11 @@
-"""Predicting many files and folders (``moodscope predict``): JSON/CSV/PNG outputs, bad files reported and skipped.
+"""Predicting many files and folders (``moodscope predict``): a results store, JSON/CSV/PNG per track, bad files
+reported and skipped.
+
+With ``--out OUT`` every track goes into the results store ``OUT/moodscope.sqlite``
+(:mod:`moodscope.library.store`) and, by default, a JSON (or CSV, and PNG with ``--plot``) per track. Files are
+analysed by ``--jobs`` worker processes that load the model once (:mod:`moodscope.library.jobs`), or on Ray
+(``--backend ray``). A re-run skips every file whose content (size and modification time, then the content
+hash) is already in the store for the same model, and copies the result of a duplicate; ``--force`` recomputes.
 
 The contract (README, "What happens with bad input"):
 
@@ -6,34 +13,34 @@ The contract (README, "What happens with bad input"):
   is loaded; a path that cannot be a folder, a folder nobody may write, or a folder another run is writing into
   stops the run at once with one line (exit 2). Without ``--out``, ``--plot`` checks that the current folder is
   writable. Orphaned temporary files of a killed run are removed.
-- **No silent overwrite.** Every output name is planned before work starts; if any of them exists the run stops
-  before predicting anything and names them, unless ``--overwrite`` (which also removes the per-track outputs of
-  the previous run in that folder that this run does not rewrite, so ``summary.json`` and the per-track files
-  always agree).
-- **Nothing lost.** Each output is written atomically as soon as its track is done (on stdout: one JSON line per
-  track, flushed); a bad file, a non-finite prediction or a failed write of one track's output is one line on
-  stderr and the batch goes on; the exit code is 1 when anything failed.
+- **No silent overwrite.** Every per-track output name is planned before work starts; if one that this run
+  must write exists and is not an output of an earlier moodscope run in this folder for the same file, the run
+  stops before predicting anything and names it, unless ``--overwrite``.
+- **Nothing lost.** Each track is committed to the store, then its files are written (atomically), as soon as it
+  is done (on stdout: one JSON line per track, flushed); a ``kill -9`` loses at most the tracks in flight. A bad
+  file, a non-finite prediction or a failed write of one track's output is one line on stderr and the batch goes
+  on; the exit code is 1 when anything failed.
 - JSON written by moodscope is always valid JSON (absent values are ``null``, never a bare ``NaN``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import os
+import stat
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..audio.decode import decoding_progress, is_audio_file
-from ..errors import MoodscopeError, OutputError, UsageError, shown_path
+from ..audio.decode import is_audio_file
+from ..errors import OutputError, UsageError, shown_path
 from ..fileio import FolderLock, json_text, remove_orphans, write_atomic
+from ..library.store import STORE_NAME
 from ..plot import plot_result
-from .predictor import Predictor, Result
+from .predictor import Result
 
 #: files at least this long (seconds) get a progress bar of their own (decoding a 10-hour file takes minutes)
 LONG_FILE_S = 600.0
@@ -80,7 +87,7 @@ class _Plan:
     stems: list[str] = field(default_factory=list)
 
     def outputs(self, stem: str) -> list[str]:
-        names = [f"{stem}.{self.fmt}"] if self.out is not None else []
+        names = [f"{stem}.{self.fmt}"] if self.out is not None and self.fmt in ("json", "csv") else []
         return names + ([f"{stem}.png"] if self.plot else [])
 
     def all_outputs(self) -> list[str]:
@@ -108,30 +115,19 @@ def _check_plot_folder(folder: Path) -> None:
     os.unlink(probe)
 
 
-def _previous_outputs(out: Path) -> list[str]:
-    """Per-track output names the previous run's ``summary.json`` lists (names only, never paths)."""
-    try:
-        prev = json.loads((out / SUMMARY_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    names = []
-    for t in prev.get("tracks", []) if isinstance(prev, dict) else []:
-        for n in (t.get("outputs") or []) if isinstance(t, dict) else []:
-            if isinstance(n, str) and n == os.path.basename(n) and n not in ("", ".", ".."):
-                names.append(n)
-    return names
-
-
-def _write_outputs(res: Result, stem: str, plan: _Plan) -> list[str]:
-    """Write one track's outputs; returns their names. Raises OSError (the caller reports it per track)."""
+def _write_outputs(res: Result, stem: str, plan: _Plan, *, missing_only: bool = False) -> list[str]:
+    """Write one track's files; returns their names. Raises OSError (the caller reports it per track)."""
     written = []
-    if plan.out is not None:
-        data = json_text(res.to_dict(), indent=1) if plan.fmt == "json" else res.to_csv()
-        write_atomic(plan.out / f"{stem}.{plan.fmt}", data)
-        written.append(f"{stem}.{plan.fmt}")
+    folder = plan.out if plan.out is not None else Path.cwd()
+    if plan.out is not None and plan.fmt in ("json", "csv"):
+        target = plan.out / f"{stem}.{plan.fmt}"
+        if not (missing_only and target.exists()):
+            write_atomic(target, json_text(res.to_dict(), indent=1) if plan.fmt == "json" else res.to_csv())
+        written.append(target.name)
     if plan.plot:  # beside the other outputs, or in the current folder when they go to stdout
-        png = (plan.out if plan.out is not None else Path.cwd()) / f"{stem}.png"
-        plot_result(res, png)
+        png = folder / f"{stem}.png"
+        if not (missing_only and png.exists()):
+            plot_result(res, png)
         res.extra["plot"] = str(png)
         written.append(png.name)
     return written
@@ -167,6 +163,9 @@ def predict_paths(
     fmt: str = "json",
     plot: bool = False,
     overwrite: bool = False,
+    force: bool = False,
+    jobs: int | None = None,
+    backend: str = "local",
     device: str = "cpu",
     hop_valence=None,
     hop_arousal=None,
@@ -174,103 +173,233 @@ def predict_paths(
     progress: bool = True,
     stream=None,
 ) -> tuple[list[Result], list[tuple[str, str]]]:
-    """Predict every audio file under ``paths``; write one JSON/CSV (+PNG) per track and a summary.
+    """Predict every audio file under ``paths``; with ``out_dir``, store every track and write its files.
 
-    Bad files are reported and skipped; returns ``(results, failures)`` (``failures`` are ``(path, cause)``,
-    including tracks whose output could not be written). Without ``out_dir`` the JSON results go to
-    ``stream`` (stdout), one line per track as it finishes. See the module docstring for the contract.
+    ``fmt`` is ``json``, ``csv`` or ``none`` (the store only). ``jobs``: worker processes (None: all cores
+    for batches of 8 files or more, else this process; :envvar:`MOODSCOPE_JOBS` sets the default).
+    ``backend``: ``local`` or ``ray``. Returns ``(results, failures)`` for this run's files: results
+    computed, copied from a duplicate or (``out_dir`` only) skipped as already in the store; failures are
+    ``(path, cause)``, including tracks whose output could not be written. Without ``out_dir`` the JSON
+    results go to ``stream`` (stdout), one line per track as it finishes.
 
     Raises
     ------
-    UsageError, OutputError, ModelFileError
-        Before any work: a destination that cannot be used, outputs that exist (without ``overwrite``),
-        a folder another run holds, a bad model file.
+    UsageError, OutputError, ModelFileError, MissingToolError
+        Before any work: a destination that cannot be used, outputs that exist (without ``overwrite``), a
+        folder another run holds, a bad model file, the Ray backend without Ray.
     """
-    from tqdm import tqdm
+    from ..library.jobs import ModelSpec
 
     files, failures = collect_audio(paths)
     out = Path(out_dir) if out_dir else None
     plan = _Plan(out, fmt, plot)
     used: set[str] = set()
     plan.stems = [_unique_stem(f, used) for f in files]
-    lock = None
-    if out is not None:
-        _check_destination(out)
-        try:
-            lock = FolderLock(out, "moodscope predict").acquire()
-        except OSError as e:
-            raise OutputError(
-                f"{shown_path(out)}: cannot create the output folder ({e.strerror or e})"
-            ) from None
-    try:
-        if out is not None:
-            if lock.stale is not None:
-                print(
-                    f"moodscope predict: note: {shown_path(out)}: an earlier run (pid {lock.stale.get('pid')}) "
-                    "was killed; its finished outputs are kept",
-                    file=sys.stderr,
-                )
-            remove_orphans(out)
-            _check_collisions(out, plan, overwrite)
-        elif plot:
+    spec = ModelSpec(model, device, precision, hop_valence, hop_arousal)
+    if out is None:
+        if plot:
             _check_plot_folder(Path.cwd())
-        predictor = Predictor.from_file(
-            model, device=device, hop_valence=hop_valence, hop_arousal=hop_arousal, precision=precision
-        )
-        results = _run(predictor, files, plan, failures, progress, stream or sys.stdout, tqdm)
-        if out is not None:
+        run = _Run(spec, files, plan, failures, progress, stream or sys.stdout)
+        run.execute(list(zip(files, plan.stems)), jobs=jobs, backend=backend)
+        return run.results, failures
+    _check_destination(out)
+    try:
+        lock = FolderLock(out, "moodscope predict").acquire()
+    except OSError as e:
+        raise OutputError(f"{shown_path(out)}: cannot create the output folder ({e.strerror or e})") from None
+    try:
+        if lock.stale is not None:
+            print(
+                f"moodscope predict: note: {shown_path(out)}: an earlier run (pid {lock.stale.get('pid')}) "
+                "was killed; what it finished is kept",
+                file=sys.stderr,
+            )
+        remove_orphans(out)
+        from ..library.store import ResultStore
+
+        with ResultStore(out) as store:
+            run = _Run(spec, files, plan, failures, progress, None, store=store)
+            todo = run.reuse(force=force)
+            _check_collisions(out, plan, todo, store, run.model_id, overwrite or force)
+            run.execute(todo, jobs=jobs, backend=backend)
             try:
-                _write_summary(out, predictor, plan, results, failures, overwrite)
+                _write_summary(out, run, plan)
             except OSError as e:
-                cause = f"could not write the summary ({e.strerror or e}); the per-track outputs are complete"
+                cause = f"could not write the summary ({e.strerror or e}); the store and per-track outputs are complete"
                 failures.append((str(out / SUMMARY_JSON), cause))
                 print(f"error: {shown_path(out / SUMMARY_JSON)}: {cause}", file=sys.stderr)
-        return [r for r, _ in results], failures
+        return [r for r, _ in run.done], failures
     finally:
-        if lock is not None:
-            lock.release()
+        lock.release()
 
 
-def _check_collisions(out: Path, plan: _Plan, overwrite: bool) -> None:
-    existing = [n for n in plan.all_outputs() if os.path.lexists(out / n)]
-    if existing and not overwrite:
+def _default_jobs(n_todo: int) -> int:
+    from ..library.jobs import available_cores
+
+    env = os.environ.get("MOODSCOPE_JOBS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise UsageError(f"MOODSCOPE_JOBS={env!r}: not a number of worker processes") from None
+    return available_cores() if n_todo >= 8 else 1
+
+
+class _Run:
+    """One predict run: what to compute, what the store already has, and what each outcome becomes."""
+
+    def __init__(self, spec, files, plan: _Plan, failures, progress, stream, store=None):
+        self.spec, self.files, self.plan, self.failures = spec, files, plan, failures
+        self.progress, self.stream, self.store = progress, stream, store
+        self.predictor = spec.load()  # a bad model file stops the run here, before any work
+        self.model_id = None
+        if store is not None:
+            from ..library.store import model_id
+
+            bundle = self.predictor.bundle
+            self.model_id = model_id(bundle.path, self.predictor.model.model_name)
+        self.done: list[tuple[Result, list[str]]] = []  #: (result, output names) of this run's files
+        self.stems = dict(zip(map(str, files), plan.stems))
+        self.keys: dict[str, object] = {}
+        self.counts = {"computed": 0, "skipped": 0, "copied": 0}
+
+    @property
+    def results(self) -> list[Result]:
+        return [r for r, _ in self.done]
+
+    def reuse(self, *, force: bool) -> list[tuple[Path, str]]:
+        """Take what the store has (unchanged files, duplicates); return ``(file, stem)`` left to compute."""
+        from ..library.store import FileKey, content_hash, row_from_result
+
+        todo = []
+        for f, stem in zip(self.files, self.plan.stems):
+            try:
+                st = os.stat(f)
+            except OSError:
+                todo.append((f, stem))  # the decoder reports why
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                todo.append((f, stem))  # never read a FIFO or a device here
+                continue
+            key = FileKey(str(Path(f).absolute()), st.st_size, st.st_mtime_ns)
+            self.keys[str(f)] = key
+            if force:
+                todo.append((f, stem))
+                continue
+            row = (
+                self.store.row(key.path, self.model_id) if self.store.unchanged(key, self.model_id) else None
+            )
+            if row is None:
+                try:
+                    digest = content_hash(f)
+                except OSError:
+                    todo.append((f, stem))
+                    continue
+                self.keys[str(f)] = (key, digest)
+                twin = self.store.by_hash(digest, self.model_id)
+                if twin is None:
+                    todo.append((f, stem))
+                    continue
+                res = Result.from_dict({**json.loads(twin["result"]), "file": str(f)})
+                self.store.add(row_from_result(res, key, digest, self.model_id))
+                self.counts["copied"] += 1
+            else:
+                res = Result.from_dict({**json.loads(row["result"]), "file": str(f)})
+                self.counts["skipped"] += 1
+            self._outputs(f, stem, res, missing_only=True)
+        return todo
+
+    def execute(self, todo: list[tuple[Path, str]], *, jobs, backend: str) -> None:
+        from tqdm import tqdm
+
+        from ..library.jobs import run_local
+
+        if not todo:
+            return
+        paths = [str(f) for f, _ in todo]
+        if backend == "ray":  # without --jobs: every CPU of the cluster (RAY_ADDRESS), or of this machine
+            from ..library.ray_backend import run_ray
+
+            outcomes = run_ray(self.spec, paths, jobs=None if jobs is None else max(1, int(jobs)))
+        elif backend == "local":
+            n_jobs = _default_jobs(len(todo)) if jobs is None else max(1, int(jobs))
+            bars = (lambda p: _LongFileBar(shown_path(Path(p).name), True)) if self.progress else None
+            outcomes = run_local(
+                self.spec, paths, jobs=n_jobs, predictor=self.predictor, decoding_progress=bars
+            )
+        else:
+            raise UsageError(f"unknown backend {backend!r} (local or ray)")
+        bar = tqdm(total=len(todo), unit="file", disable=not self.progress or len(todo) < 2, file=sys.stderr)
+        try:
+            for o in outcomes:
+                bar.update(1)
+                bar.set_postfix_str(shown_path(Path(o.path).name[-30:]))
+                self._take(o, bar)
+        finally:
+            bar.close()
+
+    def _take(self, o, bar) -> None:
+        f = o.path
+        if o.result is None:
+            self.failures.append((f, o.error))
+            bar.write(f"error: {shown_path(f)}: {o.error}", file=sys.stderr)
+            if self.store is not None and self.model_id is not None:
+                self.store.add_failure(str(Path(f).absolute()), self.model_id, o.error)
+            return
+        res = o.result
+        self.counts["computed"] += 1
+        if self.store is not None:
+            from ..library.store import FileKey, content_hash, row_from_result
+
+            known = self.keys.get(f)
+            try:
+                key, digest = known if isinstance(known, tuple) else (known or FileKey.of(f), content_hash(f))
+                self.store.add(row_from_result(res, key, digest, self.model_id))  # committed: survives a kill
+            except OSError as e:
+                cause = f"could not store its result ({e.strerror or e})"
+                self.failures.append((f, cause))
+                bar.write(f"error: {shown_path(f)}: {cause}", file=sys.stderr)
+                return
+        if not self._outputs(f, self.stems[f], res, bar=bar):
+            return
+        if self.plan.out is None:
+            _emit(self.stream, json_text(res.to_dict()) + "\n")
+
+    def _outputs(self, f, stem: str, res: Result, *, missing_only: bool = False, bar=None) -> bool:
+        """Write a track's files (only the missing ones for a track taken from the store)."""
+        try:
+            written = _write_outputs(res, stem, self.plan, missing_only=missing_only)
+        except OSError as e:
+            cause = f"could not write its output ({e.strerror or e}: {shown_path(e.filename or stem)})"
+            self.failures.append((str(f), cause))
+            print(f"error: {shown_path(f)}: {cause}", file=sys.stderr) if bar is None else bar.write(
+                f"error: {shown_path(f)}: {cause}", file=sys.stderr
+            )
+            return False
+        self.done.append((res, written))
+        return True
+
+
+def _check_collisions(out: Path, plan: _Plan, todo, store, mid: str, overwrite: bool) -> None:
+    """Outputs this run must write that exist and are not moodscope's outputs for the same file."""
+    if overwrite:
+        return
+    existing = []
+    for f, stem in todo:
+        for n in plan.outputs(stem):
+            if os.path.lexists(out / n) and not _our_output(out / n, f, store):
+                existing.append(n)
+    if existing:
         shown = ", ".join(shown_path(n) for n in existing[:3]) + (" ..." if len(existing) > 3 else "")
         raise UsageError(
-            f"{shown_path(out)}: {len(existing)} output file(s) of this run already exist ({shown}); "
-            "pass --overwrite to replace them, or choose another --out"
+            f"{shown_path(out)}: {len(existing)} output file(s) of this run already exist and are not moodscope's "
+            f"results for the same audio ({shown}); pass --overwrite to replace them, or choose another --out"
         )
 
 
-def _run(predictor, files, plan: _Plan, failures, progress, stream, tqdm) -> list[tuple[Result, list[str]]]:
-    results: list[tuple[Result, list[str]]] = []
-    bar = tqdm(
-        list(zip(files, plan.stems)), unit="file", disable=not progress or len(files) < 2, file=sys.stderr
-    )
-    for f, stem in bar:
-        bar.set_postfix_str(shown_path(f.name[-30:]))
-        t0 = time.time()
-        long_bar = _LongFileBar(shown_path(f.name), progress)
-        try:
-            with decoding_progress(long_bar):
-                res = predictor.predict(f)
-        except MoodscopeError as e:
-            failures.append((str(f), e.cause if hasattr(e, "cause") else str(e)))
-            bar.write(f"error: {e}", file=sys.stderr)
-            continue
-        finally:
-            long_bar.close()
-        res.extra["seconds"] = round(time.time() - t0, 3)
-        try:
-            written = _write_outputs(res, stem, plan)
-        except OSError as e:
-            cause = f"could not write its output ({e.strerror or e}: {shown_path(e.filename or stem)})"
-            failures.append((str(f), cause))
-            bar.write(f"error: {shown_path(f)}: {cause}", file=sys.stderr)
-            continue
-        results.append((res, written))
-        if plan.out is None:
-            _emit(stream, json_text(res.to_dict()) + "\n")
-    return results
+def _our_output(path: Path, audio: Path, store) -> bool:
+    """An output an earlier run in this folder wrote for ``audio`` (its path is in the store)."""
+    return store.has_path(str(Path(audio).absolute()))
 
 
 def _emit(stream, text: str) -> None:
@@ -284,18 +413,17 @@ def _emit(stream, text: str) -> None:
         raise OutputError(f"<stdout>: cannot write results ({e.strerror or e})") from None
 
 
-def _write_summary(out: Path, predictor, plan: _Plan, results, failures, overwrite: bool) -> None:
-    if overwrite:  # outputs of the previous run that this run does not rewrite would contradict its summary
-        keep = set(plan.all_outputs())
-        for name in _previous_outputs(out):
-            if name not in keep:
-                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-                    (out / name).unlink()
+def _write_summary(out: Path, run: _Run, plan: _Plan) -> None:
+    """``summary.json`` (and ``summary.csv``): this run's files; the store holds everything analysed here."""
     summary = {
-        "model": predictor.name,
-        "n_files": len(results) + len(failures),
-        "n_ok": len(results),
-        "n_failed": len(failures),
+        "model": run.predictor.name,
+        "model_id": run.model_id,
+        "store": STORE_NAME,
+        "n_files": len(run.done) + len(run.failures),
+        "n_ok": len(run.done),
+        "n_failed": len(run.failures),
+        **{f"n_{k}": v for k, v in run.counts.items()},
+        "n_in_store": run.store.count(run.model_id),
         "tracks": [
             {
                 "file": r.file,
@@ -304,16 +432,16 @@ def _write_summary(out: Path, predictor, plan: _Plan, results, failures, overwri
                 "quadrant": r.quadrant,
                 "outputs": written,
             }
-            for r, written in results
+            for r, written in run.done
         ],
-        "failures": [{"file": f, "error": m} for f, m in failures],
+        "failures": [{"file": f, "error": m} for f, m in run.failures],
     }
     write_atomic(out / SUMMARY_JSON, json_text(summary, indent=1))
     if plan.fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["file", "duration_s", "valence", "arousal", "quadrant"])
-        for r, _ in results:
+        for r, _ in run.done:
             w.writerow(
                 [
                     r.file,

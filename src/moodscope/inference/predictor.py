@@ -96,6 +96,33 @@ class Result:
         d.update(self.extra)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Result:
+        """The inverse of :meth:`to_dict` (values as rounded there, or exact where the dict is): a result read back
+        from JSON, the store or a Ray worker. ``None`` becomes NaN; curve times are float64, values float32 (as the
+        tasks give them); keys beyond the schema are ``extra``."""
+        d = dict(d)
+        dyn = d.pop("dynamic", None)
+        tags = d.pop("tags", None)
+        nan = float("nan")
+        return cls(
+            file=d.pop("file"),
+            duration_s=float(d.pop("duration_s")),
+            model=d.pop("model"),
+            static={k: (nan if v is None else float(v)) for k, v in (d.pop("static") or {}).items()},
+            quadrant=d.pop("quadrant", ""),
+            dynamic=None
+            if dyn is None
+            else {
+                "hop_s": float(dyn["hop_s"]),
+                "times_s": np.asarray(dyn["times_s"], dtype=np.float64),
+                "valence": np.asarray([nan if v is None else v for v in dyn["valence"]], dtype=np.float32),
+                "arousal": np.asarray([nan if v is None else v for v in dyn["arousal"]], dtype=np.float32),
+            },
+            tags=None if tags is None else {k: (nan if v is None else float(v)) for k, v in tags.items()},
+            extra=d,
+        )
+
     def to_csv(self) -> str:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")

@@ -1,0 +1,167 @@
+"""A music library on one machine: tracks per hour at --jobs 1 and --jobs 2, local vs Ray, and the projection.
+
+Real audio: the Debian music packages (``apt-get install singularity-music wesnoth-1.16-music``: 57 OGG tracks),
+cut into 30 s excerpts (up to three per track, from 0, 60 and 120 s where the track is long enough), so that
+the library has more than 100 tracks; or any folder (``--audio DIR``). Every run predicts the same excerpts into
+a fresh results store with the default model (``--model``), side by side in one process, and prints:
+
+- tracks/hour and the speed-up of ``--jobs 2`` over ``--jobs 1`` (target >= 1.7x on 2 cores). ``--jobs 1`` runs in
+  this process with torch on every core, so it is not one core's worth: the row "--jobs 1, 1 thread" is, and
+  ``--jobs 2`` over it is the scaling of the worker pool;
+- the Ray backend (a local 2-CPU cluster, start-up included) against the local one at the same jobs (target:
+  Ray within 1.3x of local); skipped with a note when Ray is not installed (``pip install 'moodscope[ray]'``);
+- the projected hours for 10,000 tracks of 3 minutes, from the audio seconds analysed per wall-clock second.
+
+    .venv/bin/python benchmarks/catalogue.py                 # all excerpts, default model
+    .venv/bin/python benchmarks/catalogue.py --n 40 --model demo
+
+The machine is shared and noisy: compare the ratios of one run, not absolute times across runs. ``lscpu``
+first: without native bf16 everything here is float32 anyway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+PACKAGES = ("singularity-music", "wesnoth-1.16-music")
+EXCERPT_S = 30.0
+STARTS_S = (0.0, 60.0, 120.0)
+
+
+def package_tracks() -> list[Path]:
+    tracks = []
+    for pkg in PACKAGES:
+        try:
+            listing = subprocess.run(["dpkg", "-L", pkg], capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            continue
+        tracks += [Path(p) for p in listing.splitlines() if p.endswith(".ogg") and Path(p).is_file()]
+    return sorted(tracks)
+
+
+def make_excerpts(tracks: list[Path], folder: Path) -> list[Path]:
+    """Up to three 30 s OGG excerpts per track (as many as fit), cached in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for t in tracks:
+        info = sf.info(str(t))
+        for start in STARTS_S:
+            if start + EXCERPT_S > info.duration:
+                continue
+            dest = folder / f"{t.stem.replace(' ', '_')}-{int(start):03d}.ogg"
+            if not dest.exists():
+                y, sr = sf.read(
+                    str(t), start=int(start * info.samplerate), frames=int(EXCERPT_S * info.samplerate)
+                )
+                # in one-second pieces: libsndfile's Vorbis encoder crashes on one large write
+                with sf.SoundFile(str(dest), "w", sr, info.channels, format="OGG", subtype="VORBIS") as f:
+                    for i in range(0, len(y), sr):
+                        f.write(y[i : i + sr].astype(np.float32))
+            out.append(dest)
+    return out
+
+
+def run(files, *, model, jobs, backend="local") -> float:
+    from moodscope.inference.batch import predict_paths
+
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        results, failures = predict_paths(
+            [str(f) for f in files],
+            model=model,
+            out_dir=out,
+            fmt="none",
+            jobs=jobs,
+            backend=backend,
+            progress=False,
+        )
+        wall = time.perf_counter() - t0
+    if failures:
+        print(f"  {len(failures)} failure(s), e.g. {failures[0]}", file=sys.stderr)
+    assert len(results) == len(files) - len(failures)
+    return wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--audio", help="a folder of audio files instead of the Debian music packages")
+    ap.add_argument("--n", type=int, help="use the first N files")
+    ap.add_argument("--model", default=None, help="model (default: the default model)")
+    ap.add_argument("--no-ray", action="store_true")
+    a = ap.parse_args()
+    os.environ.pop("MOODSCOPE_JOBS", None)
+    if a.audio:
+        from moodscope.inference.batch import collect_audio
+
+        files, _ = collect_audio([a.audio])
+    else:
+        tracks = package_tracks()
+        if not tracks:
+            sys.exit(
+                "no audio: apt-get install -y --no-install-recommends "
+                + " ".join(PACKAGES)
+                + ", or --audio DIR"
+            )
+        cache = (
+            Path(os.environ.get("MOODSCOPE_CACHE", Path.home() / ".cache" / "moodscope")) / "bench-excerpts"
+        )
+        files = make_excerpts(tracks, cache)
+    files = files[: a.n] if a.n else files
+    audio_s = sum(sf.info(str(f)).duration for f in files)
+    print(
+        f"{len(files)} files, {audio_s / 60:.1f} min of audio; model {a.model or 'default'}; {os.cpu_count()} cores"
+    )
+
+    import torch
+
+    rows = []
+    threads = torch.get_num_threads()
+    for label, jobs, n_threads in (
+        ("local --jobs 1", 1, threads),
+        ("local --jobs 1, 1 thread", 1, 1),
+        ("local --jobs 2", 2, threads),
+    ):
+        torch.set_num_threads(n_threads)
+        wall = run(files, model=a.model, jobs=jobs, backend="local")
+        torch.set_num_threads(threads)
+        rows.append((label, wall))
+        print(f"  {label:<26s} {wall:7.1f} s")
+    if not a.no_ray:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            print("  ray: not installed (pip install 'moodscope[ray]'): skipped")
+        else:
+            wall = run(files, model=a.model, jobs=2, backend="ray")
+            rows.append(("ray --jobs 2", wall))
+            print(f"  {'ray --jobs 2':<26s} {wall:7.1f} s")
+
+    print()
+    print("| run | wall s | tracks/hour | audio s per wall s | 10,000 x 3 min: hours |")
+    print("|---|---|---|---|---|")
+    for label, wall in rows:
+        rate = audio_s / wall
+        print(
+            f"| {label} | {wall:.1f} | {len(files) / wall * 3600:,.0f} | {rate:.1f} | {10_000 * 180 / rate / 3600:.1f} |"
+        )
+    walls = dict(rows)
+    print(
+        f"\n--jobs 2 vs --jobs 1: {walls['local --jobs 1'] / walls['local --jobs 2']:.2f}x faster (target >= 1.7x)"
+    )
+    if "ray --jobs 2" in walls:
+        print(
+            f"ray vs local at --jobs 2: {walls['ray --jobs 2'] / walls['local --jobs 2']:.2f}x the time (target <= 1.3x)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""The results store of a library run: one SQLite file, ``OUT/moodscope.sqlite``.
+
+Why SQLite rather than Parquet: a library run appends one track at a time for hours, may be killed at any
+moment, and is queried while or after it runs. SQLite (in the standard library: nothing to install) commits
+each track in its own transaction in write-ahead-log mode, so a ``kill -9`` loses at most the tracks in
+flight and never leaves a half-written row or a corrupt file, and ``moodscope query`` filters and sorts with
+SQL on an index. Parquet is immutable once written: appends would be a growing heap of part files to compact.
+``moodscope query OUT --format csv`` (or ``jsonl``) exports it when a data tool wants a flat table.
+
+One row per (file path, model id):
+
+========================  ====================================================================================
+``path``                  the file as given (absolute)
+``content_hash``          BLAKE2b-128 of the file's bytes: a file that moved or is a duplicate is not recomputed
+``size``, ``mtime_ns``    what a re-run compares first, so unchanged files are not even re-read
+``model_id``              the model's name and the first 16 hex digits of the SHA-256 of its model file
+``duration_s``            seconds of audio
+``valence``, ``arousal``  the static point, [-1, 1] (NULL where the model gives none)
+``quadrant``              e.g. ``calm (V+ A-)``
+``tags``                  JSON object ``{tag: probability}`` (NULL for models without tags)
+``hop_s``, ``curve_valence``, ``curve_arousal``  the curve every ``hop_s`` seconds, JSON arrays (NULL for static
+                          models); ``times_s[i] = i * hop_s``
+``result``                the whole JSON object ``moodscope predict`` prints for the track
+``seconds``, ``added``    compute time and when the row was written (Unix time)
+========================  ====================================================================================
+
+Failed files are kept in a second table, ``failures`` (path, model id, error, when), and retried by the next
+run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import OutputError, shown_path
+from ..fileio import json_text
+
+STORE_NAME = "moodscope.sqlite"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tracks (
+    path TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    model TEXT,
+    duration_s REAL,
+    valence REAL,
+    arousal REAL,
+    quadrant TEXT,
+    tags TEXT,
+    hop_s REAL,
+    curve_valence TEXT,
+    curve_arousal TEXT,
+    result TEXT NOT NULL,
+    seconds REAL,
+    added REAL NOT NULL,
+    PRIMARY KEY (path, model_id)
+);
+CREATE INDEX IF NOT EXISTS tracks_by_hash ON tracks (content_hash, model_id);
+CREATE INDEX IF NOT EXISTS tracks_by_va ON tracks (model_id, valence, arousal);
+CREATE TABLE IF NOT EXISTS failures (
+    path TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    error TEXT NOT NULL,
+    added REAL NOT NULL,
+    PRIMARY KEY (path, model_id)
+);
+"""
+
+#: the columns of ``tracks``, in order
+COLUMNS = (
+    "path", "model_id", "content_hash", "size", "mtime_ns", "model", "duration_s", "valence", "arousal",
+    "quadrant", "tags", "hop_s", "curve_valence", "curve_arousal", "result", "seconds", "added",
+)  # fmt: skip
+
+
+def content_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """BLAKE2b-128 (hex) of a file's bytes, read in 1 MiB pieces."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_id(model_path: str | os.PathLike, name: str) -> str:
+    """``<name>-<first 16 hex digits of the model file's SHA-256>``: a retrained model is another model."""
+    h = hashlib.sha256()
+    with open(model_path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return f"{name}-{h.hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class FileKey:
+    """What identifies a file's content cheaply (``size``, ``mtime_ns``) and exactly (``content_hash``)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str | os.PathLike) -> FileKey:
+        st = os.stat(path)
+        return cls(str(Path(path).absolute()), st.st_size, st.st_mtime_ns)
+
+
+def row_from_result(res, key: FileKey, digest: str, mid: str) -> dict:
+    """The ``tracks`` row of one :class:`~moodscope.inference.predictor.Result`."""
+    d = json.loads(json_text(res.to_dict()))
+    dyn = d.get("dynamic") or {}
+    static = d.get("static") or {}
+    return {
+        "path": key.path,
+        "model_id": mid,
+        "content_hash": digest,
+        "size": key.size,
+        "mtime_ns": key.mtime_ns,
+        "model": d.get("model"),
+        "duration_s": d.get("duration_s"),
+        "valence": static.get("valence"),
+        "arousal": static.get("arousal"),
+        "quadrant": d.get("quadrant") or None,
+        "tags": json_text(d["tags"]) if d.get("tags") is not None else None,
+        "hop_s": dyn.get("hop_s"),
+        "curve_valence": json_text(dyn["valence"]) if dyn else None,
+        "curve_arousal": json_text(dyn["arousal"]) if dyn else None,
+        "result": json_text(d),
+        "seconds": d.get("seconds"),
+        "added": time.time(),
+    }
+
+
+class ResultStore:
+    """``OUT/moodscope.sqlite``: open (or create) it, look up what is done, add tracks one transaction each.
+
+    One process writes (the run's driver); any number may read. Use as a context manager or :meth:`close`.
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, create: bool = True):
+        self.folder = Path(folder)
+        self.path = self.folder / STORE_NAME
+        if not create and not self.path.is_file():
+            raise OutputError(
+                f"{shown_path(self.folder)}: no results store here ({STORE_NAME}); run predict --out first"
+            )
+        try:
+            self.db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            if create:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process never corrupts
+                self.db.executescript(_SCHEMA)
+                self.db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+            version = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise OutputError(f"{shown_path(self.path)}: not a moodscope results store ({e})") from None
+        if version is None or int(version[0]) > SCHEMA_VERSION:
+            raise OutputError(
+                f"{shown_path(self.path)}: results store of a newer moodscope (schema {version and version[0]})"
+            )
+
+    # -- what is done ------------------------------------------------------------------------------------
+    def unchanged(self, key: FileKey, mid: str) -> bool:
+        """True when ``key.path`` has a row for ``mid`` with the same size and modification time."""
+        r = self.db.execute(
+            "SELECT size, mtime_ns FROM tracks WHERE path = ? AND model_id = ?", (key.path, mid)
+        ).fetchone()
+        return r is not None and (r["size"], r["mtime_ns"]) == (key.size, key.mtime_ns)
+
+    def row(self, path: str, mid: str) -> dict | None:
+        r = self.db.execute("SELECT * FROM tracks WHERE path = ? AND model_id = ?", (path, mid)).fetchone()
+        return dict(r) if r is not None else None
+
+    def has_path(self, path: str) -> bool:
+        """True when any model's row (or failure) names ``path``: moodscope has analysed that file here."""
+        q = "SELECT 1 FROM tracks WHERE path = ? UNION ALL SELECT 1 FROM failures WHERE path = ? LIMIT 1"
+        return self.db.execute(q, (path, path)).fetchone() is not None
+
+    def by_hash(self, digest: str, mid: str) -> dict | None:
+        """A row of the same content for ``mid`` (a duplicate or moved file), or None."""
+        r = self.db.execute(
+            "SELECT * FROM tracks WHERE content_hash = ? AND model_id = ? LIMIT 1", (digest, mid)
+        ).fetchone()
+        return dict(r) if r is not None else None
+
+    def done_paths(self, mid: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT path FROM tracks WHERE model_id = ?", (mid,))}
+
+    # -- writing ----------------------------------------------------------------------------------------
+    def add(self, row: dict) -> None:
+        """Insert or replace one track (one transaction: all of it or nothing); clears its failure."""
+        cols = ", ".join(COLUMNS)
+        marks = ", ".join("?" for _ in COLUMNS)
+        with self._transaction():
+            self.db.execute(
+                f"INSERT OR REPLACE INTO tracks ({cols}) VALUES ({marks})", [row[c] for c in COLUMNS]
+            )
+            self.db.execute(
+                "DELETE FROM failures WHERE path = ? AND model_id = ?", (row["path"], row["model_id"])
+            )
+
+    def add_failure(self, path: str, mid: str, error: str) -> None:
+        with self._transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?)", (str(path), mid, error, time.time())
+            )
+
+    def _transaction(self):
+        db = self.db
+
+        class _Tx:
+            def __enter__(self):
+                db.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self, exc_type, exc, tb):
+                db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+        return _Tx()
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def tracks(self, mid: str | None = None) -> Iterator[dict]:
+        """Every row (of one model id, or all), as dicts; JSON columns decoded."""
+        sql, args = (
+            ("SELECT * FROM tracks", ())
+            if mid is None
+            else ("SELECT * FROM tracks WHERE model_id = ?", (mid,))
+        )
+        for r in self.db.execute(sql + " ORDER BY path", args):
+            yield decode_row(dict(r))
+
+    def failures(self, mid: str | None = None) -> list[dict]:
+        sql, args = (
+            ("SELECT * FROM failures", ())
+            if mid is None
+            else ("SELECT * FROM failures WHERE model_id = ?", (mid,))
+        )
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY path", args)]
+
+    def model_ids(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT model_id FROM tracks ORDER BY model_id")]
+
+    def count(self, mid: str | None = None) -> int:
+        if mid is None:
+            return self.db.execute("SELECT COUNT(*) FROM tracks").fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM tracks WHERE model_id = ?", (mid,)).fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def decode_row(row: dict) -> dict:
+    """A ``tracks`` row with its JSON columns (tags, curves) decoded."""
+    for c in ("tags", "curve_valence", "curve_arousal"):
+        if row.get(c) is not None:
+            row[c] = json.loads(row[c])
+    return row
