@@ -77,6 +77,13 @@ def _add_precision(s: argparse.ArgumentParser, default: str | None) -> None:
     s.add_argument("--bf16", action="store_const", const="bf16", dest="precision", help="= --precision bf16")
 
 
+def _add_resume_restart(s: argparse.ArgumentParser, resume_help: str, restart_help: str) -> None:
+    """``--resume`` / ``--restart`` (exclusive) of train and compare."""
+    again = s.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help=resume_help)
+    again.add_argument("--restart", action="store_true", help=restart_help)
+
+
 def _add(sub, name: str, help_: str, description: str = "") -> argparse.ArgumentParser:
     examples = EXAMPLES[name]
     epilog = ("examples:\n" if len(examples) > 1 else "example:\n") + "\n".join(f"  {e}" for e in examples)
@@ -198,14 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--out", help="run directory (default <output_dir>/<name>; created and locked before any work)"
     )
-    again = s.add_mutually_exclusive_group()
-    again.add_argument(
-        "--resume",
-        action="store_true",
-        help="skip finished folds, continue an interrupted one (refused if the config differs)",
-    )
-    again.add_argument(
-        "--restart", action="store_true", help="remove the run directory's earlier results and start over"
+    _add_resume_restart(
+        s,
+        "skip finished folds, continue an interrupted one (refused if the config differs)",
+        "remove the run directory's earlier results and start over",
     )
     s.add_argument("--folds", type=int, help="number of folds (= --set split.folds=N)")
     s.add_argument("--device", help="cpu, cuda or auto (= --set train.device=...)")
@@ -299,14 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="cpu, cuda or auto (= --set train.device=...)")
     _add_precision(s, None)
     s.add_argument("--out", help="output folder (default runs/compare-<config name>; locked while it runs)")
-    again = s.add_mutually_exclusive_group()
-    again.add_argument(
-        "--resume",
-        action="store_true",
-        help="keep finished folds of each model and continue interrupted ones (refused if the config differs)",
-    )
-    again.add_argument(
-        "--restart", action="store_true", help="remove each model's earlier results and start over"
+    _add_resume_restart(
+        s,
+        "keep finished folds of each model and continue interrupted ones (refused if the config differs)",
+        "remove each model's earlier results and start over",
     )
     s.add_argument(
         "--metrics", help="comma-separated metrics shown in the markdown table (default all; the CSV has all)"

@@ -53,6 +53,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def probe_writable(folder: str | os.PathLike, name: str = "moodscope-probe") -> None:
+    """Create and remove a temporary file in ``folder`` (named as :func:`atomic_path` names its own): the
+    check, before any work, that outputs can be written there. Raises the OS's ``OSError`` otherwise."""
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(probe)
+
+
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     """Write text (UTF-8) or bytes to ``path`` atomically."""
     with atomic_path(path) as tmp:

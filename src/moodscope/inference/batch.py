@@ -31,13 +31,12 @@ import json
 import os
 import stat
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..audio.decode import is_audio_file
 from ..errors import OutputError, UsageError, shown_path
-from ..fileio import FolderLock, json_text, remove_orphans, write_atomic
+from ..fileio import FolderLock, json_text, probe_writable, remove_orphans, write_atomic
 from ..library.store import STORE_NAME
 from ..plot import plot_result
 from .predictor import Result
@@ -105,14 +104,12 @@ def _check_destination(out: Path) -> None:
 def _check_plot_folder(folder: Path) -> None:
     """``--plot`` without ``--out`` writes PNGs into the current folder: check it can before any work."""
     try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".moodscope-probe.", suffix=".tmp")
+        probe_writable(folder)
     except OSError as e:
         raise OutputError(
             f"{shown_path(folder)}: cannot write plots into the current folder ({e.strerror or e}); "
             "use --out DIR"
         ) from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 def _write_outputs(res: Result, stem: str, plan: _Plan, *, missing_only: bool = False) -> list[str]:
@@ -227,7 +224,7 @@ def predict_paths(
             except OSError as e:
                 cause = f"could not write the summary ({e.strerror or e}); the store and per-track outputs are complete"
                 failures.append((str(out / SUMMARY_JSON), cause))
-                print(f"error: {shown_path(out / SUMMARY_JSON)}: {cause}", file=sys.stderr)
+                _error_line(out / SUMMARY_JSON, cause)
         return [r for r, _ in run.done], failures
     finally:
         lock.release()
@@ -260,7 +257,8 @@ class _Run:
             self.model_id = model_id(bundle.path, self.predictor.model.model_name)
         self.done: list[tuple[Result, list[str]]] = []  #: (result, output names) of this run's files
         self.stems = dict(zip(map(str, files), plan.stems))
-        self.keys: dict[str, object] = {}
+        self.keys: dict[str, object] = {}  #: FileKey of each regular input file (by str(path))
+        self.digests: dict[str, str] = {}  #: content hash, where reuse() computed it
         self.counts = {"computed": 0, "skipped": 0, "copied": 0}
 
     @property
@@ -295,7 +293,7 @@ class _Run:
                 except OSError:
                     todo.append((f, stem))
                     continue
-                self.keys[str(f)] = (key, digest)
+                self.digests[str(f)] = digest
                 twin = self.store.by_hash(digest, self.model_id)
                 if twin is None:
                     todo.append((f, stem))
@@ -342,7 +340,7 @@ class _Run:
         f = o.path
         if o.result is None:
             self.failures.append((f, o.error))
-            bar.write(f"error: {shown_path(f)}: {o.error}", file=sys.stderr)
+            _error_line(f, o.error)
             if self.store is not None and self.model_id is not None:
                 self.store.add_failure(str(Path(f).absolute()), self.model_id, o.error)
             return
@@ -351,30 +349,28 @@ class _Run:
         if self.store is not None:
             from ..library.store import FileKey, content_hash, row_from_result
 
-            known = self.keys.get(f)
             try:
-                key, digest = known if isinstance(known, tuple) else (known or FileKey.of(f), content_hash(f))
+                key = self.keys.get(f) or FileKey.of(f)
+                digest = self.digests.get(f) or content_hash(f)
                 self.store.add(row_from_result(res, key, digest, self.model_id))  # committed: survives a kill
             except OSError as e:
                 cause = f"could not store its result ({e.strerror or e})"
                 self.failures.append((f, cause))
-                bar.write(f"error: {shown_path(f)}: {cause}", file=sys.stderr)
+                _error_line(f, cause)
                 return
-        if not self._outputs(f, self.stems[f], res, bar=bar):
+        if not self._outputs(f, self.stems[f], res):
             return
         if self.plan.out is None:
             _emit(self.stream, json_text(res.to_dict()) + "\n")
 
-    def _outputs(self, f, stem: str, res: Result, *, missing_only: bool = False, bar=None) -> bool:
+    def _outputs(self, f, stem: str, res: Result, *, missing_only: bool = False) -> bool:
         """Write a track's files (only the missing ones for a track taken from the store)."""
         try:
             written = _write_outputs(res, stem, self.plan, missing_only=missing_only)
         except OSError as e:
             cause = f"could not write its output ({e.strerror or e}: {shown_path(e.filename or stem)})"
             self.failures.append((str(f), cause))
-            print(f"error: {shown_path(f)}: {cause}", file=sys.stderr) if bar is None else bar.write(
-                f"error: {shown_path(f)}: {cause}", file=sys.stderr
-            )
+            _error_line(f, cause)
             return False
         self.done.append((res, written))
         return True
@@ -387,7 +383,7 @@ def _check_collisions(out: Path, plan: _Plan, todo, store, mid: str, overwrite: 
     existing = []
     for f, stem in todo:
         for n in plan.outputs(stem):
-            if os.path.lexists(out / n) and not _our_output(out / n, f, store):
+            if os.path.lexists(out / n) and not store.has_path(str(Path(f).absolute())):
                 existing.append(n)
     if existing:
         shown = ", ".join(shown_path(n) for n in existing[:3]) + (" ..." if len(existing) > 3 else "")
@@ -397,9 +393,11 @@ def _check_collisions(out: Path, plan: _Plan, todo, store, mid: str, overwrite: 
         )
 
 
-def _our_output(path: Path, audio: Path, store) -> bool:
-    """An output an earlier run in this folder wrote for ``audio`` (its path is in the store)."""
-    return store.has_path(str(Path(audio).absolute()))
+def _error_line(path, cause: str) -> None:
+    """One track's error on stderr, above the progress bar if one is shown."""
+    from tqdm import tqdm
+
+    tqdm.write(f"error: {shown_path(path)}: {cause}", file=sys.stderr)
 
 
 def _emit(stream, text: str) -> None:

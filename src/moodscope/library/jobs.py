@@ -101,15 +101,16 @@ def run_local(
     """
     paths = list(paths)
     if jobs <= 1 or len(paths) <= 1:
+        from ..audio.decode import decoding_progress as reporting
+
         predictor = predictor if predictor is not None else spec.load()
         for p in paths:
-            if decoding_progress is not None:
-                from ..audio.decode import decoding_progress as _progress
-
-                with _progress(decoding_progress(p)):
-                    yield analyse(predictor, p)
-            else:
-                yield analyse(predictor, p)
+            report = decoding_progress(p) if decoding_progress is not None else None
+            with reporting(report):  # None: no report
+                outcome = analyse(predictor, p)
+            if hasattr(report, "close"):  # a progress bar of this file's own
+                report.close()
+            yield outcome
         return
     jobs = min(jobs, len(paths))
     threads = max(1, available_cores() // jobs)

@@ -22,14 +22,13 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
 
 from ..errors import ConfigError, OutputError, shown_path
-from ..fileio import FolderLock, remove_orphans
+from ..fileio import FolderLock, probe_writable, remove_orphans
 from .config import config_differences, dump_config, show_value
 
 #: files a run writes at the top of its run directory (``--restart`` removes them, nothing else)
@@ -70,11 +69,9 @@ def check_writable_file(path: str | os.PathLike, what: str = "output file") -> P
             f"{shown_path(path)}: cannot write the {what}: folder {shown_path(parent)} does not exist"
         )
     try:
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+        probe_writable(parent, path.name)
     except OSError as e:
         raise OutputError(f"{shown_path(path)}: cannot write the {what} ({e.strerror or e})") from None
-    os.close(fd)
-    os.unlink(probe)
     return path
 
 
