@@ -53,6 +53,11 @@ EXAMPLES = {
         "moodscope query results/ --quadrant happy --format m3u > happy.m3u",
     ],
     "playlist": ["moodscope playlist results/ --from calm --to energetic --n 20 --out calm-to-energetic.m3u"],
+    "serve": [
+        "moodscope serve                  # then open http://127.0.0.1:8000/ (pip install 'moodscope[serve]')",
+        "moodscope serve --model demo --port 8080 --queue 4 --max-mb 50",
+        "curl -F file=@song.mp3 http://127.0.0.1:8000/predict   # the JSON of moodscope predict",
+    ],
 }
 
 
@@ -329,6 +334,45 @@ def build_parser() -> argparse.ArgumentParser:
         "to another (quadrant names or V,A points), each track used once; write an .m3u playlist.",
     )
     _query.add_playlist_arguments(s)
+    s = _add(
+        sub,
+        "serve",
+        "a local web page and API: upload a song, see its emotion",
+        """Serve a web page (GET /) and a JSON API (POST /predict with an audio file, GET /models, GET /health)
+        on this machine. The model is loaded once; uploads go to a private temporary folder and are deleted
+        after each request. Binds 127.0.0.1 (this machine only) unless --host says otherwise. Needs the serve
+        extra: pip install "moodscope[serve]".""",
+    )
+    s.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    s.add_argument(
+        "--model", help="model file (.safetensors) or a bundled model: default (the default) or demo"
+    )
+    s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
+    _add_precision(s, "float32")
+    s.add_argument(
+        "--max-mb", type=float, default=100, help="largest upload in MiB (default 100; 413 beyond)"
+    )
+    s.add_argument(
+        "--max-minutes", type=float, default=20, help="longest audio in minutes (default 20; 422 beyond)"
+    )
+    s.add_argument(
+        "--queue",
+        type=int,
+        default=8,
+        help="most requests in progress at once, uploading, waiting or running (default 8; 503 with Retry-After beyond)",
+    )
+    s.add_argument("--workers", type=int, default=1, help="threads running predictions (default 1)")
+    s.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this host name (the public name of a reverse proxy in front); "
+        "bound to loopback, the server otherwise answers only to 127.0.0.1, localhost and ::1",
+    )
     return p
 
 
@@ -533,6 +577,24 @@ def cmd_playlist(a) -> int:
     return run(a)
 
 
+def cmd_serve(a) -> int:
+    from .serve import serve
+
+    return serve(
+        host=a.host,
+        port=a.port,
+        model=a.model,
+        device=a.device,
+        precision=a.precision,
+        max_mb=a.max_mb,
+        max_minutes=a.max_minutes,
+        queue=a.queue,
+        workers=a.workers,
+        allow_hosts=tuple(a.allow_host),
+        verbose=a.verbose,
+    )
+
+
 COMMANDS = {
     "predict": cmd_predict,
     "train": cmd_train,
@@ -545,6 +607,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "query": cmd_query,
     "playlist": cmd_playlist,
+    "serve": cmd_serve,
 }
 
 

@@ -181,35 +181,37 @@ def file_features(
     Regions longer than :data:`LONG_FILE_S` seconds are decoded chunk by chunk
     (:func:`iter_file_features`), so peak memory is a minute of audio plus the result.
     """
-    if config.extras:  # the cached features, then the extras (milliseconds) from the audio itself
-        base = file_features(
-            path, config.without_extras(), cache=cache, device=device, offset=offset, duration=duration
-        )
-        y = load_audio(path, sr=config.sr, offset=offset, duration=duration)
-        return np.concatenate([base, extra_features(y, config, len(base)).numpy()], axis=1)
     store = _resolve_cache(cache)
     info = audio_info(path)  # bad input fails here, before the file is hashed
     start, stop = native_span(info, offset, duration, path=path)
-    key = None
+    # the cache stores the features without extras; the extras (mode: ~0.1 s for 3 minutes) are computed
+    # from the audio each time, decoded once with the features when those are not cached
+    base = config.without_extras()
+    key = feats = y = None
     if store is not None:
-        key = store.key(path, config, offset=offset, duration=duration)
-        hit = store.load(key, config)
-        if hit is not None:
-            return hit
-    if config.streams and (stop - start) / info.samplerate > LONG_FILE_S:
-        blocks = iter_file_features(path, config, offset=offset, duration=duration, device=device)
-        feats = np.concatenate(list(blocks), axis=0)
-        if config.kind == "logmel" and config.compression == "db" and config.top_db is not None:
-            feats = np.maximum(feats, feats.max() - np.float32(config.top_db))
-    else:
+        key = store.key(path, base, offset=offset, duration=duration)
+        feats = store.load(key, base)
+    if feats is None:
+        if base.streams and (stop - start) / info.samplerate > LONG_FILE_S:
+            blocks = iter_file_features(path, base, offset=offset, duration=duration, device=device)
+            feats = np.concatenate(list(blocks), axis=0)
+            if base.kind == "logmel" and base.compression == "db" and base.top_db is not None:
+                feats = np.maximum(feats, feats.max() - np.float32(base.top_db))
+        else:
+            y = load_audio(path, sr=config.sr, offset=offset, duration=duration)
+            feats = compute_features(y, base, device=device)
+        if store is not None:
+            try:
+                store.save(key, feats)
+            except OSError as e:  # a read-only or full cache must not cost the user the result
+                warnings.warn(
+                    f"{path}: features not cached in {store.root} ({e})", RuntimeWarning, stacklevel=2
+                )
+    if not config.extras:
+        return feats
+    if y is None:
         y = load_audio(path, sr=config.sr, offset=offset, duration=duration)
-        feats = compute_features(y, config, device=device)
-    if store is not None:
-        try:
-            store.save(key, feats)
-        except OSError as e:  # a read-only or full cache must not cost the user the result
-            warnings.warn(f"{path}: features not cached in {store.root} ({e})", RuntimeWarning, stacklevel=2)
-    return feats
+    return np.concatenate([feats, extra_features(y, config, len(feats)).numpy()], axis=1)
 
 
 class Extraction(NamedTuple):

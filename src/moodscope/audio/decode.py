@@ -612,7 +612,12 @@ def to_mono(data: np.ndarray) -> np.ndarray:
         return data.astype(np.float32, copy=False)
     if data.shape[1] == 1:
         return np.ascontiguousarray(data[:, 0], dtype=np.float32)
-    return data.mean(axis=1, dtype=np.float32)
+    # column by column: numpy's mean over the short axis of an (n, 2) array is 10x slower
+    out = data[:, 0].astype(np.float32)
+    for c in range(1, data.shape[1]):
+        out += data[:, c]
+    out *= np.float32(1.0 / data.shape[1])
+    return out
 
 
 def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -686,10 +691,13 @@ def check_samples(
     n = data.shape[0]
     if n == 0:
         raise AudioError(path, "no audio samples (0-sample file)")
-    if not np.isfinite(data).all():
+    # min and max propagate NaN and show +-inf: two passes without temporary arrays (an isfinite mask and
+    # an abs copy of a 3-minute stereo track cost 0.2 s)
+    lo, hi = float(data.min()), float(data.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise AudioError(path, "contains NaN or infinite samples")
     check_length(path, n, sr, min_duration=min_duration)
-    if check_silent and float(np.max(np.abs(data))) < SILENCE_THRESHOLD:
+    if check_silent and max(-lo, hi) < SILENCE_THRESHOLD:
         raise AudioError(path, "silent: every sample is zero")
 
 
