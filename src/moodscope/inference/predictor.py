@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.cache import file_features
-from ..audio.decode import resample
+from ..audio.decode import resample, to_mono
 from ..audio.features import compute_features, iter_file_features
 from ..emotion import quadrant_name
 from ..errors import AudioError, MoodscopeError, PredictionError, UnknownNameError
@@ -221,8 +221,8 @@ class Predictor:
                 parts = iter([file_features(source, self.features, cache=self.cache, device=self.device)])
         else:
             y = np.asarray(source, dtype=np.float32)
-            if y.ndim == 2:
-                y = y.mean(axis=0 if y.shape[0] <= 8 else 1)
+            if y.ndim == 2:  # (channels, n) or (n, channels)
+                y = to_mono(y.T if y.shape[0] <= 8 else y)
             if sr is None:
                 raise ValueError("predict(array) needs sr= (the array's sample rate)")
             if sr != self.features.sr:
