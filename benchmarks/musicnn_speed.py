@@ -14,7 +14,10 @@ without bf16; nothing here uses bf16):
    the default where installed) against PyTorch, end to end too, and the largest difference;
 5. **the scale of it**: the multiply-adds of the front and mid end (counted from the layer shapes) and the
    rate each front end reached, beside this CPU's float32 ``torch.mm`` rate on the first timbral branch's
-   own im2col shape.
+   own im2col shape and on large square matrices (the best rate PyTorch reaches here): the time the
+   convolutions would take at that rate is a floor for any implementation of this network;
+6. **batching across files**: the front and mid end of 16 clips of 4 s and of 4 clips of 30 s, batched in
+   one call against one clip per call, on one thread (as each ``--jobs`` worker runs).
 
 The track is ``--audio``, else the first ``.ogg``/``.flac``/``.mp3`` of at least 3 minutes under
 ``/usr/share`` (e.g. ``apt-get install singularity-music``), else a generated 3-minute OGG.
@@ -80,6 +83,30 @@ def gemm_rate(net, repeats: int) -> float:
     a, b = torch.randn(rows, kt * kf), torch.randn(kt * kf, filters)
     _, s = best_of(lambda: torch.mm(a, b), repeats * 5)
     return rows * kt * kf * filters / s
+
+
+def square_gemm_rate(repeats: int, n: int = 2048) -> float:
+    """float32 multiply-adds per second of ``torch.mm`` on two ``n x n`` matrices."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    _, s = best_of(lambda: torch.mm(a, b), repeats)
+    return n**3 / s
+
+
+def batching(net, repeats: int) -> list[tuple[str, float, float]]:
+    """``(clips, one call per clip s, one batched call s)`` of the front and mid end on one thread."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = []
+    try:
+        with torch.inference_mode():
+            for n, seconds in ((16, 4), (4, 30)):
+                mel = torch.randn(n, int(seconds * 16000 / 256) + 1, net.model_args["n_mels"])
+                _, one = best_of(lambda: [net.frame_features(mel[i : i + 1]) for i in range(n)], repeats)
+                _, batched = best_of(lambda: net.frame_features(mel), repeats)
+                out.append((f"{n} clips of {seconds} s", one, batched))
+    finally:
+        torch.set_num_threads(saved)
+    return out
 
 
 def with_frontend(name: str, fn):
@@ -174,12 +201,22 @@ def main(argv=None) -> int:
             f"values up to {float(frames['torch'].abs().max()):.0f}); end to end {e2e['torch'] / e2e['onnx']:.2f}x"
         )
     macs = conv_macs(net, mel.shape[1] + 2 * extractor.CONTEXT * -(-mel.shape[1] // extractor.BLOCK))
-    rate = gemm_rate(net, args.repeats)
+    rate, square = gemm_rate(net, args.repeats), square_gemm_rate(args.repeats)
     print(
         f"front + mid end: {macs / 1e9:.1f} G multiply-adds (block context included); this CPU's float32 "
         f"torch.mm on the same shape: {rate / 1e9:.1f} G/s ({macs / rate:.2f} s); the front end ran at "
         + ", ".join(f"{n} {macs / t / 1e9:.1f} G/s" for n, t in front.items())
     )
+    print(
+        f"floor: at the best float32 torch.mm rate here (2048 x 2048: {square / 1e9:.1f} G/s) the convolutions "
+        f"alone take {macs / square:.2f} s; with the other stages as measured: "
+        f"{macs / square + sum(v for k, v in stages.items() if not k.startswith('MusiCNN front')):.2f} s"
+    )
+    for name, one, batched in batching(net, args.repeats):
+        print(
+            f"batching across files, 1 thread, {name}: one per call {one:.2f} s, batched {batched:.2f} s "
+            f"= {one / batched:.2f}x"
+        )
     return 0
 
 

@@ -142,6 +142,25 @@ def test_fully_convolutional_windows_close_to_per_patch(net, feats):
     assert diff.max() < TOL_WINDOW_MAX and diff.mean() < TOL_WINDOW_MEAN and cos.min() > TOL_WINDOW_COS
 
 
+@pytest.mark.parametrize("path", ["numpy", "torch"])
+def test_window_max_and_sum_equal_brute_force(path):
+    torch.manual_seed(0)
+    frames, k = 900, 187
+    x = (torch.randn(2, 11, frames) * 4 + 1).transpose(1, 2)  # (batch, frames, C), time contiguous
+    if path == "torch":  # the scatter path other devices take (a tensor needing gradients takes it too)
+        x.requires_grad_(True)
+    # unsorted, repeated, at both ends, spaced closer and wider than the windows
+    starts = torch.tensor([0, 5, 5, 713, frames - k, 300, 31, 62, 400, 10, 600])
+    with torch.no_grad():
+        maxes, sums = musicnn_module._window_max_sum(x, starts, k)
+        assert maxes.shape == sums.shape == (2, len(starts), 11) and sums.dtype == torch.float64
+        for i, s in enumerate(starts.tolist()):
+            torch.testing.assert_close(maxes[:, i], x[:, s : s + k].amax(dim=1), rtol=0, atol=0)
+            torch.testing.assert_close(sums[:, i], x[:, s : s + k].double().sum(dim=1), rtol=1e-12, atol=1e-9)
+        none = musicnn_module._window_max_sum(x, torch.tensor([], dtype=torch.long), k)
+        assert none[0].shape == (2, 0, 11)
+
+
 def test_eval_shortcut_of_frequency_max_equals_plain_order():
     torch.manual_seed(0)
     block = musicnn_module._FreqMaxBlock(8, (7, 5), (3, 3))

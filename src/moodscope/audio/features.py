@@ -280,8 +280,9 @@ class MusicnnEmbedding(nn.Module):
         for a in range(0, n, self.BLOCK):
             lo, hi = max(0, a - self.CONTEXT), min(n, a + self.BLOCK + self.CONTEXT)
             out = frame_features(mel[:, lo:hi])
-            parts.append(out[:, a - lo : a - lo + min(self.BLOCK, n - a)])
-        return torch.cat(parts, dim=1)
+            parts.append(out[:, a - lo : a - lo + min(self.BLOCK, n - a)].transpose(1, 2))
+        # joined with time contiguous, as one pass of frame_features gives them (the back end scans time)
+        return torch.cat(parts, dim=2).transpose(1, 2)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         if y.dim() != 1:
