@@ -101,8 +101,10 @@ def batching(net, repeats: int) -> list[tuple[str, float, float]]:
         with torch.inference_mode():
             for n, seconds in ((16, 4), (4, 30)):
                 mel = torch.randn(n, int(seconds * 16000 / 256) + 1, net.model_args["n_mels"])
-                _, one = best_of(lambda: [net.frame_features(mel[i : i + 1]) for i in range(n)], repeats)
-                _, batched = best_of(lambda: net.frame_features(mel), repeats)
+                _, one = best_of(
+                    lambda m=mel: [net.frame_features(m[i : i + 1]) for i in range(len(m))], repeats
+                )
+                _, batched = best_of(lambda m=mel: net.frame_features(m), repeats)
                 out.append((f"{n} clips of {seconds} s", one, batched))
     finally:
         torch.set_num_threads(saved)

@@ -395,7 +395,9 @@ def _window_max_sum(x: torch.Tensor, starts: torch.Tensor, k: int) -> tuple[torc
     csum = F.pad(seg_sum.cumsum(dim=-1), (1, 0))
     sums = csum[..., hi] - csum[..., lo]
     span = int((hi - lo).max()) if len(starts) else 1
-    runs = torch.minimum(lo[:, None] + torch.arange(span, device=x.device), hi[:, None] - 1)  # (windows, span)
+    runs = torch.minimum(
+        lo[:, None] + torch.arange(span, device=x.device), hi[:, None] - 1
+    )  # (windows, span)
     maxes = seg_max[..., runs].amax(dim=-1)
     return maxes.transpose(1, 2), sums.transpose(1, 2)
 
