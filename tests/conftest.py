@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# numba (librosa's reference features, used only by the tests) compiles for the host CPU by default; on an
+# Intel Sapphire Rapids (AVX-512 FP16, AMX) llvmlite 0.50 names the host "rocketlake" and the compiled peak
+# picker of librosa.onset.onset_detect segfaults, taking the whole pytest process with it. Generic x86-64
+# code runs everywhere and the tests only need librosa's numbers, not its speed.
+os.environ.setdefault("NUMBA_CPU_NAME", "generic")
 
 import numpy as np
 import pytest

@@ -15,6 +15,7 @@ import pytest
 from moodscope.audio import decode as audio
 from moodscope.audio.decode import SUPPORTED_EXTENSIONS, audio_duration, audio_info, is_audio_file, load_audio
 from moodscope.errors import AudioError
+from tools import needs
 
 SR = 44100
 
@@ -372,7 +373,7 @@ def test_m4a_protocol_with_stand_in_ffmpeg(fake_ffmpeg, write_audio, tone):
         load_audio(broken)
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+@needs("ffmpeg")
 def test_m4a_real_ffmpeg_decode(write_audio, tone, tmp_path):
     wav = write_audio("src.wav", tone(1000.0, 2.0, channels=2))
     m4a = tmp_path / "song.m4a"

@@ -15,6 +15,7 @@ import soundfile as sf
 
 from moodscope.audio import midi
 from moodscope.errors import AudioError, MissingToolError, MoodscopeError
+from tools import needs, skip_unless
 
 C_MAJOR_SCALE = [60, 62, 64, 65, 67, 69, 71, 72]
 C_MAJOR_CHORDS = [(60, 64, 67), (65, 69, 72), (67, 71, 74), (60, 64, 67)]  # I IV V I
@@ -60,17 +61,9 @@ def onsets(mid) -> list[tuple[float, int]]:
     return sorted((round(n.start_s, 6), n.pitch) for n in midi.notes(mid))
 
 
-def _tools() -> tuple[bool, str]:
-    try:
-        midi.find_fluidsynth()
-        midi.find_soundfont("FluidR3_GM")
-        midi.find_soundfont("TimGM6mb")
-    except MissingToolError as e:
-        return False, str(e)
-    return True, ""
-
-
-requires_fluidsynth = pytest.mark.skipif(not _tools()[0], reason=_tools()[1])
+#: rendering with the default soundfont, and with TimGM6mb
+FLUIDR3 = ("fluidsynth", "soundfont:FluidR3_GM")
+TIMGM6MB = ("fluidsynth", "soundfont:TimGM6mb")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -235,8 +228,7 @@ def _sounding_end(y: np.ndarray, sr: int) -> float:
 
 @pytest.fixture(scope="module")
 def base_render(tmp_path_factory):
-    if not _tools()[0]:
-        pytest.skip(_tools()[1])
+    skip_unless(*FLUIDR3)
     d = tmp_path_factory.mktemp("render")
     piece = make_midi(C_MAJOR_SCALE + C_MAJOR_CHORDS[:2], tempo=600_000)  # 10 x 0.3 s = 3.0 s
     path = d / "piece.mid"
@@ -246,7 +238,7 @@ def base_render(tmp_path_factory):
     return piece, y, sr
 
 
-@requires_fluidsynth
+@needs(*FLUIDR3)
 def test_render_fluidr3_duration_rate_and_mono(base_render):
     piece, y, sr = base_render
     assert sr == 22050 and y.ndim == 1
@@ -258,7 +250,7 @@ def test_render_fluidr3_duration_rate_and_mono(base_render):
     assert 0.01 < np.abs(y).max() < 0.99
 
 
-@requires_fluidsynth
+@needs(*FLUIDR3)
 def test_render_tempo_doubling_halves_the_sounding_duration(base_render, tmp_path):
     piece, y, sr = base_render
     fast = midi.scale_tempo(piece, 2.0)  # 1.5 s of notes
@@ -269,7 +261,7 @@ def test_render_tempo_doubling_halves_the_sounding_duration(base_render, tmp_pat
     assert len(y2) < len(y)
 
 
-@requires_fluidsynth
+@needs(*FLUIDR3)
 def test_render_velocity_scaling_lowers_rms(base_render, tmp_path):
     piece, y, sr = base_render
     y2, _ = sf.read(str(midi.render(midi.scale_velocity(piece, 0.3), tmp_path / "soft.flac")))
@@ -277,7 +269,7 @@ def test_render_velocity_scaling_lowers_rms(base_render, tmp_path):
     assert rms(y2) < 0.6 * rms(y)
 
 
-@requires_fluidsynth
+@needs(*TIMGM6MB)
 def test_render_timgm6mb_at_16k_stereo_wav(tmp_path):
     piece = make_midi(C_MAJOR_SCALE[:4], tempo=500_000)  # 1.0 s
     out = midi.render(piece, tmp_path / "t.wav", soundfont="TimGM6mb", sr=16000, mono=False, reverb=False)
@@ -287,7 +279,7 @@ def test_render_timgm6mb_at_16k_stereo_wav(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.wav"]  # no temporary file left
 
 
-@requires_fluidsynth
+@needs(*FLUIDR3)
 def test_render_variant_render_and_errors(tmp_path):
     piece = make_midi(C_MAJOR_SCALE[:2])
     out = midi.RenderVariant(sr=16000, tempo=2.0).render(piece, tmp_path / "v.flac")

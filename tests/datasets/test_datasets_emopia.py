@@ -15,18 +15,10 @@ from moodscope.datasets import emopia as emopia_mod
 from moodscope.datasets.splits import Split, emopia_split
 from moodscope.errors import DatasetError, MissingToolError
 from moodscope.tasks.static import label_to_class
+from tools import needs
 
-
-def _tools() -> tuple[bool, str]:
-    try:
-        midi.find_fluidsynth()
-        midi.find_soundfont("FluidR3_GM")
-    except MissingToolError as e:
-        return False, str(e)
-    return True, ""
-
-
-requires_fluidsynth = pytest.mark.skipif(not _tools()[0], reason=_tools()[1])
+#: rendering with the adapter's default soundfont
+requires_fluidsynth = needs("fluidsynth", "soundfont:FluidR3_GM")
 
 
 def test_read_quirky_release_without_rendering(tmp_path):
@@ -191,9 +183,8 @@ def test_datasets_check_does_not_render(tmp_path, monkeypatch, capsys):
     assert "Q1 1, Q2 3, Q3 2, Q4 1" in out and "emopia (official): train 3, val 1, test 1" in out
 
 
+@requires_fluidsynth  # without fluidsynth or the soundfont the check notes it as an issue
 def test_datasets_check_clean_tree_is_ok(tmp_path, monkeypatch):
-    if not _tools()[0]:
-        pytest.skip(_tools()[1])  # without fluidsynth the check notes it as an issue
     monkeypatch.setenv("MOODSCOPE_CACHE", str(tmp_path / "cache"))
     r = check_dataset("emopia", make_emopia(tmp_path, quirks=False))
     assert r.ok and r.issues == [] and len(r.to_render) == 4

@@ -19,8 +19,8 @@ import pytest
 import moodscope
 from moodscope.audio import midi
 from moodscope.audio.decode import load_audio
-from moodscope.errors import MissingToolError
 from moodscope.inference.predictor import bundled_model_path
+from tools import needs
 
 pytestmark = pytest.mark.skipif(
     not bundled_model_path("default").is_file(), reason="no bundled default model in this checkout"
@@ -40,15 +40,6 @@ def _emopia_root() -> Path | None:
         if (cand / "split" / "test_clip.csv").is_file() and (cand / "midis").is_dir():
             return cand
     return None
-
-
-def _tools_ok() -> tuple[bool, str]:
-    try:
-        midi.find_fluidsynth()
-        midi.find_soundfont("FluidR3_GM")
-    except MissingToolError as e:
-        return False, str(e)
-    return True, ""
 
 
 @pytest.fixture(scope="module")
@@ -131,10 +122,10 @@ def _pieces():
 
 
 @pytest.mark.slow
+@needs(
+    "fluidsynth", "soundfont:FluidR3_GM"
+)  # skipped with the reason (pytest -ra lists it); CI installs both
 def test_default_model_cues_on_sampled_piano(model, tmp_path):
-    ok, why = _tools_ok()
-    if not ok:
-        pytest.fail(why)  # CI installs fluidsynth; a missing tool must not pass silently
     source, pieces = _pieces()
 
     def static(mid, name):

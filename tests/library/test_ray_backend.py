@@ -24,6 +24,7 @@ from moodscope.library.ray_backend import (
     is_uri,
     run_ray,
 )
+from tools import needs
 
 
 @pytest.fixture(autouse=True)
@@ -99,6 +100,7 @@ def test_is_uri():
     assert not is_uri("/music/a.wav") and not is_uri("music/s3:/a.wav") and not is_uri("C:\\music\\a.wav")
 
 
+@needs("ray")  # pyarrow's filesystems, which come with the ray extra
 def test_actor_ships_the_model_and_reads_uris(tiny_model, clips, tmp_path, monkeypatch):
     """The actor as Ray runs it: model bytes from the driver, a local path, a file:// URI through pyarrow
     (copied to a temporary file, deleted after), a URI that does not exist, and a bad file."""
@@ -154,8 +156,10 @@ def test_a_cluster_address_that_does_not_answer_is_one_line_at_once():
 
 
 # -- a local Ray cluster ---------------------------------------------------------------------------------
+@needs("ray")
 def test_local_ray_cluster_gives_the_local_backends_outcomes(tiny_model, clips):
-    ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install moodscope[ray])")
+    import ray
+
     spec = ModelSpec(str(tiny_model))
     local = {o.path: o for o in run_local(spec, clips, jobs=1)}
     uri = Path(clips[0]).as_uri()
@@ -180,9 +184,11 @@ def test_local_ray_cluster_gives_the_local_backends_outcomes(tiny_model, clips):
 
 
 @pytest.mark.slow
+@needs("ray")
 def test_an_actor_that_cannot_load_the_model_stops_the_run(tmp_path, clips, monkeypatch):
     """Through Ray: the actors' one-line cause reaches the driver as a MoodscopeError (not a Ray traceback)."""
-    ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install moodscope[ray])")
+    import ray
+
     bad = tmp_path / "broken.safetensors"
     bad.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
     try:

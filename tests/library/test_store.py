@@ -10,6 +10,7 @@ import pytest
 from badinput.harness import assert_clean_error, write_clip
 from moodscope.errors import OutputError
 from moodscope.library.store import STORE_NAME, FileKey, ResultStore, content_hash
+from tools import needs
 
 
 def _rows(out):
@@ -98,9 +99,9 @@ def test_file_key_and_hash(tmp_path):
 
 
 @pytest.mark.slow
+@needs("ray")
 def test_jobs_2_and_ray_give_the_results_of_one_process(tmp_path, cli, tiny_model):
     """The same store rows (values within float32 rounding) from --jobs 1, --jobs 2 and --backend ray."""
-    pytest.importorskip("ray")
     music = tmp_path / "music"
     for i in range(4):
         write_clip(music / f"t{i}.wav", 3.0, seed=i)

@@ -34,6 +34,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from moodscope.emotion import QUADRANT_NAMES  # noqa: E402
 from moodscope.inference.predictor import Predictor  # noqa: E402
 from moodscope.serve.app import UPLOAD_PREFIX, create_app  # noqa: E402
+from tools import needs  # noqa: E402
 
 
 @pytest.fixture
@@ -202,15 +203,13 @@ BAD_KINDS = [
     "nan_samples",
     "empty",
     "unknown_extension",
-    "m4a_garbage",
+    pytest.param("m4a_garbage", marks=needs("ffmpeg")),
 ]
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
 def test_bad_audio_gets_the_cli_cause_as_422(kind, client, cli, tmp_path, uploads, tiny_model):
     """The same one line as ``moodscope predict`` gives, about the client's file name, never the server's copy."""
-    if kind == "m4a_garbage" and not (shutil_which("ffmpeg") and shutil_which("ffprobe")):
-        pytest.skip("ffmpeg not installed")
     bad = _bad(kind, tmp_path)
     r = post(client, bad.name, bad.read_bytes(), "application/octet-stream")
     assert r.status_code == 422, r.text
@@ -224,12 +223,6 @@ def test_bad_audio_gets_the_cli_cause_as_422(kind, client, cli, tmp_path, upload
     assert message == f"{bad.name}: {cause.replace(str(bad), bad.name)}"
     assert "moodscope-serve-" not in message and str(uploads) not in message and "upload." not in message
     assert upload_folders(uploads) == []  # removed after a failing request too
-
-
-def shutil_which(name: str):
-    import shutil
-
-    return shutil.which(name)
 
 
 def test_missing_field_and_empty_and_two_files(client, clip):

@@ -36,13 +36,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from moodscope.inference.predictor import Result
+from tools import chromium_paths, needs
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="needs Chromium and its driver (apt-get install chromium chromium-driver); CI installs them",
-)
+CHROMIUM, CHROMEDRIVER = chromium_paths()
+pytestmark = needs("chromium")  # CI installs Chromium and its driver
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "src" / "moodscope" / "serve" / "static"
 CLIP_S = 8.0

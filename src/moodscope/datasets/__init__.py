@@ -5,14 +5,14 @@
 >>> ds.tracks[0].valence, ds.issues                   # doctest: +SKIP
 
 Adapters (registered in :data:`DATASETS`): ``folder`` (your own data, MER1101, the synthetic corpus),
-``pmemo``, ``deam``, ``cal500``, ``cal500exp``, ``emopia`` (MIDI, rendered with FluidSynth). Protocol splits
-are in :mod:`moodscope.datasets.splits`, the dataset check behind ``moodscope datasets check`` in
-:mod:`moodscope.datasets.check`.
+``pmemo``, ``deam``, ``cal500``, ``cal500exp``, ``emopia`` (MIDI, rendered with FluidSynth), ``4q`` (real
+song previews with quadrants and AllMusic moods). Protocol splits are in :mod:`moodscope.datasets.splits`,
+the dataset check behind ``moodscope datasets check`` in :mod:`moodscope.datasets.check`.
 """
 
 from __future__ import annotations
 
-from . import cal500, cal500exp, deam, emopia, folder, pmemo  # noqa: F401  (registers the adapters)
+from . import cal500, cal500exp, deam, emopia, folder, fourq, pmemo  # noqa: F401  (registers the adapters)
 from .base import DATASETS, Dataset, DatasetAdapter, IssueLog, Scale, list_datasets, load_dataset
 from .grid import resample_to_grid
 

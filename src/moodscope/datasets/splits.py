@@ -11,6 +11,7 @@ Every function returns :class:`Split` records, which unpack as ``train, test = s
 - :func:`mer1101_split` -- DAMFF's MER1101: songs longer than 30 s, 80/20 by song.
 - :func:`cal500_kfold` -- k-fold by song for CAL500 / CAL500exp (10 folds by default).
 - :func:`emopia_split` -- EMOPIA's official song-disjoint train / val / test split (from ``Track.split``).
+- :func:`kfold_by_group` -- k-fold with every group (artist) in one fold, e.g. for 4Q's real songs.
 """
 
 from __future__ import annotations
@@ -265,3 +266,109 @@ def emopia_split(dataset: Dataset | Iterable[Track]) -> Split:
     notes = (f"{len(unset)} clips without a split left out",) if unset else ()
     train, val, test = (sorted(sides[k], key=natural_key) for k in ("train", "val", "test"))
     return Split(train, test, name="emopia", notes=notes, val=val)
+
+
+def group_key(track: Track, group: str = "artist") -> tuple[str, str]:
+    """The group of a track for :func:`kfold_by_group`: ``("group", name)`` with ``Track.meta[group]``
+    compared without case and with runs of spaces as one, or ``("id", track id)`` when the track has none
+    (its own group)."""
+    value = track.meta.get(group)
+    text = " ".join(str(value).split()).casefold() if value is not None else ""
+    return ("group", text) if text else ("id", track.id)
+
+
+def _stratum(track: Track, stratify: str | None):
+    if not stratify:
+        return None
+    value = track.meta.get(stratify)
+    if value is None and track.tags:  # e.g. a quadrant one-hot without the meta field
+        value = max(track.tags, key=lambda k: track.tags[k])
+    return value
+
+
+def kfold_by_group(
+    dataset: Dataset | Iterable[Track],
+    k: int = 5,
+    seed: int = 0,
+    *,
+    group: str = "artist",
+    stratify: str | None = "quadrant",
+) -> list[Split]:
+    """K-fold cross-validation in which no group (by default the artist, ``Track.meta["artist"]``) is in two
+    folds, so a model is never tested on an artist it trained on.
+
+    Groups are assigned greedily, largest first (groups of one size in an order drawn with ``seed``), each to
+    the fold with the fewest tracks so far; among folds of equal size, to the one whose ``stratify`` classes
+    (``Track.meta[stratify]``, by default the quadrant; the top tag when absent) are furthest below their
+    share. Test folds thus differ in size by at most the largest group, and classes are roughly stratified.
+    Names are compared without case or extra spaces; a track without the field is its own group (counted in
+    ``notes``). The result does not depend on the order of the tracks.
+
+    Parameters
+    ----------
+    dataset : Dataset or iterable of Track
+        Pass :meth:`Dataset.select` for only the usable tracks. A repeated id counts once (first kept).
+    k : int
+        Number of folds (2 <= k <= number of groups).
+    seed : int
+    group : str
+        The ``Track.meta`` field naming the group.
+    stratify : str or None
+        The ``Track.meta`` field of the classes to balance across folds; ``None`` balances sizes only.
+
+    Returns
+    -------
+    list[Split]
+        ``k`` splits named ``<group>_fold<i>``, ids in natural order.
+    """
+    tracks = dataset.tracks if isinstance(dataset, Dataset) else list(dataset)
+    by_id: dict[str, Track] = {}
+    for t in tracks:
+        if not isinstance(t, Track):
+            raise TypeError(
+                f"kfold_by_group needs Tracks (their meta names the group), got {type(t).__name__}"
+            )
+        by_id.setdefault(t.id, t)
+    if k < 2:
+        raise ValueError(f"k-fold needs k >= 2, got {k}")
+    groups: dict[tuple[str, str], list[str]] = {}
+    for tid in sorted(by_id, key=natural_key):
+        groups.setdefault(group_key(by_id[tid], group), []).append(tid)
+    if len(groups) < k:
+        raise ValueError(f"{len(groups)} groups ({group}) cannot be split into {k} folds")
+    strata = {tid: _stratum(t, stratify) for tid, t in by_id.items()}
+    classes = sorted({repr(s) for s in strata.values()})
+    total = {c: sum(repr(s) == c for s in strata.values()) for c in classes}
+
+    keys = sorted(groups)
+    draw = np.random.default_rng(seed).permutation(len(keys))
+    order = sorted(range(len(keys)), key=lambda j: (-len(groups[keys[j]]), int(draw[j])))
+    sizes = [0] * k
+    counts = [dict.fromkeys(classes, 0) for _ in range(k)]
+    members: list[list[str]] = [[] for _ in range(k)]
+    n = len(by_id)
+    for j in order:
+        ids = groups[keys[j]]
+        mine = [repr(strata[i]) for i in ids]
+        # among the smallest folds, the one furthest below its share of this group's classes
+        smallest = min(sizes)
+        need = {
+            f: sum((sizes[f] + len(ids)) / n * total[c] - counts[f][c] for c in mine)
+            for f in range(k)
+            if sizes[f] == smallest
+        }
+        f = max(need, key=lambda f: (need[f], -f))
+        sizes[f] += len(ids)
+        for c in mine:
+            counts[f][c] += 1
+        members[f].extend(ids)
+
+    own = sum(1 for key in keys if key[0] == "id")
+    notes = (f"{own} tracks without {group!r} (each its own group)",) if own else ()
+    out = []
+    all_ids = set(by_id)
+    for f in range(k):
+        test = sorted(members[f], key=natural_key)
+        train = sorted(all_ids - set(test), key=natural_key)
+        out.append(Split(train, test, name=f"{group}_fold{f}", notes=notes))
+    return out

@@ -9,7 +9,7 @@ A config is a nested mapping; everything not given takes the defaults below (:da
 ``data``            ``{dataset: folder, root: DIR, options: {...}, synthetic: {...}, max_duration_s, min_duration_s}``;
                     ``root: null`` with ``dataset: synthetic`` renders the built-in synthetic corpus into the cache
 ``task``            options of the model kind's task (:mod:`moodscope.tasks`): window/hops/losses, seg_len, ...
-``split``           ``{kind: kfold|holdout|deam2015|mer1101|predefined, folds, seed, test_fraction, val_fraction, ...}``
+``split``           ``{kind: kfold|group_kfold|holdout|deam2015|mer1101|predefined, folds, seed, group, test_fraction, ...}``
 ``train``           ``{epochs, batch_size, lr, weight_decay, milestones, gamma, patience, device, devices, strategy,
                     precision (auto|float32|bf16), num_workers, max_time_s, fast_dev_run, limit_train_batches}``
 ``paper``           the published numbers this experiment reproduces: ``{source, table, row, results: {metric: value}}``
@@ -31,7 +31,7 @@ from ..fileio import write_atomic
 from ..precision import normalize as normalize_precision
 
 #: the split kinds :func:`moodscope.training.data.make_folds` knows
-SPLIT_KINDS = ("kfold", "holdout", "deam2015", "mer1101", "predefined")
+SPLIT_KINDS = ("kfold", "group_kfold", "holdout", "deam2015", "mer1101", "predefined")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class SplitSection:
     val_fraction: float = 0.1
     only_fold: int | None = None
     dev_ids_file: str | None = None  # deam2015: the development ids (default: ids <= 2000)
+    group: str | None = None  # group_kfold: the Track.meta field no fold shares (default "artist")
 
     def check(self) -> None:
         if self.kind not in SPLIT_KINDS:

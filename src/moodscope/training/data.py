@@ -143,6 +143,12 @@ def make_folds(cfg: dict, dataset, items: list[Item]) -> list[Fold]:
         if k < 2:
             raise ConfigError("split.folds must be >= 2 for k-fold (use split.kind=holdout for one split)")
         folds = splits.kfold_by_song(ids, k=k, seed=seed)
+    elif kind == "group_kfold":
+        # no group (by default the artist) in two folds: a model is never tested on an artist it trained on
+        if k < 2:
+            raise ConfigError("split.folds must be >= 2 for group_kfold")
+        tracks = [t for t in dataset.tracks if t.id in have]
+        folds = splits.kfold_by_group(tracks, k=k, seed=seed, group=sp.get("group") or "artist")
     else:
         if kind == "holdout":
             rng = np.random.default_rng(seed)
@@ -165,7 +171,7 @@ def make_folds(cfg: dict, dataset, items: list[Item]) -> list[Fold]:
             one = (tr, te, va) if va else (tr, te)
         else:
             raise ConfigError(
-                f"unknown split.kind {kind!r}; known: kfold, holdout, deam2015, mer1101, predefined"
+                f"unknown split.kind {kind!r}; known: kfold, group_kfold, holdout, deam2015, mer1101, predefined"
             )
         folds = [one] * k
     out = []
