@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.moodscope-installed
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test test-fast lint bench fuzz clean
+.PHONY: setup demo test test-fast test-seeds lint bench fuzz clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,12 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/python -m pytest -m "not slow"
+
+# every learning test for seeds 0, 1 and 2, under the CPU's native ISA and again capped at AVX2 (about 30 min)
+LEARN_SEEDS ?= 0,1,2
+test-seeds: $(STAMP)
+	MOODSCOPE_LEARN_SEEDS=$(LEARN_SEEDS) $(BIN)/python -m pytest -m learning -p no:cacheprovider
+	MOODSCOPE_LEARN_SEEDS=$(LEARN_SEEDS) ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m pytest -m learning -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools

@@ -271,6 +271,7 @@ class FeatureConfig:
     compression: str = "db"
     extras: tuple = ()
     level_db: float | None = None
+    loudness_lufs: float | None = None
 
     #: What each setting may be (checked on construction, so a model file's or a config's settings are
     #: bounded before any feature is computed); see also the cross-checks in ``__post_init__``.
@@ -289,6 +290,7 @@ class FeatureConfig:
         "compression": choice(("db", "musicnn")),
         "extras": text_list(choices=("mode",), max_len=1, unique=True),
         "level_db": number(-120, 0, none=True),
+        "loudness_lufs": number(-70, 0, none=True),
     }
     #: Log-Mel frames per second a setting may give (``sr / hop_length``): at least one frame per 0.5 s step,
     #: at most one per millisecond.
@@ -312,6 +314,8 @@ class FeatureConfig:
                 raise SettingError("fmin", self.fmin, "must be below fmax (sr / 2 when fmax is null)")
         if self.level_db is not None and self.kind != "musicnn":
             raise ValueError("feature level_db: only kind 'musicnn' takes it")
+        if self.loudness_lufs is not None and self.kind != "musicnn":
+            raise ValueError("feature loudness_lufs: only kind 'musicnn' takes it")
         if self.extras and (self.kind != "musicnn" or set(self.extras) - {"mode"}):
             raise ValueError(
                 f"feature extras {list(self.extras)}: only kind 'musicnn' takes them, and only 'mode'"
@@ -349,7 +353,7 @@ class FeatureConfig:
     def input_config(self) -> FeatureConfig:
         """The log-Mel settings a ``kind="musicnn"`` extractor computes first (itself for other kinds)."""
         if self.kind == "musicnn":
-            return dataclasses.replace(self, kind="logmel", extras=(), level_db=None)
+            return dataclasses.replace(self, kind="logmel", extras=(), level_db=None, loudness_lufs=None)
         return self
 
     def without_extras(self) -> FeatureConfig:
@@ -375,8 +379,9 @@ class FeatureConfig:
             d["extras"] = list(d["extras"])
         else:
             del d["extras"]
-        if d["level_db"] is None:
-            del d["level_db"]
+        for later in ("level_db", "loudness_lufs"):
+            if d[later] is None:
+                del d[later]
         return d
 
     @classmethod

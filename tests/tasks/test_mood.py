@@ -390,3 +390,69 @@ def test_classical_reference_learns_the_signs():
     test = [_logmel_clip(q, 200) for q in Q]
     m = t.evaluate(test, [ref.predict_item(it) for it in test])
     assert m["quadrant_accuracy"] == 1.0
+
+
+# ----------------------------------------------------------------------------------------------------
+# the clip head (quadrant classifier on window statistics)
+
+
+def _clip_model(seed: int = 0):
+    torch.manual_seed(seed)
+    m = build("musicnn_va", width=0.25, mode_features=False, clip_head=True)
+    m.set_input_stats(np.zeros(250, np.float32), np.ones(250, np.float32))
+    return m.eval()
+
+
+def test_clip_head_level_is_the_quadrant_probabilities_and_padding_is_left_out():
+    m = _clip_model()
+    x = torch.from_numpy(feats(40, 3))[None, None]  # (1, 1, 40, 250)
+    with torch.no_grad():
+        y = m(x)[0]
+        p = torch.softmax(m.last_quadrant_logits[0], 0)
+        level = torch.stack([p[0] + p[3] - p[1] - p[2], p[0] + p[1] - p[2] - p[3]])
+        # the curve's mean is the level (no step clipped here)
+        assert torch.allclose(y.mean(0), level, atol=1e-5)
+        # the same 40 steps padded to 60 with the normalisation mean (what the sliding window does):
+        # the same level, the same curve on the real steps' statistics
+        padded = torch.cat([x, torch.zeros(1, 1, 20, 250)], dim=2)
+        y2 = m(padded)[0]
+        assert torch.allclose(torch.softmax(m.last_quadrant_logits[0], 0), p, atol=1e-6)
+        assert torch.allclose(y2[:40].mean(0), level, atol=1e-5)
+
+
+def test_quadrant_cross_entropy_is_added_for_clips_with_both_signs(task, items):
+    m = _clip_model()
+    batch = _batch(task, m, [Item("q2", feats(40), tags=one_hot("Q2")), items[0]])
+    m.train()
+    losses = {k: v.detach() for k, v in task.training_losses(m, batch)[0].items()}
+    assert "loss_quadrant" in losses and float(losses["loss_quadrant"]) > 0
+    logits = m.last_quadrant_logits.detach()
+    expected = torch.nn.functional.cross_entropy(logits[:1], torch.tensor([1]))  # Q2 is class 1
+    assert float(losses["loss_quadrant"]) == pytest.approx(float(expected), rel=1e-5)
+    total = losses["loss_curve"] + losses["loss_sign"] + losses["loss_quadrant"]
+    assert float(losses["loss"]) == pytest.approx(float(total), rel=1e-5)
+
+
+def test_clip_head_learns_quadrants_from_window_statistics():
+    """A quadrant that only the spread of a feature tells (its mean is the same in every clip) is learnt by the
+    clip head: the mean and the standard deviation both reach it."""
+    task = MoodTask(MUSICNN_EMBEDDING, tag_names=Q, window_s=10.0)
+    m = _clip_model(1)
+    clips = []
+    for i in range(16):
+        f = feats(20, 40 + i)
+        q = i % 4
+        f[:, 0] += 3.0 if q in (0, 3) else -3.0  # valence sign in a mean
+        f[:, 1] *= 4.0 if q in (0, 1) else 0.25  # arousal sign in a spread
+        clips.append(Item(f"c{i}", f, tags=one_hot(Q[q])))
+    batch = _batch(task, m, clips)
+    opt = torch.optim.Adam(m.parameters(), lr=3e-2)
+    m.eval()
+    for _ in range(60):
+        opt.zero_grad()
+        task.training_losses(m, batch)[0]["loss"].backward()
+        opt.step()
+    with torch.no_grad():
+        static = m(batch[0]).mean(1)
+    signs = torch.tensor([SIGNS[Q[i % 4]] for i in range(16)], dtype=torch.float32)
+    assert bool(((static > 0) == (signs > 0)).all())

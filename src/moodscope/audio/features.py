@@ -15,6 +15,7 @@ from torch import nn
 from ..config import SEGMENT_S, FeatureConfig
 from ..errors import AudioError
 from .decode import MIN_DURATION_S, SILENCE_THRESHOLD, RegionReader, audio_info, check_length, load_audio
+from .loudness import loudness_gain
 from .tonal import mode_features
 
 _DEFAULT = FeatureConfig()  # the papers' settings (immutable, so safe as a default argument)
@@ -288,6 +289,10 @@ class MusicnnEmbedding(nn.Module):
         if y.dim() != 1:
             raise ValueError(f"MusicnnEmbedding expects one mono waveform (samples,), got {tuple(y.shape)}")
         steps = max(1, y.shape[-1] // int(round(self.config.sr * SEGMENT_S)))
+        if self.config.loudness_lufs is not None:
+            gain = loudness_gain(y.detach().cpu().numpy(), self.config.sr, self.config.loudness_lufs)
+            if gain != 1.0:
+                y = y * gain
         if self.config.level_db is not None:
             rms = float(torch.sqrt(torch.mean(y.double() ** 2)))
             target = 10.0 ** (self.config.level_db / 20.0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import MODE_BINS, MUSICNN_BINS, FeatureConfig, flag
+from ..config import MODE_BINS, MUSICNN_BINS, FeatureConfig, flag, number
 from .base import DROPOUT, UNITS, WIDTH, InputNorm, MoodModel, register_model
 from .sequence import _check_width
 
@@ -37,6 +37,15 @@ class MusicnnVA(MoodModel):
       them (the embedding is 200 correlated units; dropping some regularises the head);
     - ``Linear(n_bins, hidden)`` + GELU, a one-layer bidirectional GRU of ``hidden`` units per direction (the
       curve follows the music, the context is the 30 s window), ``Linear(2 hidden, 2)`` + ``tanh``.
+    - ``clip_head=True`` (the default model since it learnt real recordings): the *level* of the window's curve
+      comes from a linear 4-class quadrant classifier on the mean and standard deviation over the window of
+      the normalised inputs (padding rows, which normalise to exactly zero, left out), and the GRU gives only
+      the movement around it: ``curve_t = clip(level + g_t - mean(g), -1, 1)`` with ``level = (2 P(V+) - 1,
+      2 P(A+) - 1)`` from the quadrant probabilities. Chosen because on 4Q's real recordings (artist-grouped
+      5-fold) a softmax over the four quadrants on window statistics beat a per-step head and two binary
+      heads alike (quadrant accuracy 0.72 against 0.69 for two logistic regressions on the same statistics;
+      valence ROC-AUC 0.86 against 0.83): the quadrants are not two independent signs. The logits of the last
+      forward pass are kept in ``last_quadrant_logits`` for the task's cross-entropy.
 
     Parameters
     ----------
@@ -49,6 +58,15 @@ class MusicnnVA(MoodModel):
     dropout : float
         Before the GRU and before the output layer.
     input_dropout : float
+    clip_head : bool
+        The level of the curve from a clip-level quadrant classifier (below); ``False`` (the default, as
+        models trained before it) keeps the GRU's own level.
+    clip_dropout : float
+        Dropout on the clip statistics before the quadrant classifier.
+    loudness_lufs : float or None
+        Bring every track to this integrated loudness (ITU-R BS.1770) before MusiCNN
+        (``FeatureConfig.loudness_lufs``): the answer then does not depend on the playback level. ``None``
+        (the default, as models trained before it) reads the audio at its own level.
     """
 
     output = "mood"
@@ -59,6 +77,9 @@ class MusicnnVA(MoodModel):
         "hidden": UNITS,
         "dropout": DROPOUT,
         "input_dropout": DROPOUT,
+        "clip_head": flag(),
+        "clip_dropout": DROPOUT,
+        "loudness_lufs": number(-70, 0, none=True),
     }
 
     def __init__(
@@ -69,6 +90,9 @@ class MusicnnVA(MoodModel):
         hidden: int = 64,
         dropout: float = 0.3,
         input_dropout: float = 0.2,
+        clip_head: bool = False,
+        clip_dropout: float = 0.5,
+        loudness_lufs: float | None = None,
     ):
         super().__init__()
         _check_width(width)
@@ -83,13 +107,32 @@ class MusicnnVA(MoodModel):
         self.proj = nn.Sequential(nn.Linear(n_bins, h), nn.GELU(), nn.Dropout(dropout))
         self.gru = nn.GRU(h, h, batch_first=True, bidirectional=True)
         self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * h, 2))
+        self.clip = nn.Sequential(nn.Dropout(clip_dropout), nn.Linear(2 * n_bins, 4)) if clip_head else None
+        self.last_quadrant_logits: torch.Tensor | None = None
 
     @staticmethod
     def feature_config(args: dict) -> FeatureConfig:
         """The features this model reads, from its resolved constructor arguments."""
-        return FeatureConfig.for_kind("musicnn", extras=("mode",) if args.get("mode_features", True) else ())
+        return FeatureConfig.for_kind(
+            "musicnn",
+            extras=("mode",) if args.get("mode_features", True) else (),
+            loudness_lufs=args.get("loudness_lufs"),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.input_dropout(self.norm(x[:, 0].float()))  # (batch, steps, n_bins)
-        h, _ = self.gru(self.proj(x))
-        return torch.tanh(self.out(h))
+        z = self.norm(x[:, 0].float())  # (batch, steps, n_bins)
+        h, _ = self.gru(self.proj(self.input_dropout(z)))
+        g = torch.tanh(self.out(h))  # (batch, steps, 2)
+        if self.clip is None:
+            return g
+        # padding rows are the normalisation mean, i.e. exactly zero here: the statistics leave them out
+        real = (z.abs().amax(dim=2) > 0).float()[..., None]  # (batch, steps, 1)
+        n = real.sum(1).clamp_min(1.0)
+        mean = (z * real).sum(1) / n
+        std = (((z - mean[:, None]) ** 2 * real).sum(1) / n).clamp_min(1e-8).sqrt()
+        logits = self.clip(torch.cat([mean, std], dim=1))  # (batch, 4): Q1..Q4
+        self.last_quadrant_logits = logits
+        p = torch.softmax(logits, dim=1)
+        level = torch.stack([p[:, 0] + p[:, 3] - p[:, 1] - p[:, 2], p[:, 0] + p[:, 1] - p[:, 2] - p[:, 3]], 1)
+        g_mean = (g * real).sum(1) / n
+        return (level[:, None] + g - g_mean[:, None]).clamp(-1.0, 1.0)

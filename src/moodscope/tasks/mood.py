@@ -227,6 +227,17 @@ class MoodTask(DynamicTask):
         )
         out["loss_sign"] = (bce * sign_mask).sum() / sign_mask.sum().clamp_min(1.0)
         out["loss"] = self.curve_weight * out["loss_curve"] + self.sign_weight * out["loss_sign"]
+        logits = getattr(model, "last_quadrant_logits", None)
+        if logits is not None:  # a model with a quadrant classifier: cross-entropy where both signs are known
+            both = (sign_mask > 0).all(1)
+            if bool(both.any()):
+                vpos, apos = sign[both, 0] > 0, sign[both, 1] > 0
+                target = torch.where(apos, torch.where(vpos, 0, 1), torch.where(vpos, 3, 2))  # Q1 Q2 Q3 Q4
+                ce = torch.nn.functional.cross_entropy(logits[both], target)
+            else:
+                ce = logits.sum() * 0.0
+            out["loss_quadrant"] = ce
+            out["loss"] = out["loss"] + self.sign_weight * ce
         return out, len(x)
 
     # -- whole tracks -----------------------------------------------------------------------------------------
