@@ -174,6 +174,14 @@ class MoodTask(DynamicTask):
             return np.where(np.asarray(item.static) >= 0, 1.0, -1.0).astype(np.float32)
         return None
 
+    def quadrant_labelled(self, item: Item) -> bool:
+        """Whether the clip's signs come from its quadrant tags (a listener's quadrant, as in EMOPIA and 4Q)."""
+        return (
+            self._q_cols is not None
+            and item.tags is not None
+            and float(np.max(np.asarray(item.tags)[self._q_cols])) > 0
+        )
+
     def has_labels(self, item: Item) -> bool:
         return item.dynamic is not None or self.signs(item) is not None
 

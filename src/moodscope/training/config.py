@@ -91,6 +91,11 @@ class TrainSection:
     lr: float = 3.0e-4
     weight_decay: float = 0.0
     milestones: list | None = None  # epochs of the step decay (ADFF §3.2)
+    # a model with a clip head (musicnn_va clip_head=true): refit it after training as an L2 logistic
+    # regression of inverse strength clip_fit_c on the training windows (None: keep what Adam learnt);
+    # clip_fit_balance gives each data source (the main dataset, each data.also entry) the same total weight
+    clip_fit_c: float | None = None
+    clip_fit_balance: bool = True
     gamma: float = 0.5
     patience: int = 10
     device: str = "auto"

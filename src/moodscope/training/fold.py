@@ -112,7 +112,36 @@ def train_fold(
         "best_val_score": learner.best_val_score,
         "test_ids": list(test_ids),
     }
+    if getattr(learner, "clip_fit", None):
+        result["clip_fit"] = learner.clip_fit
     return _fold_done(fold_dir, result, task, test_items, preds)
+
+
+def refit_clip_head(model, task, items, *, c: float, balance: bool, seed: int) -> dict:
+    """Refit a model's clip head on the training windows of the ``items`` whose quadrant a listener gave
+    (quadrant tags: 4Q, EMOPIA; not the signs of a curve's mean, such as the synthetic corpus's)
+    (:func:`moodscope.models.musicnn_va.fit_clip_head`); with ``balance`` each source (ids ``<dataset>:...`` of
+    ``data.also``, the main dataset without a prefix) weighs the same in total."""
+    from ..models.musicnn_va import fit_clip_head
+
+    items = [it for it in items if task.quadrant_labelled(it)]
+    ds = task.examples(items, model, seed=seed)
+    windows, sources = [], []
+    for i in range(len(ds)):
+        x, _, _, sign, sign_mask, _ = ds[i]
+        if not bool((sign_mask > 0).all()):
+            continue
+        vpos, apos = bool(sign[0] > 0), bool(sign[1] > 0)
+        windows.append((x.numpy(), (0 if vpos else 1) if apos else (3 if vpos else 2)))
+        item_id = items[ds.entries[i][0]].id
+        sources.append(item_id.split(":", 1)[0] if ":" in item_id else "")
+    weights = None
+    if balance and windows:
+        count = {s: sources.count(s) for s in set(sources)}
+        weights = [len(sources) / (len(count) * count[s]) for s in sources]
+    out = fit_clip_head(model, windows, c=c, weights=weights)
+    out["sources"] = {s or "main": sources.count(s) for s in sorted(set(sources))}
+    return out
 
 
 class DeepLearner:
@@ -142,6 +171,7 @@ class DeepLearner:
         self.task = experiment_task(cfg, kind, self.features, self.model.model_args, tag_names)
         self.device = resolve_device(cfg["train"].get("device"))
         self.epochs, self.best_val_score = 0, None
+        self.clip_fit: dict | None = None
 
     def fit(self, tr_items: list[Item], val_items: list[Item], *, fold: int) -> None:
         from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -205,6 +235,15 @@ class DeepLearner:
             state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
             model.load_state_dict(
                 {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+            )
+        if tc.get("clip_fit_c") is not None and getattr(model, "clip", None) is not None:
+            self.clip_fit = refit_clip_head(
+                model.cpu().eval(),
+                task,
+                tr_items + list(val_items),
+                c=float(tc["clip_fit_c"]),
+                balance=bool(tc.get("clip_fit_balance", True)),
+                seed=seed,
             )
         model.eval().to(device)
         self.epochs = int(trainer.current_epoch)
