@@ -79,7 +79,7 @@ def test_apply_overrides_does_not_mutate():
         ("train.batch_size=2.5", "train.batch_size: expected an integer, got 2.5"),
         ("train.lr=-1", "train.lr: expected a positive number"),
         ("train.fast_dev_run=maybe", "train.fast_dev_run: expected true or false"),
-        ("split.kind=random", "split.kind: 'random' is not one of kfold, holdout"),
+        ("split.kind=random", "split.kind: 'random' is not one of kfold, group_kfold, holdout"),
         ("split.test_fraction=1.5", r"split.test_fraction: expected a number in \(0, 1\)"),
         ("data.cache=sometimes", "data.cache: expected true or false"),
     ],
