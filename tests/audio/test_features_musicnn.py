@@ -211,3 +211,31 @@ def test_iter_file_features_gives_one_block(wav44):
     np.testing.assert_array_equal(
         part[0], file_features(path, MUSICNN_EMBEDDING, cache=False, offset=1.0, duration=2.0)
     )
+
+
+def test_loudness_setting_makes_the_features_independent_of_the_playback_gain():
+    """``loudness_lufs``: the track is brought to that integrated loudness before the network, so any gain
+    from -30 to +10 dB (float samples, no clipping) gives the same embedding; without it the features move."""
+    import numpy as np
+
+    from moodscope.audio.features import compute_features
+    from moodscope.config import FeatureConfig
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 6) / 16000
+    y = (0.1 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.5 * t))).astype(np.float32)
+    y += (0.02 * rng.standard_normal(t.size)).astype(np.float32)
+    cfg = FeatureConfig.for_kind("musicnn", extras=("mode",), loudness_lufs=-14.0)
+    ref = compute_features(y, cfg)
+    for db in (-30.0, -10.0, 10.0):
+        got = compute_features(y * np.float32(10 ** (db / 20)), cfg)
+        assert np.abs(got - ref).max() < 1e-3 * np.abs(ref).max(), db
+    plain = FeatureConfig.for_kind("musicnn", extras=("mode",))
+    assert (
+        np.abs(compute_features(y * np.float32(10 ** (-30 / 20)), plain) - compute_features(y, plain)).max()
+        > 1.0
+    )
+    # the setting is part of the cache key, and settings made before it keep their key
+    assert "loudness_lufs" in cfg.key() and "loudness_lufs" not in plain.key()
+    with pytest.raises(ValueError, match="only kind 'musicnn'"):
+        FeatureConfig(loudness_lufs=-14.0)

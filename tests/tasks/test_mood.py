@@ -456,3 +456,33 @@ def test_clip_head_learns_quadrants_from_window_statistics():
         static = m(batch[0]).mean(1)
     signs = torch.tensor([SIGNS[Q[i % 4]] for i in range(16)], dtype=torch.float32)
     assert bool(((static > 0) == (signs > 0)).all())
+
+
+def test_fit_clip_head_computes_the_fitted_logistic_regression():
+    """The refit folds the standardisation into the layer: the model's quadrant logits are scikit-learn's
+    decision function on the windows' statistics, up to a per-window constant (softmax is shift-invariant)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from moodscope.models.musicnn_va import fit_clip_head
+
+    m = _clip_model(2)
+    rng = np.random.default_rng(5)
+    windows = []
+    for i in range(40):
+        f = feats(20, 100 + i)
+        f[:, :2] += rng.normal(0, 1, 2) + 2.0 * np.array(SIGNS[Q[i % 4]])
+        windows.append((f[None], i % 4))
+    info = fit_clip_head(m, windows, c=0.1)
+    assert info["windows"] == 40 and 0.25 < info["accuracy"] <= 1.0
+    with torch.no_grad():
+        x = torch.from_numpy(np.stack([w for w, _ in windows]))
+        stats = m.clip_statistics(x).double().numpy()
+        m(x)
+        ours = m.last_quadrant_logits.double().numpy()
+    mu, sd = stats.mean(0), stats.std(0)
+    ref = LogisticRegression(C=0.1, max_iter=5000).fit((stats - mu) / sd, [q for _, q in windows])
+    theirs = ref.decision_function((stats - mu) / sd)
+    d = (ours - ours.mean(1, keepdims=True)) - (theirs - theirs.mean(1, keepdims=True))
+    assert np.abs(d).max() < 1e-3
+    with pytest.raises(ValueError, match="at least 2"):
+        fit_clip_head(m, [(w, 0) for w, _ in windows[:5]], c=0.1)
