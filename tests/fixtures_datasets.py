@@ -574,3 +574,21 @@ def make_emopia_cues(tmp_path: Path, *, per_quadrant: int = 10, split=(6, 2, 2))
         rows = [",clip_name"] + [f"{i},{tid}.mid" for i, tid in enumerate(ids)]
         (root / "split" / f"{s}_clip.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def make_4q(tmp_path: Path, *, per_quadrant: int = 2, duration_s: float = 10.0) -> Path:
+    """A clean 4Q-shaped release (``Q1..Q4/<Song>.wav`` and ``metadata.csv``): ``per_quadrant`` clips per
+    quadrant, one artist per clip except two clips that share one (so artist splits have something to keep
+    together). The quirks of the real release are in ``tests/datasets/test_datasets_fourq.py``."""
+    root = tmp_path / "4q"
+    rows = ["Song,Artist,Title,Quadrant,PQuad,MoodsStr,MoodsStrSplit,GenresStr"]
+    k = 0
+    for q in range(1, 5):
+        for _ in range(per_quadrant):
+            song = f"MT{k:04d}"
+            write_audio(root / f"Q{q}" / f"{song}.wav", duration_s, seed=k, sr=16000)
+            artist = "Artist 0" if k < 2 else f"Artist {k}"
+            rows.append(f'{song},{artist},Title {k},Q{q},1.0,"Calm; Warm","Calm; Warm",Pop/Rock')
+            k += 1
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return root

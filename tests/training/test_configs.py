@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from fixtures_datasets import make_cal500, make_cal500exp, make_deam, make_emopia, make_folder, make_pmemo
+from fixtures_datasets import (
+    make_4q,
+    make_cal500,
+    make_cal500exp,
+    make_deam,
+    make_emopia,
+    make_folder,
+    make_pmemo,
+)
 from moodscope.training.config import load_config
 from moodscope.training.experiment import run_experiment
 from tools import config_needs, needs
@@ -53,6 +61,8 @@ def _fixture(dataset: str, tmp_path: Path) -> Path:
         return make_folder(tmp_path, quirks=False, n_tracks=6, duration_s=32.0)
     if dataset == "emopia":
         return make_emopia(tmp_path, quirks=False) / "EMOPIA_1.0"
+    if dataset == "4q":
+        return make_4q(tmp_path)
     raise AssertionError(f"no fixture for dataset {dataset!r}")
 
 
@@ -67,9 +77,11 @@ def test_config_runs_on_fixture(path, tmp_path):
         cfg["data"]["root"] = None
     else:
         cfg["data"]["root"] = str(_fixture(ds, tmp_path))
-    for extra in cfg["data"]["also"]:  # training-only data: a tiny corpus; other renderings of the fixture
+    for i, extra in enumerate(cfg["data"]["also"]):  # training-only data: a tiny corpus; other renderings
         if extra["dataset"] == "synthetic":
             extra["synthetic"] = {"n_clips": 4, "duration": 31.0, "seed": 1}
+        elif extra.get("root"):  # another release (mood_4q's EMOPIA): its own fixture
+            extra["root"] = str(_fixture(extra["dataset"], tmp_path / f"also{i}"))
     name = cfg["model"]["name"]
     cfg["model"]["args"] = {**cfg["model"]["args"], **TINY[name]}
     cfg["train"].update(epochs=1, batch_size=4, limit_train_batches=2, max_time_s=120)
@@ -79,7 +91,7 @@ def test_config_runs_on_fixture(path, tmp_path):
     ):  # static / tag models: 5 s inputs keep the smoke test fast (sweep rows may override)
         cfg["task"]["seg_len_s"] = 5.0
     cfg["split"]["only_fold"] = 0
-    if cfg["split"]["kind"] == "kfold":
+    if cfg["split"]["kind"] in ("kfold", "group_kfold"):
         cfg["split"]["folds"] = 2
     if cfg["sweep"]:  # two rows are enough to exercise the sweep
         cfg["sweep"] = dict(list(cfg["sweep"].items())[:2])

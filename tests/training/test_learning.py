@@ -111,18 +111,27 @@ def test_damff_learns_dynamic_labels(corpus, tmp_path, seed, figures):
     assert m["valence_ccc"] >= 0.5
 
 
-def test_adff_learns_static_labels(static_corpus, tmp_path):
+@seeded
+def test_adff_learns_static_labels(static_corpus, tmp_path, seed, figures):
+    """ADFF (width 0.125) learns the static labels of 120 clips of 20 s (two 10 s segments each).
+
+    The labels are the mean of each clip's curve, so a 10 s segment is trained towards its clip's mean, not its
+    own: valence appears late in training (after arousal, around epoch 10-15) and, at a constant learning rate,
+    the held-out valence R² of one checkpoint swung by +-0.2 from epoch to epoch; picking the best on 18
+    validation clips then decided the result (0.05 to 0.58 over three seeds, 0.29 to 0.48 over two ISAs). So it
+    trains 60 epochs and decays the learning rate (x0.3 at 30 and 45) so that the weights settle."""
     cfg = {
         "name": "learn-adff",
+        "seed": seed,
         "model": {"name": "adff", "args": {"width": 0.125, "seg_num": 6, "task": "multitask"}},
         "data": {"dataset": "folder", "root": str(static_corpus)},
         "task": {"seg_len_s": 10.0, "dataset": "full"},
-        "split": {"kind": "holdout", "folds": 1, "test_fraction": 0.25, "val_fraction": 0.15},
-        "train": _train(epochs=40, batch_size=16, weight_decay=1e-5),
+        "split": {"kind": "holdout", "folds": 1, "seed": seed, "test_fraction": 0.25, "val_fraction": 0.15},
+        "train": _train(epochs=60, batch_size=16, weight_decay=1e-5, milestones=[30, 45], gamma=0.3),
     }
     res = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
     m = res["folds"][0]["metrics"]
-    print("ADFF held-out:", {k: round(v, 3) for k, v in m.items()})
+    figures("ADFF", seed, {k: m[k] for k in ("arousal_r2", "valence_r2")})
     assert m["arousal_r2"] >= 0.6  # the issue's bar
     assert m["valence_r2"] >= 0.4
 
