@@ -23,6 +23,16 @@ SR = 44100
 pytest_plugins = ["badinput.harness", "fuzz.harness"]
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The held-out figures of the learning tests (``tests/training/test_learning.py``), pass or fail, so the
+    margin to each bar is in every log."""
+    rows = config.__dict__.get("moodscope_learning_figures")
+    if rows:
+        terminalreporter.write_sep("-", "learning figures (held-out)")
+        for row in rows:
+            terminalreporter.write_line(row)
+
+
 def _native_bf16() -> tuple[bool, str]:
     from moodscope.precision import cpu_bf16_native
 

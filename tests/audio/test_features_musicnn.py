@@ -75,6 +75,7 @@ def test_musicnn_to_dict_round_trip_and_default_keys_unchanged():
         "compression",
         "extras",
         "level_db",
+        "loudness_lufs",
     }
     assert FeatureConfig.from_dict(plain) == FeatureConfig()
     assert "compression" not in FeatureConfig().key()

@@ -43,21 +43,16 @@ seeded = pytest.mark.parametrize("seed", SEEDS, ids=[f"seed{s}" for s in SEEDS])
 
 @pytest.fixture(scope="module")
 def figures(request):
-    """``figures(name, seed, metrics)`` records a test's held-out figures; they are printed when the module ends."""
-    rows: list[str] = []
+    """``figures(name, seed, metrics)`` records a test's held-out figures; ``tests/conftest.py`` prints them at the
+    end of the run (pytest's terminal summary: output of a fixture's teardown would be captured)."""
+    rows = request.config.__dict__.setdefault("moodscope_learning_figures", [])
     isa = f"ONEDNN_MAX_CPU_ISA={onednn_isa_cap()}" if onednn_isa_cap() else "native ISA"
 
     def record(name: str, seed: int, metrics: dict) -> None:
         shown = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
         rows.append(f"{name} seed {seed} ({isa}): {shown}")
 
-    yield record
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and rows:
-        reporter.write_line("")
-        reporter.write_sep("-", "learning figures (held-out)")
-        for row in rows:
-            reporter.write_line(row)
+    return record
 
 
 def _train(**over) -> dict:
@@ -101,12 +96,15 @@ def test_damff_learns_dynamic_labels(corpus, tmp_path, seed, figures):
         "data": {"dataset": "folder", "root": str(corpus)},
         "task": {"train_hop_s": 2.5, "train_reuse": True},
         "split": {"kind": "holdout", "folds": 1, "seed": seed, "test_fraction": 0.25, "val_fraction": 0.1},
-        "train": _train(epochs=12, batch_size=16),
+        "train": _train(epochs=20, batch_size=16, milestones=[12, 16], gamma=0.3, keep="last"),
     }
     res = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
     m = res["folds"][0]["metrics"]
     figures("DAMFF", seed, {k: m[k] for k in ("arousal_ccc", "valence_ccc")})
-    # the demo's bars (a model that does not learn sits near CCC 0), reached here in about 1.5 minutes
+    # the demo's bars (a model that does not learn sits near CCC 0). 12 epochs at a constant learning rate left
+    # it still learning, its validation CCC swinging by 0.1-0.2 from epoch to epoch, and the best epoch on 3
+    # validation songs decided the result: held-out arousal CCC 0.86, 0.60 and 0.68 for seeds 0-2 (native ISA).
+    # 20 epochs with the rate decayed at 12 and 16 let it settle, and the fold keeps the settled weights.
     assert m["arousal_ccc"] >= 0.7
     assert m["valence_ccc"] >= 0.5
 
@@ -118,8 +116,10 @@ def test_adff_learns_static_labels(static_corpus, tmp_path, seed, figures):
     The labels are the mean of each clip's curve, so a 10 s segment is trained towards its clip's mean, not its
     own: valence appears late in training (after arousal, around epoch 10-15) and, at a constant learning rate,
     the held-out valence R² of one checkpoint swung by +-0.2 from epoch to epoch; picking the best on 18
-    validation clips then decided the result (0.05 to 0.58 over three seeds, 0.29 to 0.48 over two ISAs). So it
-    trains 60 epochs and decays the learning rate (x0.3 at 30 and 45) so that the weights settle."""
+    validation clips then decided the result (0.05 to 0.58 over three seeds, 0.29 to 0.48 over two ISAs): one
+    seed's best validation epoch scored 0.80 there and 0.05 on the test clips. So it trains 60 epochs, decays the
+    learning rate (x0.3 at 30 and 45) so that the weights settle, and keeps the last (settled) weights instead of
+    the best of 60 noisy validation scores."""
     cfg = {
         "name": "learn-adff",
         "seed": seed,
@@ -127,7 +127,9 @@ def test_adff_learns_static_labels(static_corpus, tmp_path, seed, figures):
         "data": {"dataset": "folder", "root": str(static_corpus)},
         "task": {"seg_len_s": 10.0, "dataset": "full"},
         "split": {"kind": "holdout", "folds": 1, "seed": seed, "test_fraction": 0.25, "val_fraction": 0.15},
-        "train": _train(epochs=60, batch_size=16, weight_decay=1e-5, milestones=[30, 45], gamma=0.3),
+        "train": _train(
+            epochs=60, batch_size=16, weight_decay=1e-5, milestones=[30, 45], gamma=0.3, keep="last"
+        ),
     }
     res = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
     m = res["folds"][0]["metrics"]

@@ -98,6 +98,10 @@ class TrainSection:
     clip_fit_balance: bool = True
     gamma: float = 0.5
     patience: int = 10
+    # which weights a fold keeps: "best" (the epoch of the best validation score) or "last" (the end of
+    # training: with a decayed learning rate, the settled weights; the best of many epochs scored on a few
+    # validation songs is partly the luck of that selection)
+    keep: str = "best"
     device: str = "auto"
     devices: object = 1  # Lightning's devices: a count, a list of indices or "auto"
     strategy: str = "auto"
@@ -120,6 +124,8 @@ class TrainSection:
             raise ConfigError(
                 f"train.max_time_s: expected a positive number of seconds, got {self.max_time_s!r}"
             )
+        if self.keep not in ("best", "last"):
+            raise ConfigError(f"train.keep: expected 'best' or 'last', got {self.keep!r}")
         if self.milestones is not None and not all(isinstance(m, int) for m in self.milestones):
             raise ConfigError(f"train.milestones: expected a list of epochs, got {self.milestones!r}")
 

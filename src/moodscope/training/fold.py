@@ -230,7 +230,7 @@ class DeepLearner:
             warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
             warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")
             _fit(trainer, system, loader, val_loader, resume_from)
-        best = ckpt.best_model_path
+        best = ckpt.best_model_path if tc.get("keep", "best") == "best" else None
         if best and Path(best).is_file() and not tc.get("fast_dev_run"):
             state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
             model.load_state_dict(
