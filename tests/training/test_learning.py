@@ -113,13 +113,11 @@ def test_damff_learns_dynamic_labels(corpus, tmp_path, seed, figures):
 def test_adff_learns_static_labels(static_corpus, tmp_path, seed, figures):
     """ADFF (width 0.125) learns the static labels of 120 clips of 20 s (two 10 s segments each).
 
-    The labels are the mean of each clip's curve, so a 10 s segment is trained towards its clip's mean, not its
-    own: valence appears late in training (after arousal, around epoch 10-15) and, at a constant learning rate,
-    the held-out valence R² of one checkpoint swung by +-0.2 from epoch to epoch; picking the best on 18
-    validation clips then decided the result (0.05 to 0.58 over three seeds, 0.29 to 0.48 over two ISAs): one
-    seed's best validation epoch scored 0.80 there and 0.05 on the test clips. So it trains 60 epochs, decays the
-    learning rate (x0.3 at 30 and 45) so that the weights settle, and keeps the last (settled) weights instead of
-    the best of 60 noisy validation scores."""
+    Known fragile (issue 22, open): held-out R² on 30 test clips, the checkpoint picked on 18 validation clips.
+    Seed 0 passes under both ISAs; other seeds did not hold (see the README's table of learning figures): at a
+    constant learning rate the per-epoch validation valence R² swings by +-0.2 and one seed's best validation
+    epoch (0.80) scored 0.05 on the test clips; 60 epochs with a decayed rate and the last weights kept fixed
+    that seed's valence but left arousal at 0.51-0.62 on other held-out clips."""
     cfg = {
         "name": "learn-adff",
         "seed": seed,
@@ -127,9 +125,7 @@ def test_adff_learns_static_labels(static_corpus, tmp_path, seed, figures):
         "data": {"dataset": "folder", "root": str(static_corpus)},
         "task": {"seg_len_s": 10.0, "dataset": "full"},
         "split": {"kind": "holdout", "folds": 1, "seed": seed, "test_fraction": 0.25, "val_fraction": 0.15},
-        "train": _train(
-            epochs=60, batch_size=16, weight_decay=1e-5, milestones=[30, 45], gamma=0.3, keep="last"
-        ),
+        "train": _train(epochs=40, batch_size=16, weight_decay=1e-5),
     }
     res = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
     m = res["folds"][0]["metrics"]
