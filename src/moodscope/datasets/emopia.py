@@ -67,6 +67,31 @@ LICENCE = "CC BY-NC-SA 4.0"
 _NAME = re.compile(r"^Q([1-4])_(.+)_(\d+)$")
 
 
+def label_quadrant(track: Track, q: int, *, sign_labels: bool) -> None:
+    """Give ``track`` the labels of Russell quadrant ``q`` (1-4): the one-hot tags :data:`TAG_NAMES`, the
+    quadrant and its signs in ``meta``, and with ``sign_labels`` valence/arousal at the quadrant's centre
+    (+-0.5). Shared by the quadrant-labelled releases (EMOPIA, 4Q)."""
+    vs, as_ = SIGNS[q]
+    track.tags = {name: float(k + 1 == q) for k, name in enumerate(TAG_NAMES)}
+    track.meta.update(quadrant=q, valence_sign=vs, arousal_sign=as_)
+    if sign_labels:
+        track.valence, track.arousal = 0.5 * vs, 0.5 * as_
+
+
+def quadrant_counts(tracks) -> str:
+    """``"Q1 n1, Q2 n2, Q3 n3, Q4 n4 (Q1 V+A+, ...)"``: the tracks per quadrant, for a release's description."""
+    counts = {q: sum(t.meta.get("quadrant") == q for t in tracks) for q in SIGNS}
+    return ", ".join(f"Q{q} {n}" for q, n in counts.items()) + " (Q1 V+A+, Q2 V-A+, Q3 V-A-, Q4 V+A-)"
+
+
+def quadrant_native_scale(sign_labels: bool) -> dict:
+    """The native scales of a quadrant-labelled release: tags on [0, 1]; static values (``sign_labels``) canonical."""
+    native = {"tags": UNIT.as_tuple()}
+    if sign_labels:
+        native["static"] = CANONICAL.as_tuple()
+    return native
+
+
 def clip_id(name: str) -> str:
     """A clip name as an id: stripped, without a ``.mid``/``.midi`` (or ``.mp3``/``.wav``) extension."""
     s = name.strip().strip("\ufeff").strip()
@@ -214,20 +239,19 @@ class EmopiaDataset(DatasetAdapter):
                 except MissingToolError as e:
                     log.note("render", f"{e} (render=False: nothing rendered)")
 
-        counts = {q: sum(t.meta.get("quadrant") == q for t in tracks.values()) for q in SIGNS}
         rendered = sum(1 for t in tracks.values() if t.audio is not None and t.audio.is_file())
         with_midi = sum(1 for t in tracks.values() if t.audio is not None)
         description = (
-            f"EMOPIA 1.0: {len(tracks)} clips, "
-            + ", ".join(f"Q{q} {n}" for q, n in counts.items())
-            + " (Q1 V+A+, Q2 V-A+, Q3 V-A-, Q4 V+A-); "
+            f"EMOPIA 1.0: {len(tracks)} clips, {quadrant_counts(tracks.values())}; "
             + f"audio {self.variant.key()}: {rendered} of {with_midi} MIDI files rendered; licence {LICENCE}"
         )
-        native = {"tags": UNIT.as_tuple()}
-        if self.sign_labels:
-            native["static"] = CANONICAL.as_tuple()
         return self.finish(
-            root, tracks, log, tag_names=TAG_NAMES, native_scale=native, description=description
+            root,
+            tracks,
+            log,
+            tag_names=TAG_NAMES,
+            native_scale=quadrant_native_scale(self.sign_labels),
+            description=description,
         )
 
     # ------------------------------------------------------------------------------------------------------
@@ -256,14 +280,10 @@ class EmopiaDataset(DatasetAdapter):
                 continue
             if parsed is not None and parsed[0] != q:
                 log.add(where, "clips whose name says another quadrant than the 4Q column (4Q used)", tid)
-            vs, as_ = SIGNS[q]
-            t.tags = {name: float(k + 1 == q) for k, name in enumerate(TAG_NAMES)}
-            t.meta.update(quadrant=q, valence_sign=vs, arousal_sign=as_)
+            label_quadrant(t, q, sign_labels=self.sign_labels)
             ann = cell(row, i_ann)
             if ann:
                 t.meta["annotator"] = ann
-            if self.sign_labels:
-                t.valence, t.arousal = 0.5 * vs, 0.5 * as_
 
     @staticmethod
     def _index_midis(base: Path, log: IssueLog) -> dict[str, Path]:

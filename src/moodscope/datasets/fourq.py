@@ -50,8 +50,8 @@ from pathlib import Path
 from ..audio.decode import AUDIO_EXTENSIONS
 from ..errors import DatasetError
 from ..tracks import Track
-from .base import CANONICAL, DATASETS, UNIT, Dataset, DatasetAdapter, IssueLog
-from .emopia import SIGNS, TAG_NAMES
+from .base import DATASETS, Dataset, DatasetAdapter, IssueLog
+from .emopia import SIGNS, TAG_NAMES, label_quadrant, quadrant_counts, quadrant_native_scale
 from .reading import cell, find_child, find_column, index_audio, iter_id_rows, parse_float, read_csv
 
 LICENCE = (
@@ -126,19 +126,19 @@ class FourQDataset(DatasetAdapter):
             tracks[tid].audio = path
             tracks[tid].meta["audio_quadrant"] = q
 
-        counts = {q: sum(t.meta.get("quadrant") == q for t in tracks.values()) for q in SIGNS}
         artists = {t.meta["artist"].casefold() for t in tracks.values() if "artist" in t.meta}
         description = (
-            f"4Q (Panda et al. 2018): {len(tracks)} clips, "
-            + ", ".join(f"Q{q} {n}" for q, n in counts.items())
-            + f" (Q1 V+A+, Q2 V-A+, Q3 V-A-, Q4 V+A-); {len(artists)} artists; "
+            f"4Q (Panda et al. 2018): {len(tracks)} clips, {quadrant_counts(tracks.values())}; "
+            + f"{len(artists)} artists; "
             + f"{sum(t.audio is not None for t in tracks.values())} audio files; licence: {LICENCE}"
         )
-        native = {"tags": UNIT.as_tuple()}
-        if self.sign_labels:
-            native["static"] = CANONICAL.as_tuple()
         return self.finish(
-            root, tracks, log, tag_names=TAG_NAMES, native_scale=native, description=description
+            root,
+            tracks,
+            log,
+            tag_names=TAG_NAMES,
+            native_scale=quadrant_native_scale(self.sign_labels),
+            description=description,
         )
 
     # ------------------------------------------------------------------------------------------------------
@@ -197,11 +197,7 @@ class FourQDataset(DatasetAdapter):
                     where, "clips in another quadrant folder than the Quadrant column says (column used)", tid
                 )
             if q is not None:
-                vs, as_ = SIGNS[q]
-                t.tags = {name: float(k + 1 == q) for k, name in enumerate(TAG_NAMES)}
-                t.meta.update(quadrant=q, valence_sign=vs, arousal_sign=as_)
-                if self.sign_labels:
-                    t.valence, t.arousal = 0.5 * vs, 0.5 * as_
+                label_quadrant(t, q, sign_labels=self.sign_labels)
             artist = (cell(row, i_artist) or "").strip()
             if artist:
                 t.meta["artist"] = artist
