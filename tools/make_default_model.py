@@ -1,35 +1,49 @@
 """Make the bundled default model (``src/moodscope/assets/default_musicnn_va.safetensors``) and its numbers.
 
-    python tools/make_default_model.py --emopia /path/to/EMOPIA_1.0 [--out runs/default-model]
+    python tools/make_default_model.py [--emopia ../shared/data/emopia] [--fourq ../shared/data/4q-given]
+        [--old-model OLD.safetensors] [--out runs/default-model] [--resume]
 
-1. ``moodscope compare`` of ``configs/mood_emopia.yaml`` with the models ``musicnn_va,classical,demo``: EMOPIA's
-   official split, 5 seeds (``split.folds = 5``), the table in ``<out>/compare/compare.md``;
-2. the curve of the seed-0 model (fold 0) on the synthetic corpus of seed 0, which it never heard (it trained on
-   the corpus of seed 1): per-song CCC over all 48 songs and over the 8 songs the demo holds out;
-3. the seed-0 model is copied into the package with what it was trained on, the licences, and the numbers of
-   steps 1 and 2 in its metadata. The seed is fixed in advance (fold 0), not picked by its test score.
+1. ``configs/mood_4q.yaml``: artist-grouped 5-fold cross-validation on 4Q (EMOPIA's training clips and the
+   synthetic corpus as training-only data in every fold), then ``tools/fourq_report.py`` on it: the table
+   against ``--old-model`` (the default model before issue 23) and the logistic-regression baseline, the
+   confusion matrix and predicted shares, the playback-level test on real clips, and the AllMusic mood tags'
+   per-tag ROC-AUC (``<out>/cv/report/report.md``);
+2. ``configs/mood_default.yaml``: the same recipe trained on all of it (EMOPIA train, all 4Q, the synthetic
+   corpus; seed 0, fixed in advance), tested on EMOPIA's official test split;
+3. that model's mood head fitted on all 4Q clips (:func:`moodscope.training.moods.fit_moods`), the curve of
+   the model on the synthetic corpus of seed 0 (which it never heard; it trained on seed 1);
+4. the model copied into the package with what it was trained on, the licences and the numbers of 1-3 in its
+   metadata.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from moodscope.datasets import load_dataset
 from moodscope.demo import demo_config
 from moodscope.inference.predictor import Predictor, bundled_model_path
 from moodscope.modelfile import load_model, save_model
-from moodscope.training.compare import run_compare
+from moodscope.training import moods as mood_tags
 from moodscope.training.data import make_folds, synthetic_root, tracks_to_items
+from moodscope.training.experiment import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "configs" / "mood_emopia.yaml"
+sys.path.insert(0, str(ROOT / "tools"))
+from fourq_report import report  # noqa: E402
+
+CV_CONFIG = ROOT / "configs" / "mood_4q.yaml"
+FINAL_CONFIG = ROOT / "configs" / "mood_default.yaml"
 
 LICENCES = (
-    "EMOPIA 1.0 labels and MIDI (Hung et al., ISMIR 2021): CC BY-NC-SA 4.0 -- non-commercial, share-alike; "
-    "MusiCNN MSD weights (Pons & Serra, musicnn 0.1.0): ISC; soundfonts used to render the MIDI: FluidR3_GM "
-    "(MIT), TimGM6mb (GPL-2); the synthetic corpus: moodscope's own"
+    "4Q audio emotion dataset (Panda, Malheiro & Paiva 2018; audio clips from AllMusic): research and "
+    "non-commercial use only; EMOPIA 1.0 labels and MIDI (Hung et al., ISMIR 2021): CC BY-NC-SA 4.0 -- "
+    "non-commercial, share-alike; MusiCNN MSD weights (Pons & Serra, musicnn 0.1.0): ISC; soundfont used to "
+    "render the MIDI: FluidR3_GM (MIT); the synthetic corpus: moodscope's own. This model file is therefore "
+    "for research and non-commercial use."
 )
 
 
@@ -39,7 +53,6 @@ def curve_on_unseen_corpus(model_path: Path) -> dict:
     root = synthetic_root({"n_clips": 48, "duration": 45.0, "seed": 0})
     ds = load_dataset("folder", root)
     items, _ = tracks_to_items(ds.tracks, pred.features, progress=False)
-    # the demo's held-out songs: its holdout split of the same corpus
     demo_test = set(make_folds(demo_config(root), ds, items)[0].test)
     preds = [pred.task.predict_item(pred.model, it) for it in items]
     out = {}
@@ -50,51 +63,85 @@ def curve_on_unseen_corpus(model_path: Path) -> dict:
     return out
 
 
+def _rounded(x):
+    if isinstance(x, float):
+        return round(x, 4)
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_rounded(v) for v in x]
+    return x
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--emopia", required=True, help="EMOPIA 1.0 release folder")
-    ap.add_argument("--out", default="runs/default-model")
-    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--emopia", default=str(ROOT.parent / "shared" / "data" / "emopia"))
+    ap.add_argument("--fourq", default=str(ROOT.parent / "shared" / "data" / "4q-given"))
     ap.add_argument(
-        "--reuse-compare", action="store_true", help="take the table from <out>/compare/compare.json"
+        "--old-model", type=Path, help="the model to compare with on 4Q (e.g. the previous default)"
     )
+    ap.add_argument("--out", default="runs/default-model", type=Path)
+    ap.add_argument("--resume", action="store_true", help="continue the runs in --out")
     a = ap.parse_args()
-    out = Path(a.out)
-    if a.reuse_compare:
-        res = {"rows": json.loads((out / "compare" / "compare.json").read_text())}
-    else:
-        res = run_compare(
-            str(CONFIG),
-            ["musicnn_va", "classical", "demo"],
-            [f"data.root={a.emopia}"],
-            out_dir=out / "compare",
-            resume=a.resume,
-        )
-        print(res["table"])
-    summary = {}
-    for r in res["rows"]:
-        summary.setdefault(r["model"], {})[r["metric"]] = {
-            "mean": round(r["mean"], 4),
-            "std": round(r["std"], 4),
-        }
-    model_file = out / "compare" / "musicnn_va" / "fold_0" / "model.safetensors"
+
+    # 1. cross-validation on 4Q and its report
+    cv_dir = a.out / "cv"
+    cv = run_experiment(
+        str(CV_CONFIG),
+        [f"data.root={a.fourq}", f"data.also.0.root={a.emopia}"],
+        out_dir=cv_dir,
+        resume=a.resume,
+    )
+    rep = report(cv_dir, a.old_model, cv_dir / "report")
+
+    # 2. the recipe on all of it, tested on EMOPIA's test split
+    final_dir = a.out / "final"
+    final = run_experiment(
+        str(FINAL_CONFIG),
+        [f"data.root={a.emopia}", f"data.also.0.root={a.fourq}"],
+        out_dir=final_dir,
+        resume=a.resume,
+    )
+    model_file = final_dir / "fold_0" / "model.safetensors"
+
+    # 3. the mood head on all of 4Q, the curve on the unseen synthetic corpus
+    b = load_model(model_file)
+    fourq = load_dataset("4q", a.fourq)
+    items, _ = tracks_to_items(fourq.tracks, b.features, progress=True)
+    vocab = mood_tags.vocabulary(fourq.tracks)
+    window = Predictor.from_file(model_file).task.window_segments
+    fit = mood_tags.fit_moods(b.model, items, {t.id: t for t in fourq.tracks}, vocab, window_steps=window)
     curve = curve_on_unseen_corpus(model_file)
     print(json.dumps(curve, indent=1))
-    b = load_model(model_file)
+
+    # 4. into the package, with its numbers
+    cv_summary = {k: {"mean": v["mean"], "std": v["std"]} for k, v in cv["summary"].items()}
     info = dict(b.info)
     info.update(
         {
-            "description": "default: BiGRU heads on frozen MSD-MusiCNN embeddings, trained on EMOPIA quadrants "
-            "(rendered piano) and synthetic-corpus curves (seed 0 of 5)",
-            "trained_on": "EMOPIA 1.0 official train split (876 clips; FluidR3_GM and TimGM6mb renderings), "
+            "description": "default: BiGRU curve heads and a clip-level quadrant classifier on frozen MSD-MusiCNN "
+            "embeddings (+ mode features), every track brought to -14 LUFS first; AllMusic mood tags",
+            "trained_on": "4Q audio emotion dataset, the given half (461 real recordings of 331 artists, "
+            "quadrants and AllMusic moods); EMOPIA 1.0 official train split (876 clips, FluidR3_GM rendering), "
             "validation on its val split; moodscope's synthetic corpus (48 clips x 45 s, seed 1) for the curve",
             "licences": LICENCES,
-            "measured": {
-                "emopia_test": summary["musicnn_va"],
-                "emopia_test_reference_rows": {k: v for k, v in summary.items() if k != "musicnn_va"},
-                "protocol": "EMOPIA official test split (88 clips, FluidR3_GM rendering), 5 seeds, mean and std",
-                "synthetic_curve_unseen": curve,
-            },
+            "moods_source": "AllMusic editors' mood tags of 4Q's clips (MoodsStr: AllMusic's own grouping), the "
+            f"{len(vocab)} moods on >= {mood_tags.MIN_CLIPS} of 461 clips; one logistic regression per mood "
+            f"(C = {mood_tags.DEFAULT_C}) on the clip head's window statistics",
+            "moods_vocabulary": vocab,
+            "measured": _rounded(
+                {
+                    "fourq_cv": cv_summary,
+                    "fourq_cv_report": {k: rep[k] for k in ("table", "confusion", "level")},
+                    "fourq_cv_moods_auc": {m: sum(v) / len(v) for m, v in rep["moods"]["auc"].items()},
+                    "fourq_cv_moods_macro_auc": rep["moods"]["macro_auc"],
+                    "emopia_test": final["summary"],
+                    "protocol": "4Q: artist-grouped 5-fold cross-validation (seed 0), mean and std over folds; "
+                    "EMOPIA: official test split (88 clips, FluidR3_GM rendering), seed 0",
+                    "synthetic_curve_unseen": curve,
+                    "mood_fit": {"windows": fit["windows"]},
+                }
+            ),
         }
     )
     dest = bundled_model_path("default")

@@ -416,3 +416,19 @@ def test_labels_are_learnable_but_not_from_loudness_alone(tmp_path):
     assert r2_all[0] >= 0.5 and r2_all[1] >= 0.5
     assert r2_loud[0] < 0.3  # loudness says nothing about valence
     assert r2_loud[1] < r2_all[1] - 0.15  # ... and only part of arousal
+
+
+def test_cue_jitter_scales_how_closely_cues_follow_their_labels():
+    """``cue_jitter`` (the learning tests' static corpus uses 0.5): the same labels, each cue nearer to its label
+    as the jitter shrinks, and every cue equal to it at 0 (up to clipping and resampling)."""
+    from moodscope.datasets.corpus import CUES, label_curves, render_clip
+
+    v, a = label_curves(20, seed=3)
+    spread = {}
+    for jitter in (1.0, 0.5, 0.0):
+        _, cues = render_clip(v, a, sr=16000, seed=4, cue_jitter=jitter)
+        assert np.array_equal(cues["valence"], v) and np.array_equal(cues["arousal"], a)
+        spread[jitter] = np.mean([np.abs(cues[c.name] - cues[c.label]).mean() for c in CUES])
+    assert spread[0.0] < 0.01 < spread[0.5] < 0.7 * spread[1.0]  # 0: the 2 Hz average of the control-rate curve
+    with pytest.raises(ValueError, match="cue_jitter"):
+        render_clip(v, a, sr=16000, cue_jitter=-1.0)

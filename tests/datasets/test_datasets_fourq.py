@@ -101,6 +101,7 @@ def test_read_quirky_release(tmp_path):
         "artist": "Artist A",
         "title": "Title of MT02",
         "moods": ["Negative", "Nervous", "Jittery"],
+        "moods_allmusic": ["Negative", "Nervous/Jittery"],
         "moods_found": ["jittery", "negative"],
         "genres": ["Electronic", "Pop/Rock"],
         "pquad": 0.75,

@@ -55,6 +55,11 @@ def test_default_model_says_what_it_was_trained_on(model):
     assert "MusiCNN" in text and "ISC" in text
     measured = info["measured"]
     assert measured["emopia_test"]["quadrant_accuracy"]["mean"] > 0.25  # the numbers it was shipped with
+    # issue 23: real recordings (4Q, research / non-commercial), level-invariant, AllMusic mood tags
+    assert "4Q" in info["trained_on"] and "4Q" in info["licences"] and "non-commercial" in info["licences"]
+    assert model.model.model_args["loudness_lufs"] is not None
+    assert measured["fourq_cv"]["quadrant_accuracy"]["mean"] > 0.25
+    assert info["moods_vocabulary"] == model.model.moods and len(model.model.moods) >= 20
 
 
 def test_default_model_gives_everything_predict_promises(model, tmp_path):
@@ -69,6 +74,9 @@ def test_default_model_gives_everything_predict_promises(model, tmp_path):
     assert r.quadrant and set(r.tags) >= {"happy", "sad"} and all(0 <= p <= 1 for p in r.tags.values())
     q = r.extra["quadrant_probabilities"]
     assert abs(sum(q.values()) - 1) < 1e-3
+    # the human-labelled mood tags (AllMusic's moods of 4Q): probabilities, in the JSON as "moods"
+    moods = r.to_dict()["moods"]
+    assert list(moods) == model.model.moods and all(0 <= p <= 1 for p in moods.values())
     # a file and the same audio as an array give the same result
     r2 = model.predict(load_audio(tmp_path / "tone.wav", sr=16000), sr=16000)
     assert np.allclose(r2.dynamic["arousal"], r.dynamic["arousal"], atol=1e-5)
@@ -176,3 +184,48 @@ def test_default_model_curve_follows_the_synthetic_corpus(model, tmp_path):
     m = model.task.evaluate(items, [model.task.predict_item(model.model, it) for it in items])
     print({k: round(float(v), 3) for k, v in m.items()})
     assert m["arousal_ccc"] >= 0.6 and m["valence_ccc"] >= 0.4
+
+
+#: playback gains of the level test (dB): from 30 dB quieter to 10 dB louder, float samples (nothing clips)
+GAINS_DB = (-30.0, -20.0, -10.0, 10.0)
+
+
+def _level_moves(model, clips, sr):
+    """Largest change of static valence/arousal over GAINS_DB, and the clips whose quadrant changed."""
+    worst, moved = 0.0, []
+    for name, y in clips:
+        base = model.predict(y, sr=sr)
+        for g in GAINS_DB:
+            r = model.predict(y * np.float32(10.0 ** (g / 20.0)), sr=sr)
+            d = max(abs(r.static[k] - base.static[k]) for k in ("valence", "arousal"))
+            worst = max(worst, d)
+            if r.quadrant != base.quadrant:
+                moved.append(f"{name} at {g:+.0f} dB: {base.quadrant} -> {r.quadrant}")
+    return worst, moved
+
+
+@pytest.mark.slow
+def test_default_model_does_not_move_with_playback_level(model, tmp_path):
+    """Issue 23: any gain from -30 dB to +10 dB changes static valence/arousal by < 0.05 and no clip's quadrant
+    (the model brings every track to the same integrated loudness before its front end). Synthetic clips of
+    the built-in corpus, whose loudness differs between clips by design (-30 to -18 dBFS RMS)."""
+    from moodscope.datasets.corpus import synthesize
+
+    root = synthesize(tmp_path / "corpus", n_clips=4, duration=15.0, seed=3, progress=False)
+    clips = [(p.stem, load_audio(p, sr=16000)) for p in sorted((root / "audio").glob("*.wav"))]
+    worst, moved = _level_moves(model, clips, 16000)
+    print(f"\nlevel test, {len(clips)} synthetic clips x {len(GAINS_DB)} gains: largest change {worst:.4f}")
+    assert worst < 0.05 and not moved, (worst, moved)
+
+
+@pytest.mark.slow
+@needs("fluidsynth", "soundfont:FluidR3_GM")
+def test_default_model_does_not_move_with_playback_level_piano(model, tmp_path):
+    """The level test on sampled piano (FluidSynth renders sit near -37 dBFS, far below mastered music)."""
+    clips = []
+    for name, mid in _written_pieces(3):
+        path = midi.render(mid, tmp_path / f"{name}.wav", sr=16000)
+        clips.append((name, load_audio(path, sr=16000)[: int(CLIP_S * 16000)]))
+    worst, moved = _level_moves(model, clips, 16000)
+    print(f"\nlevel test, {len(clips)} piano renders x {len(GAINS_DB)} gains: largest change {worst:.4f}")
+    assert worst < 0.05 and not moved, (worst, moved)

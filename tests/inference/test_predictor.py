@@ -184,6 +184,9 @@ def test_summary_line_of_a_tagger_result():
     assert r.summary_line().split() == ["x.mp3", "0:10", "tags:", "a,", "b"]
     r.extra["tags_predicted"] = ["a"]
     assert r.summary_line().endswith("tags: a")
+    r.extra["moods"] = {"Calm/Peaceful": 0.1, "Gloomy": 0.4, "Sad": 0.3, "Bitter": 0.2}
+    assert r.summary_line().endswith("tags: a  moods: Gloomy, Sad, Bitter")
+    assert Result.from_dict(r.to_dict()).extra["moods"] == r.extra["moods"]
 
 
 def test_cli_predict_bad_model_file(tmp_path, write_audio, capsys):

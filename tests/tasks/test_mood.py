@@ -486,3 +486,113 @@ def test_fit_clip_head_computes_the_fitted_logistic_regression():
     assert np.abs(d).max() < 1e-3
     with pytest.raises(ValueError, match="at least 2"):
         fit_clip_head(m, [(w, 0) for w, _ in windows[:5]], c=0.1)
+
+
+@pytest.mark.parametrize(
+    "balance, source_weights, expected",
+    [
+        (True, None, {"": 0.75, "emopia": 1.5}),  # 4 main windows, 2 EMOPIA: each source weighs 3 in total
+        (True, {"emopia": 0.5}, {"": 0.75, "emopia": 0.75}),
+        (True, {"main": 0.0}, {"": 0.0, "emopia": 1.5}),
+        (False, {"emopia": 2.0}, {"": 1.0, "emopia": 2.0}),
+        (False, None, None),
+    ],
+)
+def test_refit_clip_head_weighs_the_sources(monkeypatch, balance, source_weights, expected):
+    """``train.clip_fit_balance`` and ``train.clip_fit_weights``: the weight of each listener-labelled window in the
+    refit, by source (the main dataset's ids have no prefix, a ``data.also`` entry's ``<dataset>:``); a curve-only
+    clip gives no window."""
+    import moodscope.models.musicnn_va as mva
+    from moodscope.training.fold import refit_clip_head
+
+    seen = {}
+
+    def fake_fit(model, windows, *, c, weights=None):
+        seen["weights"], seen["n"] = weights, len(windows)
+        return {"windows": len(windows), "accuracy": 1.0}
+
+    monkeypatch.setattr(mva, "fit_clip_head", fake_fit)
+    task = MoodTask(MUSICNN_EMBEDDING, tag_names=Q, window_s=10.0, train_hop_s=10.0)
+    items = [Item(f"m{i}", feats(20, i), tags=one_hot(Q[i])) for i in range(4)]  # one 10 s window each
+    items += [Item(f"emopia:e{i}", feats(20, 10 + i), tags=one_hot(Q[i])) for i in range(2)]
+    items.append(Item("synthetic:s0", feats(20, 20), dynamic=np.zeros((20, 2), np.float32)))
+    out = refit_clip_head(
+        _clip_model(), task, items, c=0.1, balance=balance, seed=0, source_weights=source_weights
+    )
+    assert seen["n"] == 6 and out["sources"] == {"main": 4, "emopia": 2}
+    if expected is None:
+        assert seen["weights"] is None
+    else:
+        assert seen["weights"] == pytest.approx([expected[""]] * 4 + [expected["emopia"]] * 2)
+
+
+def test_clip_fit_weights_are_checked():
+    from moodscope.errors import ConfigError
+    from moodscope.training.config import load_config
+
+    assert load_config(None, ["train.clip_fit_weights={emopia: 0.5}"])["train"]["clip_fit_weights"] == {
+        "emopia": 0.5
+    }
+    with pytest.raises(ConfigError, match="train.clip_fit_weights: expected a mapping"):
+        load_config(None, ["train.clip_fit_weights={emopia: -1}"])
+
+
+# ----------------------------------------------------------------------------------------------------
+# human-labelled mood tags (AllMusic's moods of 4Q on the default model)
+
+
+def _mood_windows(n: int = 40):
+    """Windows where mood "Tense" follows a feature's spread and "Calm" a feature's mean; "Rare" is noise."""
+    rng = np.random.default_rng(9)
+    windows, labels = [], []
+    for i in range(n):
+        f = feats(20, 100 + i)
+        tense, calm = i % 2, (i // 2) % 2
+        f[:, 2] *= 4.0 if tense else 0.5
+        f[:, 3] += -2.0 if calm else 2.0
+        windows.append(f[None])
+        labels.append([tense, calm, int(rng.random() < 0.2)])
+    return windows, np.array(labels)
+
+
+def test_fit_mood_head_learns_tags_and_predict_reports_them(tmp_path):
+    from moodscope.modelfile import load_model, save_model
+    from moodscope.models.musicnn_va import fit_mood_head
+
+    m = _clip_model(3)
+    windows, labels = _mood_windows()
+    info = fit_mood_head(m, windows, labels, ["Tense", "Calm", "Rare"], c=1.0)
+    assert info["positives"]["Tense"] == 20 and m.model_args["moods"] == ["Tense", "Calm", "Rare"]
+    with torch.no_grad():
+        p = torch.cat([m.mood_probabilities(torch.from_numpy(w)[None]) for w in windows]).numpy()
+    assert ((p[:, 0] > 0.5) == (labels[:, 0] == 1)).all() and ((p[:, 1] > 0.5) == (labels[:, 1] == 1)).all()
+    # probabilities, not scores: the noise tag stays near its rate
+    assert abs(p[:, 2].mean() - labels[:, 2].mean()) < 0.1
+
+    task = MoodTask(MUSICNN_EMBEDDING, tag_names=Q, window_s=10.0)
+    out = task.predict(m, feats(50, 7))  # 25 s: windows [0, 20) and [30, 50) steps
+    assert out.shape == (50, 2 + len(MSD_TAGS) + 3)
+    fields = task.result_fields(out, 25.0)
+    assert set(fields["extra"]["moods"]) == {"Tense", "Calm", "Rare"}
+    assert all(0 <= v <= 1 for v in fields["extra"]["moods"].values())
+    # the saved model rebuilds with its mood head and gives the same probabilities
+    path = save_model(tmp_path / "m.safetensors", m, MUSICNN_EMBEDDING, info={"task": task.info()})
+    m2 = load_model(path).model
+    with torch.no_grad():
+        x = torch.from_numpy(windows[0])[None]
+        assert torch.allclose(m2.mood_probabilities(x), m.mood_probabilities(x), atol=1e-6)
+
+
+def test_fit_mood_head_refuses_a_tag_on_every_window():
+    from moodscope.models.musicnn_va import fit_mood_head
+
+    windows, labels = _mood_windows(8)
+    labels[:, 2] = 1
+    with pytest.raises(ValueError, match="'Rare' is on in every window"):
+        fit_mood_head(_clip_model(4), windows, labels, ["Tense", "Calm", "Rare"], c=1.0)
+
+
+def test_a_model_without_moods_reports_none(task, model):
+    out = task.predict(model, feats(30, 1))
+    assert out.shape[1] == 2 + len(MSD_TAGS)
+    assert "moods" not in MoodTask(MUSICNN_EMBEDDING, tag_names=Q).result_fields(out, 15.0)["extra"]

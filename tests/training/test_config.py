@@ -71,6 +71,20 @@ def test_apply_overrides_does_not_mutate():
     assert out == {"a": {"b": 2}, "c": {"d": 3}}
 
 
+def test_override_reaches_into_a_list_by_index():
+    base = {"data": {"also": [{"dataset": "emopia", "root": None}, {"dataset": "synthetic"}]}}
+    out = apply_overrides(base, ["data.also.0.root=/x/emopia", "data.also.1.synthetic.seed=3"])
+    assert out["data"]["also"] == [
+        {"dataset": "emopia", "root": "/x/emopia"},
+        {"dataset": "synthetic", "synthetic": {"seed": 3}},
+    ]
+    assert base["data"]["also"][0]["root"] is None
+    with pytest.raises(ConfigError, match="data.also has 2 entries, no entry '2'"):
+        apply_overrides(base, ["data.also.2.root=/x"])
+    with pytest.raises(ConfigError, match="no entry 'first'"):
+        apply_overrides(base, ["data.also.first.root=/x"])
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

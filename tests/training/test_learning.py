@@ -82,9 +82,10 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def static_corpus(tmp_path_factory):
-    """120 clips of 20 s: a static model needs many clips (one label each); 2 segments of 10 s per clip."""
+    """300 clips of 10 s with the cues' jitter halved: a static model learns from one label per clip, so it needs
+    many clips whose cues say what their label is (see the ADFF test); each clip is one 10 s segment."""
     root = tmp_path_factory.mktemp("learn-static") / "corpus"
-    return synthesize(root, n_clips=120, duration=20.0, seed=7, progress=False)
+    return synthesize(root, n_clips=300, duration=10.0, seed=7, progress=False, cue_jitter=0.5)
 
 
 @seeded
@@ -111,21 +112,32 @@ def test_damff_learns_dynamic_labels(corpus, tmp_path, seed, figures):
 
 @seeded
 def test_adff_learns_static_labels(static_corpus, tmp_path, seed, figures):
-    """ADFF (width 0.125) learns the static labels of 120 clips of 20 s (two 10 s segments each).
+    """ADFF (width 0.125) learns the static labels of 300 clips of 10 s: held-out R² on 90 clips.
 
-    Known fragile (issue 22, open): held-out R² on 30 test clips, the checkpoint picked on 18 validation clips.
-    Seed 0 passes under both ISAs; other seeds did not hold (see the README's table of learning figures): at a
-    constant learning rate the per-epoch validation valence R² swings by +-0.2 and one seed's best validation
-    epoch (0.80) scored 0.05 on the test clips; 60 epochs with a decayed rate and the last weights kept fixed
-    that seed's valence but left arousal at 0.51-0.62 on other held-out clips."""
+    Why this recipe (issue 22). The old one (120 clips of 20 s, two 10 s segments each, 30 test clips, 40 epochs
+    at a constant rate, best validation epoch kept) passed for one seed and ISA and not others, for four reasons:
+    (1) at a constant rate the validation R² swung by +-0.2 from epoch to epoch, and the best of 18 validation
+    clips was a winner's curse (one seed: 0.80 there, 0.05 on the test clips): now the rate drops to 0.3x at
+    epochs 24 and 32 and the last weights are kept; (2) on 30 test clips R² itself moves by +-0.1 from split
+    to split: now 90; (3) a static model sees one label per clip: 72 training clips were too few (a ridge
+    regression on log-Mel statistics, split by split: arousal R² 0.67 +- 0.11 with 90 training clips, 0.83 +-
+    0.03 with 225); (4) the corpus's valence is weakly audible in a clip-level summary: each cue follows its
+    label only to r = 0.6-0.7 (the cue jitter), and the same ridge regression reached valence R² 0.47 +- 0.07,
+    so the bar of 0.4 sat inside the noise of what the fixture allows -- ADFF's valence came out 0.47 / 0.58
+    / 0.50 (seeds 0-2) natively and 0.31 for seed 0 capped at AVX2. With the cue jitter halved
+    (``cue_jitter=0.5``: the labels are the same, each cue follows them more closely) the ridge regression
+    reaches valence 0.71 +- 0.05, arousal 0.91 +- 0.02, and ADFF clears both bars with room on every seed
+    and ISA (README: "Tests on every CPU")."""
     cfg = {
         "name": "learn-adff",
         "seed": seed,
         "model": {"name": "adff", "args": {"width": 0.125, "seg_num": 6, "task": "multitask"}},
         "data": {"dataset": "folder", "root": str(static_corpus)},
         "task": {"seg_len_s": 10.0, "dataset": "full"},
-        "split": {"kind": "holdout", "folds": 1, "seed": seed, "test_fraction": 0.25, "val_fraction": 0.15},
-        "train": _train(epochs=40, batch_size=16, weight_decay=1e-5),
+        "split": {"kind": "holdout", "folds": 1, "seed": seed, "test_fraction": 0.3, "val_fraction": 0.15},
+        "train": _train(
+            epochs=40, batch_size=16, weight_decay=1e-5, milestones=[24, 32], gamma=0.3, keep="last"
+        ),
     }
     res = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)
     m = res["folds"][0]["metrics"]
@@ -143,7 +155,7 @@ def test_tagger_learns_quadrant_tags(static_corpus, tmp_path, seed, figures):
         "model": {"name": "tagger", "args": {"width": 0.25}},
         "data": {"dataset": "folder", "root": str(static_corpus)},
         "task": {"seg_len_s": 10.0},
-        "split": {"kind": "holdout", "folds": 1, "seed": seed, "test_fraction": 0.25, "val_fraction": 0.15},
+        "split": {"kind": "holdout", "folds": 1, "seed": seed, "test_fraction": 0.3, "val_fraction": 0.15},
         "train": _train(epochs=8, batch_size=16),
     }
     res = run_experiment(cfg, out_dir=tmp_path / "run", progress=False)

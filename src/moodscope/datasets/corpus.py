@@ -260,11 +260,13 @@ def _cue_curves(
     t: np.ndarray,
     rng: np.random.Generator,
     overrides: Mapping[str, float | np.ndarray] | None,
+    jitter: float = 1.0,
 ) -> dict[str, np.ndarray]:
     labels = {"valence": _to_control(valence, t), "arousal": _to_control(arousal, t)}
     # Raw jitter for every cue, always drawn in the same order (overrides do not shift the stream).
     raw = {
-        c.name: c.jitter_clip * rng.standard_normal() + c.jitter_time * _smooth_noise(rng, t, (3.0, 8.0))
+        c.name: jitter
+        * (c.jitter_clip * rng.standard_normal() + c.jitter_time * _smooth_noise(rng, t, (3.0, 8.0)))
         for c in CUES
     }
     cues: dict[str, np.ndarray] = {}
@@ -472,6 +474,7 @@ def render_clip(
     sr: int = 44100,
     seed: int | Sequence[int] = 0,
     cue_overrides: Mapping[str, float | np.ndarray] | None = None,
+    cue_jitter: float = 1.0,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Render one clip whose emotion follows the given 2 Hz valence-arousal curves.
 
@@ -488,6 +491,9 @@ def render_clip(
         Pin cues by name (see :data:`CUES`) to a constant or to a 2 Hz curve ``(n,)`` in [-1, 1]
         while the other cues follow the labels; e.g. ``{"mode": 1.0}`` renders major chords only.
         The other cues are identical to those of the render without overrides.
+    cue_jitter : float >= 0
+        Scale of every cue's jitter (``jitter_clip`` and ``jitter_time`` of the cue table; 1 = the corpus as
+        documented, 0 = every cue equals its label). The random stream is the same for every value.
 
     Returns
     -------
@@ -509,6 +515,8 @@ def render_clip(
             raise ValueError(f"{name} must be finite and within [-1, 1]")
     if sr < 16000:
         raise ValueError(f"sr must be at least 16000 Hz, not {sr}")
+    if not (np.isfinite(cue_jitter) and cue_jitter >= 0):
+        raise ValueError(f"cue_jitter must be a finite number >= 0, not {cue_jitter}")
 
     ss = np.random.SeedSequence(seed if isinstance(seed, int) else list(seed))
     rng_cue, rng_timbre, rng_score, rng_drum = (np.random.default_rng(s) for s in ss.spawn(4))
@@ -517,7 +525,7 @@ def render_clip(
     n = int(round(duration * sr))
     n_ctrl = int(np.ceil(duration * CONTROL_RATE)) + 1
     tc = np.arange(n_ctrl) / CONTROL_RATE
-    cues = _cue_curves(valence, arousal, tc, rng_cue, cue_overrides)
+    cues = _cue_curves(valence, arousal, tc, rng_cue, cue_overrides, cue_jitter)
     u = {k: (v + 1.0) / 2.0 for k, v in cues.items()}
 
     def at(name: str, t: float, unit: bool = True) -> float:
@@ -707,13 +715,13 @@ def quadrant_tags(
 
 
 def _clip_job(args: tuple) -> tuple[int, dict[str, np.ndarray]]:
-    index, seed, n_steps, sr, path, fmt = args
+    index, seed, n_steps, sr, path, fmt, jitter = args
     import soundfile as sf
 
     valence, arousal = label_curves(n_steps, seed=[seed, index, 0])
     # Round the labels as they are written so that the audio follows exactly the published curve.
     valence, arousal = np.round(valence, 6), np.round(arousal, 6)
-    audio, cues = render_clip(valence, arousal, sr=sr, seed=[seed, index, 1])
+    audio, cues = render_clip(valence, arousal, sr=sr, seed=[seed, index, 1], cue_jitter=jitter)
     sf.write(path, audio, sr, format=_FORMATS[fmt], subtype="PCM_16")
     return index, cues
 
@@ -751,6 +759,7 @@ def synthesize(
     fmt: str = "wav",
     workers: int | None = None,
     progress: bool = True,
+    cue_jitter: float = 1.0,
 ) -> Path:
     """Render the synthetic corpus into ``out_dir`` in the generic data set layout.
 
@@ -782,6 +791,9 @@ def synthesize(
         Worker processes; default ``min(os.cpu_count(), n_clips)``; 1 renders in this process.
     progress : bool
         Show a progress bar and the elapsed time on stderr.
+    cue_jitter : float >= 0
+        Scale of the cues' jitter (:func:`render_clip`); 1 is the corpus of the module docstring. The labels
+        are the same for every value; only how closely each cue follows them changes.
 
     Returns
     -------
@@ -801,6 +813,8 @@ def synthesize(
         raise ValueError(f"seed must be non-negative, not {seed}")
     if sr < 16000:
         raise ValueError(f"sr must be at least 16000 Hz, not {sr}")
+    if not (np.isfinite(cue_jitter) and cue_jitter >= 0):
+        raise ValueError(f"cue_jitter must be a finite number >= 0, not {cue_jitter}")
     if not _is_corpus_dir(out_dir):
         raise DatasetError(
             f"{out_dir}: exists and is not a moodscope synthetic corpus; refusing to overwrite it"
@@ -815,7 +829,10 @@ def synthesize(
     (tmp / "audio").mkdir(parents=True)
     try:
         ids = [f"syn{i:04d}" for i in range(n_clips)]
-        jobs = [(i, seed, n_steps, sr, str(tmp / "audio" / f"{ids[i]}.{fmt}"), fmt) for i in range(n_clips)]
+        jobs = [
+            (i, seed, n_steps, sr, str(tmp / "audio" / f"{ids[i]}.{fmt}"), fmt, float(cue_jitter))
+            for i in range(n_clips)
+        ]
         results: dict[int, dict[str, np.ndarray]] = {}
         bar = None
         if progress:
@@ -841,7 +858,7 @@ def synthesize(
         if bar is not None:
             bar.close()
         _write_tables(tmp, ids, [results[i] for i in range(n_clips)])
-        _write_meta(tmp, n_clips=n_clips, duration=duration, seed=seed, sr=sr, fmt=fmt)
+        _write_meta(tmp, n_clips=n_clips, duration=duration, seed=seed, sr=sr, fmt=fmt, cue_jitter=cue_jitter)
         if out_dir.exists():
             old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
             os.replace(out_dir, old)
@@ -882,7 +899,9 @@ def _write_tables(root: Path, ids: list[str], results: list[dict[str, np.ndarray
         _write_text(root / f"{name}.csv", buf.getvalue())
 
 
-def _write_meta(root: Path, *, n_clips: int, duration: float, seed: int, sr: int, fmt: str) -> None:
+def _write_meta(
+    root: Path, *, n_clips: int, duration: float, seed: int, sr: int, fmt: str, cue_jitter: float = 1.0
+) -> None:
     import yaml
 
     meta = {
@@ -901,6 +920,7 @@ def _write_meta(root: Path, *, n_clips: int, duration: float, seed: int, sr: int
         "duration_s": float(duration),
         "sr": int(sr),
         "format": fmt,
+        **({"cue_jitter": float(cue_jitter)} if cue_jitter != 1.0 else {}),
         "hop_s": SEGMENT_S,
         "time_s": "start of the 0.5 s segment the value describes",
         "tags": list(TAG_NAMES),

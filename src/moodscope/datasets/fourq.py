@@ -20,7 +20,8 @@ Labels
   (:data:`moodscope.datasets.emopia.TAG_NAMES`; Q1 = V+A+, Q2 = V-A+, Q3 = V-A-, Q4 = V+A-).
 - ``Track.meta``: ``quadrant`` (1-4), ``valence_sign`` and ``arousal_sign`` (+1 / -1), ``artist``, ``title``,
   ``moods`` (the AllMusic mood tags, a list: ``MoodsStrSplit``, where AllMusic's combined moods such as
-  "Nervous/Jittery" are split, else ``MoodsStr``), ``moods_found`` (``MoodsFoundStr``: those in Warriner's
+  "Nervous/Jittery" are split, else ``MoodsStr``), ``moods_allmusic`` (``MoodsStr``: AllMusic's moods as
+  AllMusic groups them, "Nervous/Jittery" one mood; the default model's mood vocabulary), ``moods_found`` (``MoodsFoundStr``: those in Warriner's
   norms, lower case), ``genres`` (``GenresStr``, a list; "Pop/Rock" is one genre), ``pquad`` (the share of
   the song's mood tags in its quadrant), ``audio_quadrant`` (the folder's quadrant, when the file is in one).
   Absent cells leave their key out.
@@ -209,6 +210,7 @@ class FourQDataset(DatasetAdapter):
             moods = split_list(cell(row, i_moods)) or split_list(cell(row, i_moods_all))
             for key, value in (
                 ("moods", moods),
+                ("moods_allmusic", split_list(cell(row, i_moods_all))),
                 ("moods_found", split_list(cell(row, i_found))),
                 ("genres", split_list(cell(row, i_genres))),
             ):

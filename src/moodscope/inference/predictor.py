@@ -72,6 +72,9 @@ class Result:
             if chosen is None:  # no thresholds in the model file: the three most probable
                 chosen = sorted(self.tags, key=self.tags.get, reverse=True)[:3]
             parts.append("tags: " + (", ".join(chosen) or "none"))
+        moods = self.extra.get("moods")
+        if moods:  # human-labelled mood tags (the default model: AllMusic's moods): the three most probable
+            parts.append("moods: " + ", ".join(sorted(moods, key=moods.get, reverse=True)[:3]))
         return "  ".join(parts)
 
     def to_dict(self) -> dict:

@@ -253,9 +253,26 @@ class MoodTask(DynamicTask):
         """``(steps, 2 + n_front_end_tags)``: the curve (sliding window) then the front end's tag probabilities."""
         curve = super().predict(model, feats, device=device)
         n = len(curve)
-        return np.concatenate(
-            [curve, _sigmoid(np.asarray(feats[:n, 200:MUSICNN_BINS], dtype=np.float64))], axis=1
-        )
+        parts = [curve, _sigmoid(np.asarray(feats[:n, 200:MUSICNN_BINS], dtype=np.float64))]
+        if getattr(model, "mood_head", None) is not None:
+            self.mood_names = list(model.moods)
+            parts.append(self._mood_steps(model, feats, n, device))
+        return np.concatenate(parts, axis=1)
+
+    def _mood_steps(self, model, feats: np.ndarray, n: int, device) -> np.ndarray:
+        """``(n, n_moods)``: each step gets the mood probabilities of its window (consecutive ``window_s``
+        windows; the last one ends at the track's end, reaching back into the one before)."""
+        w = self.window_segments
+        starts = list(range(0, max(1, n - w + 1), w))
+        if starts[-1] + w < n:
+            starts.append(n - w)
+        out = np.zeros((n, len(model.moods)))
+        x = torch.as_tensor(np.asarray(feats[:n], dtype=np.float32))
+        with torch.no_grad():
+            for s in starts:
+                p = model.mood_probabilities(x[s : s + w][None, None].to(device))[0]
+                out[s : s + w] = p.double().cpu().numpy()
+        return out
 
     def predict_blocks(self, model, blocks, *, device="cpu", autocast=None) -> np.ndarray:
         return super(DynamicTask, self).predict_blocks(model, blocks, device=device, autocast=autocast)
@@ -270,9 +287,12 @@ class MoodTask(DynamicTask):
         n = len(fields["dynamic"]["valence"])
         probs = out[:n, 2:].mean(0)
         fields["tags"] = {t: float(probs[MSD_TAGS.index(t)]) for t in self.mood_tags}
+        moods = getattr(self, "mood_names", None)
         pv, pa = (_sigmoid(self.sign_scale * fields["static"][d]) for d in ("valence", "arousal"))
         q = {"Q1": pv * pa, "Q2": (1 - pv) * pa, "Q3": (1 - pv) * (1 - pa), "Q4": pv * (1 - pa)}
         fields["extra"] = {"quadrant_probabilities": {k: round(float(v), 4) for k, v in q.items()}}
+        if moods and out.shape[1] == 2 + len(MSD_TAGS) + len(moods):
+            fields["extra"]["moods"] = {m: round(float(p), 4) for m, p in zip(moods, probs[len(MSD_TAGS) :])}
         return fields
 
     def evaluate(self, items: list[Item], preds: list[np.ndarray]) -> OrderedDict:

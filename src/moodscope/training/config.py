@@ -96,6 +96,9 @@ class TrainSection:
     # clip_fit_balance gives each data source (the main dataset, each data.also entry) the same total weight
     clip_fit_c: float | None = None
     clip_fit_balance: bool = True
+    # relative weight of a source in that refit (after balancing), by name: "main" for the main dataset, the
+    # dataset's name for a data.also entry (e.g. {emopia: 0.5}: EMOPIA's windows weigh half as much in total)
+    clip_fit_weights: dict | None = None
     gamma: float = 0.5
     patience: int = 10
     # which weights a fold keeps: "best" (the epoch of the best validation score) or "last" (the end of
@@ -123,6 +126,17 @@ class TrainSection:
         if self.max_time_s is not None and not self.max_time_s > 0:
             raise ConfigError(
                 f"train.max_time_s: expected a positive number of seconds, got {self.max_time_s!r}"
+            )
+        if self.clip_fit_weights is not None and not (
+            isinstance(self.clip_fit_weights, dict)
+            and all(
+                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+                for k, v in self.clip_fit_weights.items()
+            )
+        ):
+            raise ConfigError(
+                "train.clip_fit_weights: expected a mapping of source names to weights >= 0, e.g. {emopia: 0.5}, "
+                f"got {self.clip_fit_weights!r}"
             )
         if self.keep not in ("best", "last"):
             raise ConfigError(f"train.keep: expected 'best' or 'last', got {self.keep!r}")
@@ -258,11 +272,26 @@ def apply_overrides(cfg: dict, overrides: list[str] | None) -> dict:
     for text in overrides or []:
         keys, value = parse_override(text)
         node = cfg
-        for k in keys[:-1]:
-            if not isinstance(node.get(k), dict):
-                node[k] = {}
-            node = node[k]
-        node[keys[-1]] = value
+        for i, k in enumerate(keys):
+            last = i == len(keys) - 1
+            if isinstance(node, list):  # a list entry by its index: data.also.0.root=...
+                if not (k.isdigit() and int(k) < len(node)):
+                    where = ".".join(keys[:i])
+                    raise ConfigError(f"--set {text}: {where} has {len(node)} entries, no entry {k!r}")
+                k = int(k)
+                if last:
+                    node[k] = value
+                else:
+                    if not isinstance(node[k], (dict, list)):
+                        node[k] = {}
+                    node = node[k]
+                continue
+            if last:
+                node[k] = value
+            else:
+                if not isinstance(node.get(k), (dict, list)):
+                    node[k] = {}
+                node = node[k]
     return cfg
 
 

@@ -117,11 +117,14 @@ def train_fold(
     return _fold_done(fold_dir, result, task, test_items, preds)
 
 
-def refit_clip_head(model, task, items, *, c: float, balance: bool, seed: int) -> dict:
+def refit_clip_head(
+    model, task, items, *, c: float, balance: bool, seed: int, source_weights: dict | None = None
+) -> dict:
     """Refit a model's clip head on the training windows of the ``items`` whose quadrant a listener gave
     (quadrant tags: 4Q, EMOPIA; not the signs of a curve's mean, such as the synthetic corpus's)
     (:func:`moodscope.models.musicnn_va.fit_clip_head`); with ``balance`` each source (ids ``<dataset>:...`` of
-    ``data.also``, the main dataset without a prefix) weighs the same in total."""
+    ``data.also``, the main dataset without a prefix) weighs the same in total, times its ``source_weights``
+    entry (by dataset name, ``"main"`` for the main dataset; 1 where absent)."""
     from ..models.musicnn_va import fit_clip_head
 
     items = [it for it in items if task.quadrant_labelled(it)]
@@ -136,9 +139,13 @@ def refit_clip_head(model, task, items, *, c: float, balance: bool, seed: int) -
         item_id = items[ds.entries[i][0]].id
         sources.append(item_id.split(":", 1)[0] if ":" in item_id else "")
     weights = None
-    if balance and windows:
+    if (balance or source_weights) and windows:
         count = {s: sources.count(s) for s in set(sources)}
-        weights = [len(sources) / (len(count) * count[s]) for s in sources]
+        extra = {s: float((source_weights or {}).get(s or "main", 1.0)) for s in count}
+        if balance:
+            weights = [extra[s] * len(sources) / (len(count) * count[s]) for s in sources]
+        else:
+            weights = [extra[s] for s in sources]
     out = fit_clip_head(model, windows, c=c, weights=weights)
     out["sources"] = {s or "main": sources.count(s) for s in sorted(set(sources))}
     return out
@@ -244,6 +251,7 @@ class DeepLearner:
                 c=float(tc["clip_fit_c"]),
                 balance=bool(tc.get("clip_fit_balance", True)),
                 seed=seed,
+                source_weights=tc.get("clip_fit_weights"),
             )
         model.eval().to(device)
         self.epochs = int(trainer.current_epoch)
