@@ -429,6 +429,8 @@ def test_cue_jitter_scales_how_closely_cues_follow_their_labels():
         _, cues = render_clip(v, a, sr=16000, seed=4, cue_jitter=jitter)
         assert np.array_equal(cues["valence"], v) and np.array_equal(cues["arousal"], a)
         spread[jitter] = np.mean([np.abs(cues[c.name] - cues[c.label]).mean() for c in CUES])
-    assert spread[0.0] < 0.01 < spread[0.5] < 0.7 * spread[1.0]  # 0: the 2 Hz average of the control-rate curve
+    assert (
+        spread[0.0] < 0.01 < spread[0.5] < 0.7 * spread[1.0]
+    )  # 0: the 2 Hz average of the control-rate curve
     with pytest.raises(ValueError, match="cue_jitter"):
         render_clip(v, a, sr=16000, cue_jitter=-1.0)
