@@ -24,14 +24,18 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/moodscope demo
 
+# the suite on TEST_JOBS processes (pytest-xdist; each test on one thread), then the learning tests, which use
+# every core themselves and print their figures, in one process
+TEST_JOBS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/ruff format --check src tests benchmarks tools
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest -m "not learning" -n $(TEST_JOBS) --durations=15
+	$(BIN)/python -m pytest -m learning --durations=8
 
 test-fast: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" -n $(TEST_JOBS)
 
 # every learning test for seeds 0, 1 and 2, under the CPU's native ISA and again capped at AVX2 (about 30 min)
 LEARN_SEEDS ?= 0,1,2

@@ -75,8 +75,10 @@ def _rounded(x):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--emopia", default=str(ROOT.parent / "shared" / "data" / "emopia"))
-    ap.add_argument("--fourq", default=str(ROOT.parent / "shared" / "data" / "4q-given"))
+    ap.add_argument(
+        "--emopia", default="../shared/data/emopia", help="EMOPIA 1.0 (run from the repository root)"
+    )
+    ap.add_argument("--fourq", default="../shared/data/4q-given", help="4Q, the given half")
     ap.add_argument(
         "--old-model", type=Path, help="the model to compare with on 4Q (e.g. the previous default)"
     )

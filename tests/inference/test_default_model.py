@@ -2,7 +2,8 @@
 
 The cue test renders the same pieces in major and in the parallel minor, slower and faster, softer and louder
 (FluidSynth, FluidR3_GM piano), and asks the default model for each: valence must rise from minor to major,
-arousal with tempo and with loudness, on most pieces. The pieces are the first clips of EMOPIA's official test
+arousal with tempo, on most pieces (the velocity's effect is printed). The level tests play clips at -30 to
++10 dB: nothing may change. The pieces are the first clips of EMOPIA's official test
 split when the release is found (``$MOODSCOPE_EMOPIA``, or ``../shared/data/emopia`` beside the repository),
 otherwise short piano pieces written here; the test prints which.
 """
@@ -162,7 +163,10 @@ def test_default_model_cues_on_sampled_piano(model, tmp_path):
     )
     assert frac[0] >= MOST, f"valence rose from minor to major on {frac[0]:.0%} of the pieces"
     assert frac[1] >= MOST, f"arousal rose with tempo on {frac[1]:.0%} of the pieces"
-    assert frac[2] >= MOST, f"arousal rose with loudness on {frac[2]:.0%} of the pieces"
+    # Velocity (softer/louder playing) is printed, not asserted. Before issue 23 the model rose with it on 10 of
+    # 10 pieces -- by hearing the level, which the issue forbids: the model now brings every track to -14 LUFS,
+    # so only the brighter timbre of harder playing is left, and it does not follow that (3 of 10 on the
+    # bundled model). The level tests below assert the opposite claim: the playback level changes nothing.
 
 
 @pytest.mark.slow

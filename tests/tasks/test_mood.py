@@ -596,3 +596,20 @@ def test_a_model_without_moods_reports_none(task, model):
     out = task.predict(model, feats(30, 1))
     assert out.shape[1] == 2 + len(MSD_TAGS)
     assert "moods" not in MoodTask(MUSICNN_EMBEDDING, tag_names=Q).result_fields(out, 15.0)["extra"]
+
+
+def test_clip_level_scale_scales_the_level_not_the_signs():
+    """``clip_level_scale=0.5`` (the default model): the curve's mean is half the quadrant probabilities' expected
+    sign -- each quadrant's clips at its centre, +-0.5 -- and the movement around it is the GRU's, unchanged."""
+    torch.manual_seed(0)
+    full = build("musicnn_va", width=0.25, mode_features=False, clip_head=True)
+    full.set_input_stats(np.zeros(250, np.float32), np.ones(250, np.float32))
+    half = build("musicnn_va", width=0.25, mode_features=False, clip_head=True, clip_level_scale=0.5)
+    half.load_state_dict(full.state_dict())
+    x = torch.from_numpy(feats(40, 3))[None, None]
+    with torch.no_grad():
+        y1, y2 = full.eval()(x)[0], half.eval()(x)[0]
+    assert torch.allclose(y2.mean(0), 0.5 * y1.mean(0), atol=1e-5)
+    assert torch.allclose(y2 - y2.mean(0), y1 - y1.mean(0), atol=1e-5)
+    with pytest.raises(ValueError, match="clip_level_scale"):
+        build("musicnn_va", clip_head=True, clip_level_scale=0.0)

@@ -52,9 +52,11 @@ ABSOLUTE_GATE_LUFS, RELATIVE_GATE_LU = -70.0, -10.0
 
 #: Default target of :func:`loudness_gain` and :func:`normalize_loudness` (LUFS).
 DEFAULT_TARGET_LUFS = -14.0
-#: Default bounds of the gain (dB): near-silent audio is raised by at most 50 dB, nothing lowered by more
-#: than 40 dB.
-MAX_GAIN_DB, MIN_GAIN_DB = 50.0, -40.0
+#: Default bounds of the gain (dB): at most +60 dB, so that at the default target every level the absolute gate
+#: lets through (-70 LUFS and up: +56 dB) is reached -- a -37 dBFS piano rendering played 30 dB quieter reads
+#: about -68 LUFS, and a bound of +50 dB left it 4 dB short, so the model heard it differently (issue 23's level
+#: test); only a higher target meets the bound. Nothing is lowered by more than 40 dB.
+MAX_GAIN_DB, MIN_GAIN_DB = 60.0, -40.0
 
 _REFERENCE_RATE = 48000.0  # the rate of the standard's published coefficients
 _MAX_CHANNELS = 64  # as moodscope.audio.decode.MAX_CHANNELS: more columns means (channels, samples) order
@@ -248,7 +250,10 @@ def loudness_gain(
     -------
     float
         ``10 ** (gain_db / 20)`` with ``gain_db = target_lufs - loudness`` clipped to the bounds; 1.0 (no
-        change) when the loudness is ``-inf`` (silence, or nothing above -70 LUFS).
+        change) when the loudness is ``-inf`` (silence, or nothing above -70 LUFS). Within the bounds the
+        loudness is measured a second time on the audio brought to the target and the gain corrected by the
+        difference, so that the result does not depend on the level the audio came at (the absolute gate is
+        fixed in LUFS; see the comment in the code).
 
     Raises
     ------
@@ -267,6 +272,18 @@ def loudness_gain(
     if loudness == -math.inf:
         return 1.0
     gain_db = target_lufs - loudness
+    bounded = (max_gain_db is not None and gain_db > max_gain_db) or (
+        min_gain_db is not None and gain_db < min_gain_db
+    )
+    if not bounded:
+        # Measured again at the target level: the absolute gate (-70 LUFS) is fixed on the level scale, so
+        # quiet audio (a -37 dBFS piano rendering played 30 dB quieter) loses more of its soft blocks to it
+        # than the same audio played louder, and the first gain depends on the playback level by up to 1.5 dB.
+        # At the target every input level meets the gate alike: the gain becomes exactly level-invariant.
+        # At ordinary levels the second measure moves the gain by < 0.02 dB.
+        again = integrated_loudness(np.asarray(y, dtype=np.float64) * 10.0 ** (gain_db / 20.0), sr)
+        if again != -math.inf:
+            gain_db += target_lufs - again
     if max_gain_db is not None:
         gain_db = min(gain_db, max_gain_db)
     if min_gain_db is not None:
