@@ -38,6 +38,10 @@ def test_models_lists_registry(capsys):
     out = capsys.readouterr().out
     for name in ("damff", "adff", "tagger", "crnn", "bcrsn", "dnn_raw", "mcrnn"):
         assert name in out
+    # the bundled default model: what it learnt from, its licences and its headline numbers, real recordings first
+    if "default    musicnn_va" in out:
+        assert "non-commercial" in out and out.index("measured on 4Q") < out.index("measured on EMOPIA")
+        assert " moods: " in out  # the AllMusic vocabulary
 
 
 def test_datasets_list_and_check(tmp_path, capsys):

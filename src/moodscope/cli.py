@@ -535,9 +535,15 @@ def cmd_models(a) -> int:
             if info.get(key):
                 print(f"{'':<10s} {key.replace('_', ' ')}: {info[key]}")
         measured = info.get("measured") or {}
-        if measured.get("emopia_test"):  # the headline numbers; the model file's metadata has the rest
-            nums = ", ".join(f"{k} {v['mean']:.3f}" for k, v in measured["emopia_test"].items())
-            print(f"{'':<10s} measured ({measured.get('protocol', '')}): {nums}")
+        # the headline numbers (the model file's metadata has the rest): real recordings first where measured
+        for key, label in (("fourq_cv", "4Q, artist-grouped 5-fold"), ("emopia_test", "EMOPIA test split")):
+            if measured.get(key):
+                nums = ", ".join(f"{k} {v['mean']:.3f}" for k, v in measured[key].items())
+                print(f"{'':<10s} measured on {label}: {nums}")
+        if measured.get("protocol"):
+            print(f"{'':<10s} protocol: {measured['protocol']}")
+        if info.get("moods_vocabulary"):
+            print(f"{'':<10s} moods: {len(info['moods_vocabulary'])} ({info.get('moods_source', '')})")
     return 0
 
 
