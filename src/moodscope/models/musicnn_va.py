@@ -184,6 +184,24 @@ class MusicnnVA(MoodModel):
         return (level[:, None] + g - g_mean[:, None]).clamp(-1.0, 1.0)
 
 
+def _window_statistics(model: MusicnnVA, windows):
+    """``(n_windows, 2 n_bins)`` float64: :meth:`MusicnnVA.clip_statistics` of each ``(1, steps, n_bins)`` window,
+    what the clip head and the mood head read; the fits below standardise them and fold the scaling back in."""
+    import numpy as np
+
+    with torch.no_grad():
+        return np.array(
+            [model.clip_statistics(torch.as_tensor(x)[None]).double().numpy()[0] for x in windows]
+        )
+
+
+def _scaling(X):
+    """Column means and standard deviations of ``X`` for standardising it (a constant column keeps scale 1)."""
+    mu, sd = X.mean(0), X.std(0)
+    sd[sd < 1e-8] = 1.0
+    return mu, sd
+
+
 def fit_clip_head(model: MusicnnVA, windows, *, c: float, weights=None) -> dict:
     """Refit ``model``'s clip head as a multinomial logistic regression (L2, inverse strength ``c``) on
     ``windows``: ``(x, quadrant)`` pairs, ``x`` ``(1, steps, n_bins)`` raw features as the model reads them
@@ -198,16 +216,11 @@ def fit_clip_head(model: MusicnnVA, windows, *, c: float, weights=None) -> dict:
 
     if model.clip is None:
         raise ValueError("fit_clip_head: the model has no clip head (clip_head=False)")
-    xs, ys = [], []
-    with torch.no_grad():
-        for x, q in windows:
-            xs.append(model.clip_statistics(torch.as_tensor(x)[None]).double().numpy()[0])
-            ys.append(int(q))
-    X, y = np.array(xs), np.array(ys)
+    ys = [int(q) for _, q in windows]
+    X, y = _window_statistics(model, [x for x, _ in windows]), np.array(ys)
     if len(set(ys)) < 2:
         raise ValueError(f"fit_clip_head: the windows hold {len(set(ys))} quadrant(s); at least 2 are needed")
-    mu, sd = X.mean(0), X.std(0)
-    sd[sd < 1e-8] = 1.0
+    mu, sd = _scaling(X)
     lr = LogisticRegression(C=float(c), max_iter=5000)
     lr.fit((X - mu) / sd, y, sample_weight=None if weights is None else np.asarray(weights, float))
     W = np.zeros((4, X.shape[1]))
@@ -243,10 +256,8 @@ def fit_mood_head(model: MusicnnVA, windows, labels, names, *, c: float) -> dict
     names = list(names)
     if Y.ndim != 2 or Y.shape[1] != len(names) or Y.shape[0] != len(windows):
         raise ValueError(f"fit_mood_head: labels must be (windows, tags) = ({len(windows)}, {len(names)})")
-    with torch.no_grad():
-        X = np.array([model.clip_statistics(torch.as_tensor(x)[None]).double().numpy()[0] for x in windows])
-    mu, sd = X.mean(0), X.std(0)
-    sd[sd < 1e-8] = 1.0
+    X = _window_statistics(model, windows)
+    mu, sd = _scaling(X)
     Z = (X - mu) / sd
     W, b = np.zeros((len(names), X.shape[1])), np.zeros(len(names))
     for j, name in enumerate(names):

@@ -28,7 +28,7 @@ def vocabulary(tracks, *, min_clips: int = MIN_CLIPS) -> list[str]:
     return sorted(m for m, n in count.items() if n >= min_clips)
 
 
-def _windows(model, items, window_steps: int) -> list[np.ndarray]:
+def _windows(items, window_steps: int) -> list[np.ndarray]:
     """Each item's first ``window_steps`` feature rows, ``(1, steps, n_bins)`` (4Q's clips are one window)."""
     return [np.asarray(it.feats[:window_steps], dtype=np.float32)[None] for it in items]
 
@@ -44,7 +44,7 @@ def fit_moods(model, items, tracks_by_id, names, *, window_steps: int, c: float 
     from ..models.musicnn_va import fit_mood_head
 
     return fit_mood_head(
-        model, _windows(model, items, window_steps), _labels(items, tracks_by_id, names), names, c=c
+        model, _windows(items, window_steps), _labels(items, tracks_by_id, names), names, c=c
     )
 
 
@@ -61,7 +61,7 @@ def score_moods(model, items, tracks_by_id, *, window_steps: int, bins: int = 10
         P = np.array(
             [
                 model.mood_probabilities(torch.as_tensor(x)[None])[0].numpy()
-                for x in _windows(model, items, window_steps)
+                for x in _windows(items, window_steps)
             ]
         )
     Y = _labels(items, tracks_by_id, names)
