@@ -592,3 +592,47 @@ def make_4q(tmp_path: Path, *, per_quadrant: int = 2, duration_s: float = 10.0) 
             k += 1
     (root / "metadata.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def make_vgmidi(tmp_path: Path, *, quirks: bool = True) -> Path:
+    """VGMIDI's layout as the project holds it: midi/<Series>_<Platform>_<Game>_<Title>.mid, dynamic_per_bar.csv
+    (one row per slot) and static_per_piece.csv. Three pieces of two series, 2 s each, two 1 s slots.
+
+    Quirks: a BOM, a slot row naming no MIDI, a duplicate (piece, bar), a non-numeric value, a value above 1,
+    a slot ending before it starts, a MIDI without rows, a dropped slot in the middle (a gap), and a static row
+    that disagrees with its slots."""
+    root = tmp_path / "vgmidi-given"
+    pieces = {
+        "Zelda_N64_Ocarina_Song of Storms": [(0.0, 1.0, 0.2, 0.4), (1.0, 2.0, 0.3, 0.5)],
+        "Zelda_N64_Ocarina_Lost_Woods": [(0.0, 1.0, 0.1, -0.1), (1.0, 2.0, 0.1, -0.2)],
+        "Final Fantasy_PS1_FF7_Prelude": [
+            (0.0, 1.0, -0.4, -0.3),
+            (1.0, 2.0, -0.2, -0.1),
+            (2.0, 3.0, -0.3, 0.0),
+        ],
+    }
+    rows = ["midi_path,piece,bar,t_start_s,t_end_s,valence_mean,arousal_mean"]
+    static = ["midi_path,piece,valence_mean,arousal_mean"]
+    for name, slots in pieces.items():
+        write_clip(root / "midi" / f"{name}.mid", seconds=2.0)
+        kept = [s for i, s in enumerate(slots) if not (quirks and name.endswith("Prelude") and i == 1)]
+        for i, (s, e, v, a) in enumerate(slots):
+            if s in [k[0] for k in kept]:
+                rows.append(f"midi/{name}.mid,{name},{i},{s},{e},{v},{a}")
+        v = sum(k[2] for k in kept) / len(kept)
+        a = sum(k[3] for k in kept) / len(kept)
+        static.append(f"midi/{name}.mid,{name},{v + (0.2 if quirks and 'Lost' in name else 0):.4f},{a:.4f}")
+    if quirks:
+        write_clip(root / "midi" / "Other_PC_Unlabelled_Theme.mid")
+        rows += [
+            "midi/Ghost_PC_None_Nothing.mid,Ghost_PC_None_Nothing,0,0.0,1.0,0.1,0.1",
+            "midi/x.mid,Zelda_N64_Ocarina_Song of Storms,1,1.0,2.0,0.9,0.9",  # duplicate (piece, bar)
+            "midi/x.mid,Zelda_N64_Ocarina_Lost_Woods,2,2.0,3.0,abc,0.1",
+            "midi/x.mid,Zelda_N64_Ocarina_Lost_Woods,3,3.0,4.0,1.5,0.1",
+            "midi/x.mid,Zelda_N64_Ocarina_Lost_Woods,4,5.0,4.0,0.1,0.1",
+        ]
+    (root / "dynamic_per_bar.csv").write_text(
+        ("\ufeff" if quirks else "") + "\n".join(rows) + "\n", encoding="utf-8"
+    )
+    (root / "static_per_piece.csv").write_text("\n".join(static) + "\n", encoding="utf-8")
+    return root

@@ -42,6 +42,7 @@ def test_models_lists_registry(capsys):
     if "default    musicnn_va" in out:
         assert "non-commercial" in out and out.index("measured on 4Q") < out.index("measured on EMOPIA")
         assert " moods: " in out  # the AllMusic vocabulary
+        assert "measured on VGMIDI, series-grouped 5-fold" in out  # issue 24: the curve against listeners
 
 
 def test_datasets_list_and_check(tmp_path, capsys):

@@ -245,13 +245,42 @@ def test_evaluate_dynamic():
         "arousal_ccc",
         "arousal_pcc",
         "arousal_rmse",
+        "valence_pooled_ccc",
+        "valence_pooled_pcc",
+        "valence_static_pcc",
+        "arousal_pooled_ccc",
+        "arousal_pooled_pcc",
+        "arousal_static_pcc",
     ]
     for j, dim in enumerate(("valence", "arousal")):
         for name, fn in (("ccc", ccc), ("pcc", pcc), ("rmse", rmse)):
             manual = np.mean([fn(r[:, j], e[:, j]) for r, e in zip(refs, ests)])
             assert scores[f"{dim}_{name}"] == pytest.approx(manual, abs=1e-14)
+        pooled = ccc(np.concatenate([r[:, j] for r in refs]), np.concatenate([e[:, j] for e in ests]))
+        assert scores[f"{dim}_pooled_ccc"] == pytest.approx(pooled, abs=1e-14)
+        static = pcc([r[:, j].mean() for r in refs], [e[:, j].mean() for e in ests])
+        assert scores[f"{dim}_static_pcc"] == pytest.approx(static, abs=1e-14)
+    assert "valence_static_pcc" not in evaluate_dynamic(refs[:2], ests[:2])  # a correlation of two points
     perfect = evaluate_dynamic(refs, refs)
     assert perfect["valence_ccc"] == pytest.approx(1.0) and perfect["arousal_rmse"] == 0.0
+
+
+def test_evaluate_dynamic_separates_level_from_movement():
+    """A curve at each song's right level that does not move: per-song PCC 0, static PCC 1; a curve that moves
+    exactly with the listeners around the wrong level: per-song PCC 1, static PCC low."""
+    rng = np.random.default_rng(0)
+    levels = rng.uniform(-0.5, 0.5, size=(6, 2))
+    refs = [lv + 0.05 * rng.standard_normal((40, 2)) for lv in levels]
+    flat = [np.tile(r.mean(0), (len(r), 1)) for r in refs]
+    s = evaluate_dynamic(refs, flat)
+    for dim in ("valence", "arousal"):
+        assert s[f"{dim}_pcc"] == 0.0 and s[f"{dim}_static_pcc"] == pytest.approx(1.0)
+        assert s[f"{dim}_pooled_pcc"] > 0.9  # pooled figures are dominated by the levels
+    moving = [r - r.mean(0) for r in refs]  # the movement, every song at level 0
+    s = evaluate_dynamic(refs, moving)
+    for dim in ("valence", "arousal"):
+        assert s[f"{dim}_pcc"] == pytest.approx(1.0) and abs(s[f"{dim}_static_pcc"]) < 0.9
+        assert s[f"{dim}_pooled_pcc"] < 0.5
 
 
 def test_evaluate_dynamic_errors():

@@ -1,15 +1,19 @@
 """Make the bundled default model (``src/moodscope/assets/default_musicnn_va.safetensors``) and its numbers.
 
     python tools/make_default_model.py [--emopia ../shared/data/emopia] [--fourq ../shared/data/4q-given]
-        [--old-model OLD.safetensors] [--out runs/default-model] [--resume]
+        [--vgmidi ../shared/data/vgmidi-given] [--old-model OLD.safetensors] [--curve-model NAME=FILE ...]
+        [--out runs/default-model] [--resume]
 
-1. ``configs/mood_4q.yaml``: artist-grouped 5-fold cross-validation on 4Q (EMOPIA's training clips and the
-   synthetic corpus as training-only data in every fold), then ``tools/fourq_report.py`` on it: the table
+1. ``configs/mood_4q.yaml``: artist-grouped 5-fold cross-validation on 4Q (EMOPIA's training clips, VGMIDI's
+   curves and the synthetic corpus as training-only data in every fold), then ``tools/fourq_report.py`` on it: the table
    against ``--old-model`` (the default model before issue 23) and the logistic-regression baseline, the
    confusion matrix and predicted shares, the playback-level test on real clips, and the AllMusic mood tags'
    per-tag ROC-AUC (``<out>/cv/report/report.md``);
-2. ``configs/mood_default.yaml``: the same recipe trained on all of it (EMOPIA train, all 4Q, the synthetic
-   corpus; seed 0, fixed in advance), tested on EMOPIA's official test split;
+2. ``configs/mood_vgmidi.yaml``: series-grouped 5-fold cross-validation on VGMIDI (4Q, EMOPIA's training clips
+   and the synthetic corpus training-only), then ``tools/vgmidi_report.py``: the curve table per piece, across
+   pieces and pooled, against the demo's DAMFF, each ``--curve-model`` and the ridge baseline (``<out>/vgmidi_cv/report/report.md``);
+   then ``configs/mood_default.yaml``: the same recipe trained on all of it (EMOPIA train, all 4Q, all VGMIDI,
+   the synthetic corpus; seed 0, fixed in advance), tested on EMOPIA's official test split;
 3. that model's mood head fitted on all 4Q clips (:func:`moodscope.training.moods.fit_moods`), the curve of
    the model on the synthetic corpus of seed 0 (which it never heard; it trained on seed 1);
 4. the model copied into the package with what it was trained on, the licences and the numbers of 1-3 in its
@@ -34,16 +38,19 @@ from moodscope.training.experiment import run_experiment
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 from fourq_report import report  # noqa: E402
+from vgmidi_report import report as vgmidi_report  # noqa: E402
 
 CV_CONFIG = ROOT / "configs" / "mood_4q.yaml"
+VGMIDI_CONFIG = ROOT / "configs" / "mood_vgmidi.yaml"
 FINAL_CONFIG = ROOT / "configs" / "mood_default.yaml"
 
 LICENCES = (
     "4Q audio emotion dataset (Panda, Malheiro & Paiva 2018; audio clips from AllMusic): research and "
     "non-commercial use only; EMOPIA 1.0 labels and MIDI (Hung et al., ISMIR 2021): CC BY-NC-SA 4.0 -- "
     "non-commercial, share-alike; MusiCNN MSD weights (Pons & Serra, musicnn 0.1.0): ISC; soundfont used to "
-    "render the MIDI: FluidR3_GM (MIT); the synthetic corpus: moodscope's own. This model file is therefore "
-    "for research and non-commercial use."
+    "render the MIDI: FluidR3_GM (MIT); VGMIDI (Ferreira & Whitehead, ISMIR 2019; no licence stated, "
+    "arrangements of copyrighted game music): research use only; the synthetic corpus: moodscope's own. This "
+    "model file is therefore for research and non-commercial use."
 )
 
 
@@ -79,8 +86,16 @@ def main() -> None:
         "--emopia", default="../shared/data/emopia", help="EMOPIA 1.0 (run from the repository root)"
     )
     ap.add_argument("--fourq", default="../shared/data/4q-given", help="4Q, the given half")
+    ap.add_argument("--vgmidi", default="../shared/data/vgmidi-given", help="VGMIDI, the given half")
     ap.add_argument(
         "--old-model", type=Path, help="the model to compare with on 4Q (e.g. the previous default)"
+    )
+    ap.add_argument(
+        "--curve-model",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="a model scored as it is in the VGMIDI table (repeatable; e.g. the default before issue 24)",
     )
     ap.add_argument("--out", default="runs/default-model", type=Path)
     ap.add_argument("--resume", action="store_true", help="continue the runs in --out")
@@ -90,17 +105,31 @@ def main() -> None:
     cv_dir = a.out / "cv"
     cv = run_experiment(
         str(CV_CONFIG),
-        [f"data.root={a.fourq}", f"data.also.0.root={a.emopia}"],
+        [f"data.root={a.fourq}", f"data.also.0.root={a.emopia}", f"data.also.2.root={a.vgmidi}"],
         out_dir=cv_dir,
         resume=a.resume,
     )
     rep = report(cv_dir, a.old_model, cv_dir / "report")
 
+    # 2. cross-validation on VGMIDI's curves and its report
+    vg_dir = a.out / "vgmidi_cv"
+    vg = run_experiment(
+        str(VGMIDI_CONFIG),
+        [f"data.root={a.vgmidi}", f"data.also.0.root={a.fourq}", f"data.also.1.root={a.emopia}"],
+        out_dir=vg_dir,
+        resume=a.resume,
+    )
+    curve_models = {"demo DAMFF": bundled_model_path("demo")}
+    for m in a.curve_model:
+        name, _, path = m.partition("=")
+        curve_models[name] = Path(path)
+    vg_rep = vgmidi_report(vg_dir, curve_models, vg_dir / "report")
+
     # 2. the recipe on all of it, tested on EMOPIA's test split
     final_dir = a.out / "final"
     final = run_experiment(
         str(FINAL_CONFIG),
-        [f"data.root={a.emopia}", f"data.also.0.root={a.fourq}"],
+        [f"data.root={a.emopia}", f"data.also.0.root={a.fourq}", f"data.also.2.root={a.vgmidi}"],
         out_dir=final_dir,
         resume=a.resume,
     )
@@ -121,11 +150,14 @@ def main() -> None:
     info = dict(b.info)
     info.update(
         {
-            "description": "default: BiGRU curve heads and a clip-level quadrant classifier on frozen MSD-MusiCNN "
-            "embeddings (+ mode features), every track brought to -14 LUFS first; AllMusic mood tags",
+            "description": "default: a clip-level quadrant classifier (the level), a BiGRU and a linear map of "
+            "8 s past averages (the movement) on frozen MSD-MusiCNN embeddings (+ mode features), every track "
+            "brought to -14 LUFS first; AllMusic mood tags",
             "trained_on": "4Q audio emotion dataset, the given half (461 real recordings of 331 artists, "
             "quadrants and AllMusic moods); EMOPIA 1.0 official train split (876 clips, FluidR3_GM rendering), "
-            "validation on its val split; moodscope's synthetic corpus (48 clips x 45 s, seed 1) for the curve",
+            "validation on its val split; VGMIDI, the given half (100 piano pieces, listeners' valence-arousal "
+            "per bar, FluidR3_GM rendering) for the curve's movement; moodscope's synthetic corpus (48 clips x "
+            "45 s, seed 1) for the curve",
             "licences": LICENCES,
             "moods_source": "AllMusic editors' mood tags of 4Q's clips (MoodsStr: AllMusic's own grouping), the "
             f"{len(vocab)} moods on >= {mood_tags.MIN_CLIPS} of 461 clips; one logistic regression per mood "
@@ -141,6 +173,10 @@ def main() -> None:
                     "protocol": "4Q: artist-grouped 5-fold cross-validation (seed 0), mean and std over folds; "
                     "EMOPIA: official test split (88 clips, FluidR3_GM rendering), seed 0",
                     "synthetic_curve_unseen": curve,
+                    "vgmidi_cv": {k: vg_rep["rows"][k] for k in vg_rep["rows"]},
+                    "vgmidi_cv_summary": {k: {"mean": v["mean"], "std": v["std"]} for k, v in vg["summary"].items()},
+                    "vgmidi_protocol": "series-grouped 5-fold cross-validation (seed 0) on the given half; per "
+                    "piece = Pearson/CCC of the 2 Hz curve against the listeners' bars, mean over the 100 pieces",
                     "mood_fit": {"windows": fit["windows"]},
                 }
             ),

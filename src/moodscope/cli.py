@@ -540,6 +540,14 @@ def cmd_models(a) -> int:
             if measured.get(key):
                 nums = ", ".join(f"{k} {v['mean']:.3f}" for k, v in measured[key].items())
                 print(f"{'':<10s} measured on {label}: {nums}")
+        vg = (measured.get("vgmidi_cv") or {}).get("ours")
+        if vg:
+            print(
+                f"{'':<10s} measured on VGMIDI, series-grouped 5-fold (listeners' curves): per-piece PCC "
+                f"V {vg['valence_piece_pcc']:.3f} A {vg['arousal_piece_pcc']:.3f}, per-piece CCC "
+                f"V {vg['valence_piece_ccc']:.3f} A {vg['arousal_piece_ccc']:.3f}, static PCC across pieces "
+                f"V {vg['valence_static_pcc']:.3f} A {vg['arousal_static_pcc']:.3f}"
+            )
         if measured.get("protocol"):
             print(f"{'':<10s} protocol: {measured['protocol']}")
         if info.get("moods_vocabulary"):

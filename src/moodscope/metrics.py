@@ -347,7 +347,11 @@ def evaluate_dynamic(references, estimates) -> OrderedDict:
     Returns
     -------
     OrderedDict
-        ``valence_ccc, valence_pcc, valence_rmse, arousal_ccc, arousal_pcc, arousal_rmse``.
+        ``valence_ccc, valence_pcc, valence_rmse, arousal_ccc, arousal_pcc, arousal_rmse``: per song, then
+        averaged (the movement *within* songs: a curve at the right level that does not move scores about 0),
+        then ``{dim}_pooled_ccc, {dim}_pooled_pcc``: over all steps of all songs at once (dominated by the
+        differences *between* songs), and with three songs or more ``{dim}_static_pcc``: Pearson between the
+        songs' mean values (the static level, across songs).
     """
     references = list(references)
     estimates = list(estimates)
@@ -365,6 +369,15 @@ def evaluate_dynamic(references, estimates) -> OrderedDict:
         ests = [e[:, j] for _, e in pairs]
         for name, fn in (("ccc", ccc), ("pcc", pcc), ("rmse", rmse)):
             scores[f"{dim}_{name}"] = per_song(fn, refs, ests)
+    for j, dim in enumerate(DIMENSIONS):
+        ref_all = np.concatenate([r[:, j] for r, _ in pairs])
+        est_all = np.concatenate([e[:, j] for _, e in pairs])
+        scores[f"{dim}_pooled_ccc"] = ccc(ref_all, est_all)
+        scores[f"{dim}_pooled_pcc"] = pcc(ref_all, est_all)
+        if len(pairs) >= 3:
+            scores[f"{dim}_static_pcc"] = pcc(
+                [r[:, j].mean() for r, _ in pairs], [e[:, j].mean() for _, e in pairs]
+            )
     return scores
 
 

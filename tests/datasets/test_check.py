@@ -9,7 +9,7 @@ from moodscope.errors import DatasetError
 
 def test_list_datasets():
     names = [n for n, _ in list_datasets()]
-    assert names == ["4q", "cal500", "cal500exp", "deam", "emopia", "folder", "pmemo"]
+    assert names == ["4q", "cal500", "cal500exp", "deam", "emopia", "folder", "pmemo", "vgmidi"]
     assert all(desc for _, desc in list_datasets())
 
 

@@ -61,6 +61,10 @@ def test_default_model_says_what_it_was_trained_on(model):
     assert model.model.model_args["loudness_lufs"] is not None
     assert measured["fourq_cv"]["quadrant_accuracy"]["mean"] > 0.25
     assert info["moods_vocabulary"] == model.model.moods and len(model.model.moods) >= 20
+    # issue 24: the listeners' movement learnt from VGMIDI's curves (research use), measured per piece
+    assert "VGMIDI" in info["trained_on"] and "VGMIDI" in info["licences"]
+    assert model.model.motion is not None and float(model.model.motion.weight.abs().max()) > 0
+    assert measured["vgmidi_cv"]["ours"]["arousal_piece_pcc"] > 0.0
 
 
 def test_default_model_gives_everything_predict_promises(model, tmp_path):
@@ -233,3 +237,35 @@ def test_default_model_does_not_move_with_playback_level_piano(model, tmp_path):
     worst, moved = _level_moves(model, clips, 16000)
     print(f"\nlevel test, {len(clips)} piano renders x {len(GAINS_DB)} gains: largest change {worst:.4f}")
     assert worst < 0.05 and not moved, (worst, moved)
+
+
+@needs("fluidsynth", "soundfont:FluidR3_GM")
+def test_default_model_gate_tells_synthetic_audio_from_piano(model, tmp_path):
+    """The track-level movement's gate (issue 24): the synthetic corpus's songs keep the sliding window's movement
+    (the gate opens), sampled piano -- the listeners' domain -- gets the movement learnt from VGMIDI (it stays
+    closed). Neither audio was heard in training (corpus seed 3; pieces written here)."""
+    import torch
+
+    from moodscope.datasets.corpus import synthesize
+    from moodscope.training.data import tracks_to_items
+
+    root = synthesize(tmp_path / "corpus", n_clips=4, duration=30.0, seed=3, progress=False)
+    from moodscope.datasets import load_dataset
+
+    syn, _ = tracks_to_items(load_dataset("folder", root).tracks, model.features, progress=False)
+    piano = []
+    for name, mid in _written_pieces(3):
+        path = midi.render(mid, tmp_path / f"{name}.wav", sr=16000)
+        piano.append(path)
+    from moodscope.tracks import Track
+
+    pian, _ = tracks_to_items([Track(id=p.stem, audio=p) for p in piano], model.features, progress=False)
+    m = model.model
+
+    def p_syn(it):
+        with torch.no_grad():
+            return float(torch.sigmoid(m.domain(m.track_parts(it.feats)[1])).item())
+
+    ps, pp = [p_syn(it) for it in syn], [p_syn(it) for it in pian]
+    print(f"\ngate: synthetic {np.round(ps, 3).tolist()}, piano {np.round(pp, 3).tolist()}")
+    assert min(ps) > 0.5 > max(pp)

@@ -9,7 +9,13 @@ import torch
 from moodscope.config import FeatureConfig
 from moodscope.metrics import ccc
 from moodscope.models import build
-from moodscope.tasks.base import Item, _masked_ccc_loss, _masked_rmse_loss, crop_frames
+from moodscope.tasks.base import (
+    Item,
+    _masked_ccc_loss,
+    _masked_movement_ccc_loss,
+    _masked_rmse_loss,
+    crop_frames,
+)
 from moodscope.tasks.dynamic import DynamicTask
 
 
@@ -26,6 +32,28 @@ def test_masked_ccc_loss_equals_one_minus_ccc_and_ignores_masked_steps():
     assert float(part) == pytest.approx(np.mean([1 - ccc(t[i, :30], p[i, :30]) for i in range(3)]), abs=1e-9)
     r = _masked_rmse_loss(torch.tensor(p2), torch.tensor(t), mask, eps=0.0)
     assert float(r) == pytest.approx(np.sqrt(np.mean((p[:, :30] - t[:, :30]) ** 2)), abs=1e-9)
+
+
+def test_movement_ccc_loss_ignores_the_level_and_wants_the_listeners_amplitude():
+    rng = np.random.default_rng(1)
+    t = 0.06 * rng.normal(size=(4, 40))
+    p = t + 0.03 * rng.normal(size=(4, 40))
+    mask = torch.ones(4, 40)
+    mask[:, 35:] = 0
+    loss = float(_masked_movement_ccc_loss(torch.tensor(p), torch.tensor(t), mask, eps=0.0))
+    centred = [(x[i, :35] - x[i, :35].mean()) for x in (t, p) for i in range(4)]
+    expected = np.mean([1 - ccc(centred[i], centred[4 + i]) for i in range(4)])
+    assert loss == pytest.approx(expected, abs=1e-9)
+    # a level off by 0.5 changes nothing (the full CCC loss would be near 1)
+    shifted = float(_masked_movement_ccc_loss(torch.tensor(p + 0.5), torch.tensor(t), mask, eps=0.0))
+    assert shifted == pytest.approx(loss, abs=1e-9)
+    assert float(_masked_ccc_loss(torch.tensor(p + 0.5), torch.tensor(t), mask, eps=0.0)) > 0.9
+    # the best amplitude is the target's own: scaling the movement up or down only costs
+    scales = [0.25, 0.5, 1.0, 2.0, 4.0]
+    losses = [
+        float(_masked_movement_ccc_loss(torch.tensor(s * t), torch.tensor(t), mask, eps=0.0)) for s in scales
+    ]
+    assert losses[2] == pytest.approx(0.0, abs=1e-9) and min(losses) == losses[2]
 
 
 def test_dynamic_windows_cover_the_labelled_span():

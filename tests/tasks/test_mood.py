@@ -613,3 +613,103 @@ def test_clip_level_scale_scales_the_level_not_the_signs():
     assert torch.allclose(y2 - y2.mean(0), y1 - y1.mean(0), atol=1e-5)
     with pytest.raises(ValueError, match="clip_level_scale"):
         build("musicnn_va", clip_head=True, clip_level_scale=0.0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the listeners' movement (musicnn_va movement_past_s, fitted by fit_track_movement)
+
+
+def test_past_average_is_causal_lagged_and_leaves_padding_out():
+    m = build(
+        "musicnn_va", width=0.25, mode_features=False, clip_head=True, movement_past_s=1.5, movement_lag_s=0.5
+    )
+    z = torch.arange(8, dtype=torch.float32)[None, :, None].repeat(1, 1, 250)  # step t holds t
+    real = torch.ones(1, 8, 1)
+    real[:, 6:] = 0  # two padding steps at the end
+    c = m.past_average(z * real, real)[0, :, 0]
+    # past 3 steps, 1 step late: t=0 -> [0]; t=1 -> [0]; t=2 -> [0, 1]; t=3 -> [0, 1, 2]; t=4 -> [1, 2, 3] ...
+    assert c[:6].tolist() == pytest.approx([0.0, 0.0, 0.5, 1.0, 2.0, 3.0])
+    assert c[7].item() == pytest.approx(4.5)  # [4, 5, (6 padding)]: real steps only
+    # nothing later than t - lag reaches step t
+    z2 = z.clone()
+    z2[:, 5:] = 100.0
+    assert m.past_average(z2, torch.ones(1, 8, 1))[0, :6, 0].tolist() == pytest.approx([0, 0, 0.5, 1, 2, 3])
+
+
+def _movement_model():
+    torch.manual_seed(0)
+    m = build("musicnn_va", width=0.25, mode_features=False, clip_head=True, movement_past_s=4.0)
+    m.set_input_stats(np.zeros(250, np.float32), np.ones(250, np.float32))
+    return m.eval()
+
+
+def test_unfitted_track_movement_is_the_identity(task):
+    m = _movement_model()
+    f = feats(90, 4)
+    curve = task.sliding_curve(m, f)
+    assert np.allclose(task.predict(m, f)[:, :2], curve, atol=1e-6)  # fitted parts start as the identity
+    assert not any(p.requires_grad for p in (m.motion.weight, m.motion_keep, m.domain.weight))
+
+
+def test_fit_track_movement_recovers_the_movement_keeps_the_mean_and_gates_synthetic_audio():
+    from moodscope.models.musicnn_va import fit_track_movement
+
+    m = _movement_model()
+    true_w = np.random.default_rng(2).normal(0, 0.01, (2, 250))
+    tracks, gate = [], []
+    for i in range(30):
+        f = feats(80, 10 + i)
+        curve = np.random.default_rng(i).normal(0, 0.2, (80, 2))  # a sliding curve unrelated to the listeners
+        c, _ = m.track_parts(f)
+        target = 0.3 + 0.5 * (curve - curve.mean(0)) + c.double().numpy() @ true_w.T  # listeners' level elsewhere
+        target[70:] = np.nan  # unlabelled tail
+        tracks.append((f, curve, target))
+        syn = feats(80, 500 + i)
+        syn[:, 5] += 3.0  # "synthetic audio": one feature far off
+        gate += [(f, False), (syn, True)]
+    info = fit_track_movement(m, tracks, alpha=1e-6, gate=gate)
+    assert min(info["r2"]) > 0.99 and info["gate_accuracy"] == 1.0
+    assert np.allclose(m.motion_keep.numpy(), 0.5, atol=1e-3)
+    assert np.allclose(m.motion.weight.numpy(), true_w, atol=1e-3)
+    f, curve, target = tracks[0]
+    out = m.track_curve(f, curve)
+    ok = ~np.isnan(target).any(1)
+    assert np.allclose(out.mean(0), curve.mean(0), atol=1e-9)  # the static point never moves
+    assert np.allclose(out[ok] - out[ok].mean(0), target[ok] - target[ok].mean(0), atol=0.02)
+    # synthetic audio keeps its sliding curve as it is (the gate is open)
+    syn = gate[1][0]
+    ungated = 0.5 * (curve - curve.mean(0)) + curve.mean(0)
+    assert np.abs(m.track_curve(syn, curve) - curve).max() < 0.01 < np.abs(ungated - curve).max()
+    fit_track_movement(m, tracks, alpha=1e-6, gain=2.0)
+    assert np.allclose(m.motion.weight.numpy(), 2 * true_w, atol=2e-3)
+    with pytest.raises(ValueError, match="no movement part"):
+        fit_track_movement(build("musicnn_va", width=0.25, mode_features=False), tracks, alpha=1.0)
+
+
+def test_movement_fit_is_checked():
+    from moodscope.errors import ConfigError
+    from moodscope.training.config import load_config
+
+    cfg = load_config(None, ["train.movement_fit={alpha: 100, gain: 2, sources: [main], gate: [synthetic]}"])
+    assert cfg["train"]["movement_fit"] == {"alpha": 100, "gain": 2, "sources": ["main"], "gate": ["synthetic"]}
+    for bad in ("{alpha: -1}", "{alpha: 1, colour: red}", "{sources: main}", "{gate: synthetic}", "[1]"):
+        with pytest.raises(ConfigError, match="train.movement_fit: expected"):
+            load_config(None, [f"train.movement_fit={bad}"])
+
+
+def test_refit_movement_uses_only_the_named_sources(task):
+    from moodscope.training.fold import refit_movement
+
+    m = _movement_model()
+    curve = np.tile(np.linspace(-0.2, 0.2, 80)[:, None], (1, 2)).astype(np.float32)
+    items = [
+        Item("piece", feats(80, 1), dynamic=curve),
+        Item("vgmidi:p2", feats(80, 4), dynamic=curve[::-1].copy()),
+        Item("synthetic:s", feats(80, 2), dynamic=-curve),
+        Item("4q:clip", feats(60, 3), tags=one_hot("Q1")),
+    ]
+    assert refit_movement(m, task, items, alpha=1.0, sources=["main", "vgmidi"])["sources"] == {"main": 1, "vgmidi": 1}
+    out = refit_movement(m, task, items, alpha=1.0, gate=["synthetic"])
+    assert out["sources"] == {"main": 1, "vgmidi": 1, "synthetic": 1} and "gate_accuracy" in out
+    with pytest.raises(ValueError, match="no training track with a curve"):
+        refit_movement(m, task, items, sources=["4q"])

@@ -120,6 +120,21 @@ def test_load_aux_items_keeps_the_named_splits_and_prefixes_ids(tmp_path):
     assert load_aux_items(load_config(), feats, None, progress=False) == []
 
 
+def test_a_main_dataset_without_tags_takes_the_first_aux_tag_names(tmp_path):
+    """VGMIDI (curves, no tags) as the main dataset with 4Q/EMOPIA (quadrant tags) in data.also: the quadrant
+    labels must survive, so the tag names come from the first entry that has some."""
+    root = folder(tmp_path, "aux", n_tracks=3, duration_s=2.0)
+    cfg = load_config(
+        base={"data": {"dataset": "folder", "also": [{"dataset": "folder", "root": str(root)}]}}
+    )
+    names: list[str] = []
+    items = load_aux_items(cfg, FeatureConfig(n_mels=32), names, progress=False)
+    assert names == ["happy", "sad"] and items[0].tags is not None
+    kept = ["calm"]  # a main dataset with tags keeps its own
+    load_aux_items(cfg, FeatureConfig(n_mels=32), kept, progress=False)
+    assert kept == ["calm"]
+
+
 def test_two_aux_datasets_of_one_kind_keep_their_tracks_apart(tmp_path):
     """Two ``data.also`` entries of the same adapter (e.g. two renderings of one release) must not collide
     on ids: ``_prepare`` keys items by id, so one entry's tracks would replace the other's and the

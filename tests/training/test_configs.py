@@ -20,6 +20,7 @@ from fixtures_datasets import (
     make_emopia,
     make_folder,
     make_pmemo,
+    make_vgmidi,
 )
 from moodscope.training.config import load_config
 from moodscope.training.experiment import run_experiment
@@ -63,6 +64,8 @@ def _fixture(dataset: str, tmp_path: Path) -> Path:
         return make_emopia(tmp_path, quirks=False) / "EMOPIA_1.0"
     if dataset == "4q":
         return make_4q(tmp_path)
+    if dataset == "vgmidi":
+        return make_vgmidi(tmp_path, quirks=False)
     raise AssertionError(f"no fixture for dataset {dataset!r}")
 
 

@@ -12,7 +12,7 @@ the dataset check behind ``moodscope datasets check`` in :mod:`moodscope.dataset
 
 from __future__ import annotations
 
-from . import cal500, cal500exp, deam, emopia, folder, fourq, pmemo  # noqa: F401  (registers the adapters)
+from . import cal500, cal500exp, deam, emopia, folder, fourq, pmemo, vgmidi  # noqa: F401  (registers the adapters)
 from .base import DATASETS, Dataset, DatasetAdapter, IssueLog, Scale, list_datasets, load_dataset
 from .grid import resample_to_grid
 

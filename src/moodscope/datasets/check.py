@@ -33,7 +33,15 @@ from ..config import WINDOW_S
 from ..errors import DatasetError, MoodscopeError
 from .base import DATASETS, KINDS, Dataset, has_kind, load_dataset
 from .limits import excerpt
-from .splits import cal500_kfold, deam2015_split, emopia_split, kfold_by_song, mer1101_split
+from .splits import (
+    cal500_kfold,
+    deam2015_split,
+    emopia_split,
+    group_key,
+    kfold_by_group,
+    kfold_by_song,
+    mer1101_split,
+)
 
 
 def _duration_reader():
@@ -199,6 +207,10 @@ def _sizes(split) -> str:
     return text
 
 
+#: adapters whose tracks must be split by a group, never by clip: the ``Track.meta`` field of the group
+_GROUPED = {"4q": "artist", "vgmidi": "series"}
+
+
 def _split_sizes(ds: Dataset, usable: list[str], durations: dict[str, float], report: Report) -> None:
     by_id = {t.id: t for t in ds.tracks}
     release = Counter(by_id[i].split for i in usable if by_id[i].split is not None)
@@ -213,6 +225,21 @@ def _split_sizes(ds: Dataset, usable: list[str], durations: dict[str, float], re
         report.splits[f"{k}-fold by song"] = f"{len(usable)} songs, {size_text} test songs per fold"
     else:
         report.splits[f"{k}-fold by song"] = f"not possible: {len(usable)} usable songs < {k}"
+    group = _GROUPED.get(ds.adapter)
+    if group is not None:
+        tracks = [by_id[i] for i in usable]
+        n_groups = len({group_key(t, group) for t in tracks})
+        if n_groups >= 2:
+            kg = min(5, n_groups)
+            folds = kfold_by_group(
+                tracks, k=kg, group=group, stratify="quadrant" if ds.adapter == "4q" else None
+            )
+            sizes = sorted(len(f.test) for f in folds)
+            report.splits[f"{kg}-fold by {group}"] = (
+                f"{len(usable)} tracks of {n_groups} {group} groups, {sizes[0]}-{sizes[-1]} test tracks per fold"
+            )
+        else:
+            report.splits[f"5-fold by {group}"] = f"not possible: {n_groups} {group} group(s)"
     if ds.adapter == "deam":
         try:
             report.splits["deam2015 (default)"] = _sizes(deam2015_split(usable))

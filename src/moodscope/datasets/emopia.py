@@ -206,7 +206,7 @@ class EmopiaDataset(DatasetAdapter):
 
     def audio_dir(self) -> Path:
         """The folder of this variant's renders."""
-        return (self.cache_dir or cache_root() / "emopia") / self.variant.key()
+        return (self.cache_dir or cache_root() / self.name) / self.variant.key()
 
     # ------------------------------------------------------------------------------------------------------
     def load(self, root: Path) -> Dataset:

@@ -249,10 +249,17 @@ class MoodTask(DynamicTask):
         return out, len(x)
 
     # -- whole tracks -----------------------------------------------------------------------------------------
+    def sliding_curve(self, model, feats: np.ndarray, *, device="cpu") -> np.ndarray:
+        """``(steps, 2)``: the curve of the sliding window alone (before a model's track-level movement)."""
+        return super().predict(model, feats, device=device)
+
     def predict(self, model, feats: np.ndarray, *, device="cpu") -> np.ndarray:
-        """``(steps, 2 + n_front_end_tags)``: the curve (sliding window) then the front end's tag probabilities."""
-        curve = super().predict(model, feats, device=device)
+        """``(steps, 2 + n_front_end_tags)``: the curve (sliding window, then the model's track-level movement
+        where it has one: ``musicnn_va``'s ``movement_past_s``) then the front end's tag probabilities."""
+        curve = self.sliding_curve(model, feats, device=device)
         n = len(curve)
+        if getattr(model, "motion", None) is not None:
+            curve = model.track_curve(np.asarray(feats[:n]), curve).astype(np.asarray(curve).dtype)
         parts = [curve, _sigmoid(np.asarray(feats[:n, 200:MUSICNN_BINS], dtype=np.float64))]
         if getattr(model, "mood_head", None) is not None:
             self.mood_names = list(model.moods)

@@ -99,6 +99,10 @@ class TrainSection:
     # relative weight of a source in that refit (after balancing), by name: "main" for the main dataset, the
     # dataset's name for a data.also entry (e.g. {emopia: 0.5}: EMOPIA's windows weigh half as much in total)
     clip_fit_weights: dict | None = None
+    # a model with a track-level movement (musicnn_va movement_past_s): fit it after training in closed form,
+    # {alpha: ridge strength, gain: multiplier of the fitted map, sources: [names] whose curves it learns
+    # ("main" or a data.also dataset's name; default every source with curves), gate: [names] of synthetic audio}
+    movement_fit: dict | None = None
     gamma: float = 0.5
     patience: int = 10
     # which weights a fold keeps: "best" (the epoch of the best validation score) or "last" (the end of
@@ -138,6 +142,24 @@ class TrainSection:
                 "train.clip_fit_weights: expected a mapping of source names to weights >= 0, e.g. {emopia: 0.5}, "
                 f"got {self.clip_fit_weights!r}"
             )
+        if self.movement_fit is not None:
+            mf = self.movement_fit
+            ok = isinstance(mf, dict) and set(mf) <= {"alpha", "gain", "sources", "gate"}
+            ok = ok and all(
+                isinstance(mf.get(k, 1.0), (int, float))
+                and not isinstance(mf.get(k, 1.0), bool)
+                and mf.get(k, 1.0) > 0
+                for k in ("alpha", "gain")
+            )
+            ok = ok and all(
+                mf.get(k) is None or (isinstance(mf[k], list) and all(isinstance(x, str) for x in mf[k]))
+                for k in ("sources", "gate")
+            )
+            if not ok:
+                raise ConfigError(
+                    "train.movement_fit: expected {alpha: > 0, gain: > 0, sources: [names], gate: [names]}, e.g. "
+                    f"{{alpha: 10000, gain: 2, sources: [vgmidi], gate: [synthetic]}}, got {mf!r}"
+                )
         if self.keep not in ("best", "last"):
             raise ConfigError(f"train.keep: expected 'best' or 'last', got {self.keep!r}")
         if self.milestones is not None and not all(isinstance(m, int) for m in self.milestones):

@@ -186,6 +186,12 @@ def make_folds(cfg: dict, dataset, items: list[Item]) -> list[Fold]:
     return out
 
 
+def source_of(item_id: str) -> str:
+    """The data source of a training item: ``"main"``, or the dataset of its ``data.also`` entry (the prefix of
+    ``<dataset>:<id>``)."""
+    return item_id.split(":", 1)[0] if ":" in item_id else "main"
+
+
 def load_aux_items(
     cfg: dict, features: FeatureConfig, tag_names, *, progress=True, repairs: list[str] | None = None
 ) -> list[Item]:
@@ -193,7 +199,9 @@ def load_aux_items(
 
     Each entry is a ``data``-like mapping (``dataset``, ``root``, ``options``, ``synthetic``) with an
     optional ``splits`` list (only tracks of those release splits, e.g. ``[train]``); labels are read as for
-    the main dataset (its tag names) and ``data.min_duration_s`` applies. An entry of the main dataset without
+    the main dataset (its tag names; a main dataset without tags -- VGMIDI's curves -- takes, in place in
+    ``tag_names``, those of the first entry that has some, e.g. 4Q's quadrants) and ``data.min_duration_s``
+    applies. An entry of the main dataset without
     ``root`` reads the main root (e.g. another rendering of EMOPIA's MIDI). A dataset named twice (two
     renderings of EMOPIA) gets ``<dataset>#2:`` for its second entry. The loaders' repairs
     (:func:`dataset_repairs`, labelled ``data.also[i]``) are appended to ``repairs`` when given."""
@@ -216,6 +224,8 @@ def load_aux_items(
         if repairs is not None:
             repairs.extend(dataset_repairs(ds, f"data.also[{i}]"))
         tracks = [t for t in ds.tracks if not keep or (t.split or "").lower() in keep]
+        if tag_names is not None and not tag_names and getattr(ds, "tag_names", None):
+            tag_names.extend(ds.tag_names)
         items, failures = tracks_to_items(
             tracks,
             features,

@@ -114,6 +114,8 @@ def train_fold(
     }
     if getattr(learner, "clip_fit", None):
         result["clip_fit"] = learner.clip_fit
+    if getattr(learner, "movement_fit", None):
+        result["movement_fit"] = learner.movement_fit
     return _fold_done(fold_dir, result, task, test_items, preds)
 
 
@@ -151,6 +153,36 @@ def refit_clip_head(
     return out
 
 
+def refit_movement(
+    model, task, items, *, seed: int = 0, alpha: float = 1e4, gain: float = 1.0, sources=None, gate=None
+) -> dict:
+    """Fit a model's track-level movement (:func:`moodscope.models.musicnn_va.fit_track_movement`) on the
+    training tracks with a curve whose source (``"main"``, or the dataset of a ``data.also`` entry) is in
+    ``sources`` (every source with curves when ``None``; each source weighs the same in total), against the
+    model's own sliding-window curve of each track. ``gate``: the sources of synthetic audio (e.g.
+    ``["synthetic"]``): the gate learns them against every other labelled training track."""
+    import numpy as np
+
+    from ..models.musicnn_va import fit_track_movement
+    from .data import source_of
+
+    keep = None if sources is None else set(sources)
+    picked = [it for it in items if it.dynamic is not None and (keep is None or source_of(it.id) in keep)]
+    if not picked:
+        raise ValueError(f"train.movement_fit: no training track with a curve from {sorted(keep or [])}")
+    names = [source_of(it.id) for it in picked]
+    count = {n: names.count(n) for n in set(names)}
+    weights = [len(names) / (len(count) * count[n]) for n in names]
+    with torch.no_grad():
+        tracks = [(it.feats, np.asarray(task.sliding_curve(model, it.feats)), it.dynamic) for it in picked]
+    pairs = None
+    if gate:
+        pairs = [(it.feats, source_of(it.id) in set(gate)) for it in items if task.has_labels(it)]
+    out = fit_track_movement(model, tracks, alpha=alpha, gain=gain, weights=weights, gate=pairs)
+    out["sources"] = count
+    return out
+
+
 class DeepLearner:
     """A registered model trained with Lightning: Adam (+ step decay), early stopping on the validation
     score, the best checkpoint kept; ``resume`` continues from the fold's last checkpoint.
@@ -179,6 +211,7 @@ class DeepLearner:
         self.device = resolve_device(cfg["train"].get("device"))
         self.epochs, self.best_val_score = 0, None
         self.clip_fit: dict | None = None
+        self.movement_fit: dict | None = None
 
     def fit(self, tr_items: list[Item], val_items: list[Item], *, fold: int) -> None:
         from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -252,6 +285,10 @@ class DeepLearner:
                 balance=bool(tc.get("clip_fit_balance", True)),
                 seed=seed,
                 source_weights=tc.get("clip_fit_weights"),
+            )
+        if tc.get("movement_fit") and getattr(model, "motion", None) is not None:
+            self.movement_fit = refit_movement(
+                model.cpu().eval(), task, tr_items + list(val_items), seed=seed, **tc["movement_fit"]
             )
         model.eval().to(device)
         self.epochs = int(trainer.current_epoch)
