@@ -556,3 +556,28 @@ def test_api_errors_are_moodscope_errors(grid, tmp_path):
         Q.query(grid, near=(0.1, 0.2, 0.3))
     with pytest.raises(UsageError, match="--within -1"):
         Q.query(grid, near="calm", within=-1)
+
+
+def test_out_never_replaces_a_file_unless_asked_and_never_an_input_or_a_results_file(tmp_path, cli):
+    """Issue 26 (1): ``query``/``playlist --out`` follow predict's rule -- an existing file only with
+    --overwrite, and never an analysed audio file or a file of the results folder, not even then."""
+    song = tmp_path / "music" / "song.wav"
+    song.parent.mkdir()
+    song.write_bytes(b"RIFF-audio-bytes")
+    out = build(tmp_path / "out", [make_row(song, 0.5, 0.5, tags=grid_tags(0.5, 0.5))])
+    summary = out / "summary.json"
+    summary.write_text('{"run": 1}')
+    other = tmp_path / "list.m3u"
+    other.write_text("keep me")
+    for verb in (["query", out], ["playlist", out, "--from", "calm", "--to", "happy", "--n", "1"]):
+        run = cli(*verb, "--out", other)
+        assert_clean_error(run, code=2, name=str(other), cause="exists (add --overwrite to replace it)")
+        assert other.read_text() == "keep me"
+        for target, cause in ((song, "an analysed input file"), (summary, "a file of the results folder")):
+            before = target.read_bytes()
+            run = cli(*verb, "--out", target, "--format", "csv", "--overwrite")
+            assert_clean_error(run, code=2, name=str(target), cause=cause)
+            assert target.read_bytes() == before
+        assert cli(*verb, "--out", other, "--overwrite").code == 0 and other.read_text() != "keep me"
+        other.write_text("keep me")
+    assert leftovers(tmp_path) == []

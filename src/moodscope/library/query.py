@@ -726,23 +726,45 @@ def _format(a, default: str) -> str:
     return "table"
 
 
-def _emit(text: str, out: str | None, store_folder) -> None:
-    """``text`` to stdout, or atomically into ``out`` (never over the store itself)."""
+def _emit(text: str, out: str | None, store_folder, *, overwrite: bool = False) -> None:
+    """``text`` to stdout, or atomically into ``out``: never over an existing file unless ``overwrite``, and
+    never -- not even then -- over the store, a file in the store's folder (what ``predict`` wrote there), or a
+    file the store analysed (an input: an audio file replaced by a text table is data lost)."""
     if out is None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
     target = Path(out)
-    store_file = Path(store_folder)
-    store_file = store_file if store_file.name == STORE_NAME else store_file / STORE_NAME
-    if os.path.realpath(target) in {os.path.realpath(f"{store_file}{s}") for s in ("", "-wal", "-shm")}:
+    folder = Path(store_folder)
+    folder = folder.parent if folder.name == STORE_NAME and folder.is_file() else folder
+    store_file = folder / STORE_NAME
+    real = os.path.realpath(target)
+    if real in {os.path.realpath(f"{store_file}{s}") for s in ("", "-wal", "-shm")}:
         raise UsageError(f"{shown_path(out)}: --out would overwrite the results store")
     if target.is_dir():
         raise OutputError(f"{shown_path(out)}: --out is a folder; give a file name (e.g. list.m3u)")
+    if os.path.lexists(target):
+        if os.path.dirname(real) == os.path.realpath(folder) or _analysed(folder, real, str(target.absolute())):
+            raise UsageError(
+                f"{shown_path(out)}: --out would overwrite "
+                + ("a file of the results folder" if os.path.dirname(real) == os.path.realpath(folder) else "an analysed input file")
+                + " (never replaced, even with --overwrite); write elsewhere"
+            )
+        if not overwrite:
+            raise UsageError(f"{shown_path(out)}: --out exists (add --overwrite to replace it)")
     try:
         write_atomic(target, text)
     except OSError as e:
         raise OutputError(f"{shown_path(out)}: cannot write ({e.strerror or e})") from None
+
+
+def _analysed(folder: Path, *paths: str) -> bool:
+    """Whether the store of ``folder`` holds a track or failure at one of ``paths``."""
+    try:
+        with ResultStore(folder, create=False) as store:
+            return any(store.has_path(p) for p in paths)
+    except Exception:  # an unreadable store was reported earlier; this check only protects files
+        return False
 
 
 def _warn(verb: str, message: str) -> None:
@@ -813,6 +835,11 @@ def add_query_arguments(p: argparse.ArgumentParser) -> None:
         "playlist with absolute paths). Default: from --out's extension (.m3u/.m3u8, .csv, .jsonl), else table",
     )
     o.add_argument("--out", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    o.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out if it exists (never the store, its folder's files or an analysed input)",
+    )
 
 
 def add_playlist_arguments(p: argparse.ArgumentParser) -> None:
@@ -848,6 +875,11 @@ def add_playlist_arguments(p: argparse.ArgumentParser) -> None:
         "table on stdout; with --out, from its extension, else m3u",
     )
     p.add_argument("--out", metavar="FILE", help="write to FILE (atomically), e.g. calm-to-energetic.m3u")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out if it exists (never the store, its folder's files or an analysed input)",
+    )
 
 
 def _render(fmt: str, rows: list[dict], verb: str, table) -> str:
@@ -885,7 +917,7 @@ def cmd_query(a) -> int:
     text = _render(fmt, rows, "query", table_text)
     if fmt == "table" and rows:
         text += f"{len(rows)} track{'s' if len(rows) != 1 else ''} ({rows[0]['model_id']})\n"
-    _emit(text, a.out, a.store)
+    _emit(text, a.out, a.store, overwrite=a.overwrite)
     if a.out:
         print(f"moodscope query: wrote {len(rows)} tracks to {shown_path(a.out)}", file=sys.stderr)
     return 0
@@ -905,7 +937,7 @@ def cmd_playlist(a) -> int:
             f"{shown_path(a.store)}: the tracks are on average {dist.mean():.2f} from their points of the path "
             f"(more than {MAX_MEAN_DISTANCE}): the library has too few tracks near it",
         )
-    _emit(text, a.out, a.store)
+    _emit(text, a.out, a.store, overwrite=a.overwrite)
     if a.out:
         print(
             f"moodscope playlist: wrote {len(rows)} tracks to {shown_path(a.out)}; {summary}", file=sys.stderr
