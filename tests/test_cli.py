@@ -127,3 +127,30 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, cap
     monkeypatch.setitem(cli.COMMANDS, "models", buggy)
     with pytest.raises(ValueError, match="an internal bug"):
         main(["models"])
+
+
+@pytest.mark.parametrize(
+    "argv, cause",
+    [
+        (["predict", "x.wav", "--jobs", "0"], "argument --jobs: invalid whole number 1..256 value: '0'"),
+        (["predict", "x.wav", "--jobs", "-3"], "argument --jobs: invalid whole number 1..256 value: '-3'"),
+        (
+            ["predict", "x.wav", "--hop-valence", "nan"],
+            "argument --hop-valence: invalid positive number of seconds",
+        ),
+        (
+            ["predict", "x.wav", "--hop-arousal", "-1"],
+            "argument --hop-arousal: invalid positive number of seconds",
+        ),
+        (
+            ["serve", "--workers", "1000000"],
+            "argument --workers: invalid whole number 1..64 value: '1000000'",
+        ),
+    ],
+)
+def test_out_of_range_arguments_are_one_line_before_any_work(argv, cause, capsys):
+    """Issue 26 (11, 14): values that used to crash later or run away (40 model copies) stop at the parser."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and cause in err[-1]

@@ -174,7 +174,9 @@ def main() -> None:
                     "EMOPIA: official test split (88 clips, FluidR3_GM rendering), seed 0",
                     "synthetic_curve_unseen": curve,
                     "vgmidi_cv": {k: vg_rep["rows"][k] for k in vg_rep["rows"]},
-                    "vgmidi_cv_summary": {k: {"mean": v["mean"], "std": v["std"]} for k, v in vg["summary"].items()},
+                    "vgmidi_cv_summary": {
+                        k: {"mean": v["mean"], "std": v["std"]} for k, v in vg["summary"].items()
+                    },
                     "vgmidi_protocol": "series-grouped 5-fold cross-validation (seed 0) on the given half; per "
                     "piece = Pearson/CCC of the 2 Hz curve against the listeners' bars, mean over the 100 pieces",
                     "mood_fit": {"windows": fit["windows"]},

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
+from .argtypes import count, seconds
 from .errors import MoodscopeError, shown_path
 
 #: examples per verb: the first is also listed by ``moodscope --help``
@@ -144,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--jobs",
-        type=int,
+        type=count(1, 256),
         help="worker processes, each loading the model once (default: all cores for 8 files or more, else 1; "
         "MOODSCOPE_JOBS sets the default)",
     )
@@ -161,10 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", action="store_true", help="also write a PNG per track (into --out, else the current folder)"
     )
     s.add_argument(
-        "--hop-valence", type=float, help="sliding-window hop for valence in seconds (default: model's)"
+        "--hop-valence", type=seconds, help="sliding-window hop for valence in seconds (default: model's)"
     )
     s.add_argument(
-        "--hop-arousal", type=float, help="sliding-window hop for arousal in seconds (default: model's)"
+        "--hop-arousal", type=seconds, help="sliding-window hop for arousal in seconds (default: model's)"
     )
     s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
     _add_precision(s, "float32")
@@ -247,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--n-clips", type=int, default=40)
     c.add_argument("--duration", type=float, default=45.0, help="clip length in seconds")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    c.add_argument("--workers", type=count(1, 256), default=None, help="processes (default: all cores)")
 
     s = _add(
         sub,
@@ -364,7 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=8,
         help="most requests in progress at once, uploading, waiting or running (default 8; 503 with Retry-After beyond)",
     )
-    s.add_argument("--workers", type=int, default=1, help="threads running predictions (default 1)")
+    s.add_argument(
+        "--workers", type=count(1, 64), default=1, help="threads running predictions (default 1, at most 64)"
+    )
     s.add_argument(
         "--allow-host",
         action="append",

@@ -477,6 +477,10 @@ BAD_QUERIES = {
     "tag-min-outside": (["--tag", "happy:2"], "within [0, 1]"),
     "unknown-sort-key": (["--sort", "loudness"], "--sort 'loudness': unknown tag"),
     "limit-zero": (["--limit", "0"], "--limit 0: give 1 or more"),
+    "limit-beyond-sqlite": (
+        ["--limit", "9223372036854775808"],
+        "--limit 9223372036854775808: at most 2147483648",
+    ),
     "within-without-near": (["--within", "0.2"], "--within needs --near"),
 }
 

@@ -124,3 +124,19 @@ def test_jobs_2_and_ray_give_the_results_of_one_process(tmp_path, cli, tiny_mode
             assert r["content_hash"] == ref["content_hash"] and r["model_id"] == ref["model_id"]
             assert r["valence"] == pytest.approx(ref["valence"], abs=1e-4)
             assert r["curve_arousal"] == pytest.approx(ref["curve_arousal"], abs=1e-4)
+
+
+def test_jobs_beyond_the_cores_are_capped_with_a_note(tmp_path, cli, tiny_model, monkeypatch):
+    """Issue 26 (14): --jobs 40 on 40 files used to load 40 model copies; now at most one per core."""
+    import moodscope.library.jobs as jobs_mod
+
+    monkeypatch.setattr(jobs_mod, "available_cores", lambda: 1)
+    music = tmp_path / "music"
+    for i in range(3):
+        write_clip(music / f"t{i}.wav", 2.0, seed=i)
+    out = tmp_path / "out"
+    run = cli(
+        "predict", music, "--model", tiny_model, "--out", out, "--format", "none", "--quiet", "--jobs", "40"
+    )
+    assert run.code == 0, run.err
+    assert "--jobs 40 capped at 1, the cores available" in run.err and len(_rows(out)) == 3

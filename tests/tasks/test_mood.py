@@ -661,7 +661,9 @@ def test_fit_track_movement_recovers_the_movement_keeps_the_mean_and_gates_synth
         f = feats(80, 10 + i)
         curve = np.random.default_rng(i).normal(0, 0.2, (80, 2))  # a sliding curve unrelated to the listeners
         c, _ = m.track_parts(f)
-        target = 0.3 + 0.5 * (curve - curve.mean(0)) + c.double().numpy() @ true_w.T  # listeners' level elsewhere
+        target = (
+            0.3 + 0.5 * (curve - curve.mean(0)) + c.double().numpy() @ true_w.T
+        )  # listeners' level elsewhere
         target[70:] = np.nan  # unlabelled tail
         tracks.append((f, curve, target))
         syn = feats(80, 500 + i)
@@ -691,7 +693,12 @@ def test_movement_fit_is_checked():
     from moodscope.training.config import load_config
 
     cfg = load_config(None, ["train.movement_fit={alpha: 100, gain: 2, sources: [main], gate: [synthetic]}"])
-    assert cfg["train"]["movement_fit"] == {"alpha": 100, "gain": 2, "sources": ["main"], "gate": ["synthetic"]}
+    assert cfg["train"]["movement_fit"] == {
+        "alpha": 100,
+        "gain": 2,
+        "sources": ["main"],
+        "gate": ["synthetic"],
+    }
     for bad in ("{alpha: -1}", "{alpha: 1, colour: red}", "{sources: main}", "{gate: synthetic}", "[1]"):
         with pytest.raises(ConfigError, match="train.movement_fit: expected"):
             load_config(None, [f"train.movement_fit={bad}"])
@@ -708,7 +715,10 @@ def test_refit_movement_uses_only_the_named_sources(task):
         Item("synthetic:s", feats(80, 2), dynamic=-curve),
         Item("4q:clip", feats(60, 3), tags=one_hot("Q1")),
     ]
-    assert refit_movement(m, task, items, alpha=1.0, sources=["main", "vgmidi"])["sources"] == {"main": 1, "vgmidi": 1}
+    assert refit_movement(m, task, items, alpha=1.0, sources=["main", "vgmidi"])["sources"] == {
+        "main": 1,
+        "vgmidi": 1,
+    }
     out = refit_movement(m, task, items, alpha=1.0, gate=["synthetic"])
     assert out["sources"] == {"main": 1, "vgmidi": 1, "synthetic": 1} and "gate_accuracy" in out
     with pytest.raises(ValueError, match="no training track with a curve"):

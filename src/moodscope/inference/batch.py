@@ -310,7 +310,7 @@ class _Run:
     def execute(self, todo: list[tuple[Path, str]], *, jobs, backend: str) -> None:
         from tqdm import tqdm
 
-        from ..library.jobs import run_local
+        from ..library.jobs import available_cores, run_local
 
         if not todo:
             return
@@ -321,6 +321,16 @@ class _Run:
             outcomes = run_ray(self.spec, paths, jobs=None if jobs is None else max(1, int(jobs)))
         elif backend == "local":
             n_jobs = _default_jobs(len(todo)) if jobs is None else max(1, int(jobs))
+            cores = available_cores()
+            if (
+                n_jobs > cores and len(todo) > cores
+            ):  # each worker holds a model: more than the cores only costs memory
+                print(
+                    f"moodscope predict: --jobs {n_jobs} capped at {cores}, the cores available (each worker loads "
+                    "the model)",
+                    file=sys.stderr,
+                )
+                n_jobs = cores
             bars = (lambda p: _LongFileBar(shown_path(Path(p).name), True)) if self.progress else None
             outcomes = run_local(
                 self.spec, paths, jobs=n_jobs, predictor=self.predictor, decoding_progress=bars

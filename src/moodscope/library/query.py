@@ -263,6 +263,10 @@ def _where(folder) -> str:
     return shown_path(folder)
 
 
+#: the largest --limit (far beyond any library; SQLite's LIMIT takes a 64-bit integer)
+MAX_LIMIT = 1 << 31
+
+
 def _open(folder: str | os.PathLike) -> ResultStore:
     """The store of ``folder`` (or of the ``moodscope.sqlite`` file itself), refused when it has no tracks."""
     folder = Path(folder)
@@ -421,6 +425,8 @@ def query(
                 raise UsageError(f"--within {within:g}: give a distance >= 0")
         if limit is not None and limit < 1:
             raise UsageError(f"--limit {limit}: give 1 or more")
+        if limit is not None and limit > MAX_LIMIT:  # SQLite's integers are 64-bit: 2**63 overflows
+            raise UsageError(f"--limit {limit}: at most {MAX_LIMIT}")
     except UsageError as e:
         raise UsageError(f"{where}: {e}") from None
 
@@ -744,10 +750,16 @@ def _emit(text: str, out: str | None, store_folder, *, overwrite: bool = False) 
     if target.is_dir():
         raise OutputError(f"{shown_path(out)}: --out is a folder; give a file name (e.g. list.m3u)")
     if os.path.lexists(target):
-        if os.path.dirname(real) == os.path.realpath(folder) or _analysed(folder, real, str(target.absolute())):
+        if os.path.dirname(real) == os.path.realpath(folder) or _analysed(
+            folder, real, str(target.absolute())
+        ):
             raise UsageError(
                 f"{shown_path(out)}: --out would overwrite "
-                + ("a file of the results folder" if os.path.dirname(real) == os.path.realpath(folder) else "an analysed input file")
+                + (
+                    "a file of the results folder"
+                    if os.path.dirname(real) == os.path.realpath(folder)
+                    else "an analysed input file"
+                )
                 + " (never replaced, even with --overwrite); write elsewhere"
             )
         if not overwrite:

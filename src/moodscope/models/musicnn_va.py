@@ -160,7 +160,9 @@ class MusicnnVA(MoodModel):
             self.movement_past = max(1, int(round(float(movement_past_s) / 0.5)))
             self.movement_lag = int(round(float(movement_lag_s) / 0.5))
             self.motion = nn.Linear(n_bins, 2, bias=False)  # W
-            self.motion_keep = nn.Parameter(torch.ones(2), requires_grad=False)  # how much sliding movement stays
+            self.motion_keep = nn.Parameter(
+                torch.ones(2), requires_grad=False
+            )  # how much sliding movement stays
             self.domain = nn.Linear(2 * n_bins, 1)  # the gate: P(synthetic audio) from the track's statistics
             with torch.no_grad():  # unfitted: the identity (no movement added, the curve kept, gate closed)
                 self.motion.weight.zero_()
