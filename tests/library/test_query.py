@@ -585,3 +585,45 @@ def test_out_never_replaces_a_file_unless_asked_and_never_an_input_or_a_results_
         assert cli(*verb, "--out", other, "--overwrite").code == 0 and other.read_text() != "keep me"
         other.write_text("keep me")
     assert leftovers(tmp_path) == []
+
+
+@on_linux
+def test_a_store_in_a_read_only_folder_is_read(tmp_path, cli):
+    """Issue 26 (9): query/playlist read a store they cannot write (a read-only disk, someone else's folder).
+    As root (CI) the commands run with the effective user ``nobody``, for whom the folder is read-only."""
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="moodscope-ro-"))
+    try:
+        base.chmod(0o755)
+        out = build(base / "out", [make_row(tmp_path / f"t{i}.wav", 0.1 * i, -0.1 * i) for i in range(3)])
+        for extra in out.glob("moodscope.sqlite-*"):
+            extra.unlink()
+        (out / "moodscope.sqlite").chmod(0o444)
+        out.chmod(0o555)
+        argvs = [["query", out], ["playlist", out, "--from", "calm", "--to", "happy", "--n", "2"]]
+        root = os.geteuid() == 0
+        if root:  # become "nobody" for the file checks (the real uid stays root, so it can come back)
+            warm = build(
+                tmp_path / "warm", [make_row(tmp_path / f"w{i}.wav", 0.1 * i, 0.1) for i in range(3)]
+            )
+            for (
+                argv
+            ) in argvs:  # import what the commands import lazily while the interpreter's files are readable
+                cli(argv[0], warm, *argv[2:])
+            os.setegid(65534)
+            os.seteuid(65534)
+        try:
+            runs = [cli(*argv) for argv in argvs]
+        finally:
+            if root:
+                os.seteuid(0)
+                os.setegid(0)
+        results = [(r.code, r.out, r.err) for r in runs]
+        assert all(code == 0 for code, _, _ in results), results
+        assert "3 tracks" in results[0][1]
+        assert not list(out.glob("moodscope.sqlite-*"))  # nothing written beside it
+    finally:
+        out.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)

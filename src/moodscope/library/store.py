@@ -157,7 +157,7 @@ class ResultStore:
                 f"{shown_path(self.folder)}: no results store here ({STORE_NAME}); run predict --out first"
             )
         try:
-            self.db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self.db = self._connect(create)
             self.db.row_factory = sqlite3.Row
             if create:
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -173,6 +173,30 @@ class ResultStore:
             raise OutputError(
                 f"{shown_path(self.path)}: results store of a newer moodscope (schema {version and version[0]})"
             )
+
+    def _connect(self, create: bool) -> sqlite3.Connection:
+        """Read-write for a run; read-only for ``create=False`` (``query``, ``playlist``), so that a store on a
+        read-only disk or folder can be read: SQLite's WAL mode wants to create ``-shm``/``-wal`` files beside
+        the store even to read, and where it cannot, the store is opened as immutable (nobody can be writing
+        to a folder that cannot be written)."""
+        if create:
+            return sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+        from urllib.parse import quote
+
+        uri = "file:" + quote(str(self.path.absolute()))
+        db = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=30.0, isolation_level=None)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError as e:
+            db.close()
+            if (
+                os.access(self.folder, os.W_OK)
+                and "readonly" not in str(e)
+                and "unable to open" not in str(e)
+            ):
+                raise
+        return sqlite3.connect(uri + "?immutable=1", uri=True, timeout=30.0, isolation_level=None)
 
     # -- what is done ------------------------------------------------------------------------------------
     def unchanged(self, key: FileKey, mid: str) -> bool:
