@@ -398,6 +398,24 @@ def test_summary_counts_every_input(tmp_path, cli, tiny_model):
     assert (s["n_files"], s["n_ok"], s["n_failed"]) == (3, 1, 2)
 
 
+def test_a_track_named_summary_keeps_its_own_output(tmp_path, cli, tiny_model):
+    """Issue 26 (4): ``summary.wav``'s result must not be overwritten by the run's summary.json."""
+    music = tmp_path / "music"
+    write_clip(music / "summary.wav", 3.0, seed=1)
+    write_clip(music / "b.wav", 3.0, seed=2)
+    out = tmp_path / "out"
+    for fmt in ("json", "csv"):
+        run = cli("predict", music, "--model", tiny_model, "--out", out / fmt, "--format", fmt, "--quiet")
+        assert run.code == 0, run.err
+        track = json.loads((out / fmt / "summary.json").read_text())
+        assert track["n_files"] == 2  # the run's summary
+        rows = {Path(r["file"]).name: r for r in track["tracks"]}
+        assert rows["summary.wav"]["outputs"] == [f"summary-2.{fmt}"]
+        assert (out / fmt / f"summary-2.{fmt}").is_file()
+        if fmt == "json":
+            assert json.loads((out / fmt / "summary-2.json").read_text())["file"].endswith("summary.wav")
+
+
 # -- concurrency and kills ------------------------------------------------------------------------------------
 def test_folder_held_by_a_live_run_is_refused(tmp_path, cli, tiny_model):
     clip = write_clip(tmp_path / "a.wav", 3.0)

@@ -462,9 +462,16 @@ def _write_summary(out: Path, run: _Run, plan: _Plan) -> None:
         write_atomic(out / SUMMARY_CSV, buf.getvalue())
 
 
+#: output stems a track may not take: ``summary.json``/``summary.csv`` are the run's (a track ``summary.wav``
+#: gets ``summary-2.json``, its summary row naming that file), compared without case (macOS, Windows)
+RESERVED_STEMS = frozenset({"summary"})
+
+
 def _unique_stem(path: Path, used: set[str]) -> str:
     stem = path.stem
     cand, k = stem, 1
+    if stem.casefold() in RESERVED_STEMS:
+        k, cand = 2, f"{stem}-2"
     while cand in used:
         k += 1
         cand = f"{stem}-{k}"
