@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 import os
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -627,3 +628,34 @@ def test_a_store_in_a_read_only_folder_is_read(tmp_path, cli):
     finally:
         out.chmod(0o755)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_hand_damaged_store_rows_are_shown_as_missing_with_a_warning(tmp_path, cli):
+    """Issue 26 (10): non-JSON tags, text or Inf valence, a non-JSON result -- no traceback, a warning naming
+    a track, the rest of the library as usual."""
+    rows = [
+        make_row(tmp_path / f"t{i}.wav", 0.2 * i - 0.4, 0.1 * i, tags=grid_tags(0.1, 0.1)) for i in range(5)
+    ]
+    out = build(tmp_path / "out", rows)
+    db = sqlite3.connect(out / "moodscope.sqlite")
+    db.execute("UPDATE tracks SET tags = 'not json{' WHERE path = ?", (str(tmp_path / "t0.wav"),))
+    db.execute("UPDATE tracks SET valence = 'loud' WHERE path = ?", (str(tmp_path / "t1.wav"),))
+    db.execute("UPDATE tracks SET arousal = 9e999 WHERE path = ?", (str(tmp_path / "t2.wav"),))
+    db.execute("UPDATE tracks SET result = 'garbage' WHERE path = ?", (str(tmp_path / "t3.wav"),))
+    db.commit()
+    db.close()
+    run = cli("query", out)
+    assert run.code == 0 and "5 tracks" in run.out
+    assert "warning: " in run.err and "3 tracks have damaged stored values" in run.err
+    run = cli("query", out, "--format", "jsonl")
+    assert (
+        run.code == 0
+        and len(run.out.splitlines()) == 4
+        and "left out 1 tracks whose stored result" in run.err
+    )
+    for line in run.out.splitlines():
+        json.loads(line)
+    run = cli("query", out, "--tag", "happy:0.0", "--format", "csv")
+    assert run.code == 0
+    run = cli("playlist", out, "--from", "calm", "--to", "happy", "--n", "3")
+    assert run.code == 0 and "left out 2 tracks whose stored valence/arousal is not a number" in run.err

@@ -313,10 +313,13 @@ def choose_model(store: ResultStore, model: str | None) -> str:
 
 
 def _tag_names(store: ResultStore, mid: str) -> list[str]:
-    r = store.db.execute(
-        "SELECT tags FROM tracks WHERE model_id = ? AND tags IS NOT NULL LIMIT 1", (mid,)
-    ).fetchone()
-    return list(decode_row({"tags": r[0]})["tags"]) if r is not None else []
+    for (tags,) in store.db.execute(
+        "SELECT tags FROM tracks WHERE model_id = ? AND tags IS NOT NULL ORDER BY rowid LIMIT 100", (mid,)
+    ):
+        decoded = decode_row({"tags": tags})["tags"]
+        if decoded is not None:  # the first row whose tags are readable (a damaged one is skipped)
+            return list(decoded)
+    return []
 
 
 def _resolve_tag(name: str, known: list[str], where: str, mid: str, flag: str) -> str:
@@ -348,7 +351,9 @@ class _Sql:
 
     def tag(self, name: str) -> str:
         if self.json and '"' not in name and "\\" not in name:
-            return f"json_extract(tags, {self.param(f'$.{chr(34)}{name}{chr(34)}')})"
+            # json_valid first: a row damaged by hand is "no value", not a failed query
+            path = self.param(f"$.{chr(34)}{name}{chr(34)}")
+            return f"(CASE WHEN json_valid(tags) THEN json_extract(tags, {path}) END)"
         return f"moodscope_tag(tags, {self.param(name)})"
 
 
@@ -363,7 +368,7 @@ def _has_json(db: sqlite3.Connection) -> bool:
 def _tag_value(tags: str | None, name: str):
     if tags is None:
         return None
-    v = decode_row({"tags": tags})["tags"].get(name)
+    v = (decode_row({"tags": tags})["tags"] or {}).get(name)
     return v if isinstance(v, (int, float)) else None
 
 
@@ -554,16 +559,23 @@ def playlist(
     with _open(store_folder) as store:
         mid = choose_model(store, model)
         where = _where(store.folder)
-        ids, pts, seen = [], [], set()
+        ids, pts, seen, damaged = [], [], set(), 0
         for rowid, digest, v, a in store.db.execute(
             "SELECT rowid, content_hash, valence, arousal FROM tracks WHERE model_id = ? "
             "AND valence IS NOT NULL AND arousal IS NOT NULL ORDER BY path",
             (mid,),
         ):
+            if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in (v, a)):
+                damaged += 1  # text or inf written into the store by hand: not a point
+                continue
             if digest not in seen:  # duplicates of one file are one track
                 seen.add(digest)
                 ids.append(rowid)
                 pts.append((v, a))
+        if damaged:
+            _warn(
+                "playlist", f"{where}: left out {damaged} tracks whose stored valence/arousal is not a number"
+            )
         if not ids:
             raise UsageError(f"{where}: model {mid} gives no valence/arousal; a playlist needs them")
         if n > len(ids):
@@ -699,12 +711,30 @@ def _cell(x) -> str:
     return str(x)
 
 
+def _stored_result(r: dict) -> dict | None:
+    """The stored ``result`` of a row as an object, or None where it is not one (a damaged store)."""
+
+    def no_constants(name):  # NaN / Infinity are not JSON
+        raise ValueError(name)
+
+    try:
+        value = json.loads(r.get("result") or "", parse_constant=no_constants)
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def jsonl_text(rows: list[dict]) -> str:
-    """One stored ``result`` JSON object per line (rows of ``query(..., full=True)``)."""
-    # moodscope stores compact JSON; anything indented is made one line
-    return "".join(
-        (r["result"] if "\n" not in r["result"] else json.dumps(json.loads(r["result"]))) + "\n" for r in rows
-    )
+    """One stored ``result`` JSON object per line (rows of ``query(..., full=True)``); a row whose stored
+    result is not a JSON object is left out (:func:`cmd_query` says how many)."""
+    out = []
+    for r in rows:
+        value = _stored_result(r)
+        if (
+            value is not None
+        ):  # moodscope stores compact JSON, written as it is; anything indented is made one line
+            out.append((r["result"] if "\n" not in r["result"] else json.dumps(value)) + "\n")
+    return "".join(out)
 
 
 def m3u_text(rows: list[dict]) -> tuple[str, int]:
@@ -926,6 +956,15 @@ def cmd_query(a) -> int:
     )
     if not rows:
         print(f"moodscope query: no track of {shown_path(a.store)} matches", file=sys.stderr)
+    damaged = [r for r in rows if r.get("damaged")]
+    if damaged:
+        _warn("query", f"{shown_path(a.store)}: {len(damaged)} tracks have damaged stored values, shown as "
+              f"missing (e.g. {shown_path(damaged[0]['path'])}: {', '.join(damaged[0]['damaged'])})")  # fmt: skip
+    if fmt == "jsonl":
+        bad = [r for r in rows if _stored_result(r) is None]
+        if bad:
+            _warn("query", f"{shown_path(a.store)}: left out {len(bad)} tracks whose stored result is not JSON "
+                  f"(e.g. {shown_path(bad[0]['path'])})")  # fmt: skip
     text = _render(fmt, rows, "query", table_text)
     if fmt == "table" and rows:
         text += f"{len(rows)} track{'s' if len(rows) != 1 else ''} ({rows[0]['model_id']})\n"

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import time
@@ -294,8 +295,25 @@ class ResultStore:
 
 
 def decode_row(row: dict) -> dict:
-    """A ``tracks`` row with its JSON columns (tags, curves) decoded."""
-    for c in ("tags", "curve_valence", "curve_arousal"):
+    """A ``tracks`` row with its JSON columns (tags, curves) decoded. A column that is not the JSON moodscope
+    writes (a store damaged by hand or by another program) becomes ``None`` and is named in ``row["damaged"]``,
+    as is a valence/arousal that is not a finite number; readers show such values as missing and say so."""
+    damaged = []
+    for c, kind in (("tags", dict), ("curve_valence", list), ("curve_arousal", list)):
         if row.get(c) is not None:
-            row[c] = json.loads(row[c])
+            try:
+                value = json.loads(row[c])
+            except (TypeError, ValueError):
+                value = None
+            if not isinstance(value, kind):
+                damaged.append(c)
+                value = None
+            row[c] = value
+    for c in ("valence", "arousal"):
+        v = row.get(c)
+        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v)):
+            damaged.append(c)
+            row[c] = None
+    if damaged:
+        row["damaged"] = damaged
     return row
