@@ -12,11 +12,24 @@ from pathlib import Path
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+def text_path(path: str | Path) -> str:
+    """``path`` as text that can be stored and written anywhere (SQLite, UTF-8 files, JSON): a name that is not
+    UTF-8 (common on old disks and archives; Python holds its bytes as surrogates) gets its undecodable bytes as
+    ``\\xNN`` -- ``caf\\xe9.wav`` for Latin-1's ``café.wav`` -- and any other name is returned as it is. The
+    same file always gives the same text, so results stores and output names stay stable across runs."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def shown_path(path: str | Path) -> str:
     """``path`` as it may appear in a one-line message: control characters (a newline in a file name, an
     escape sequence) are written as ``\\n``, ``\\x1b``, ... so that one error stays one line and cannot
-    move the terminal's cursor."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(path))
+    move the terminal's cursor; bytes that are not UTF-8 as ``\\xNN`` (:func:`text_path`)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text_path(path))
 
 
 class MoodscopeError(Exception):

@@ -350,8 +350,8 @@ def evaluate_dynamic(references, estimates) -> OrderedDict:
         ``valence_ccc, valence_pcc, valence_rmse, arousal_ccc, arousal_pcc, arousal_rmse``: per song, then
         averaged (the movement *within* songs: a curve at the right level that does not move scores about 0),
         then ``{dim}_pooled_ccc, {dim}_pooled_pcc``: over all steps of all songs at once (dominated by the
-        differences *between* songs), and with three songs or more ``{dim}_static_pcc``: Pearson between the
-        songs' mean values (the static level, across songs).
+        differences *between* songs), and ``{dim}_static_pcc``: Pearson between the
+        songs' mean values (the static level, across songs; NaN with fewer than three songs).
     """
     references = list(references)
     estimates = list(estimates)
@@ -374,10 +374,13 @@ def evaluate_dynamic(references, estimates) -> OrderedDict:
         est_all = np.concatenate([e[:, j] for _, e in pairs])
         scores[f"{dim}_pooled_ccc"] = ccc(ref_all, est_all)
         scores[f"{dim}_pooled_pcc"] = pcc(ref_all, est_all)
-        if len(pairs) >= 3:
-            scores[f"{dim}_static_pcc"] = pcc(
-                [r[:, j].mean() for r, _ in pairs], [e[:, j].mean() for _, e in pairs]
-            )
+        scores[
+            f"{dim}_static_pcc"
+        ] = (  # a correlation of fewer than 3 points means nothing: NaN (null in JSON)
+            pcc([r[:, j].mean() for r, _ in pairs], [e[:, j].mean() for _, e in pairs])
+            if len(pairs) >= 3
+            else float("nan")
+        )
     return scores
 
 
@@ -569,7 +572,8 @@ def summarize_folds(fold_scores: Sequence[Mapping[str, float]]) -> OrderedDict:
     out = OrderedDict()
     for name in names:
         try:
-            values = np.array([float(f[name]) for f in folds])
+            # None: a metric undefined on that fold, read back from JSON (where NaN is written as null)
+            values = np.array([float("nan") if f[name] is None else float(f[name]) for f in folds])
         except (TypeError, ValueError):
             raise ValueError(f"score {name!r} is not numeric in every fold") from None
         std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0

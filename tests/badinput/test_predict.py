@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -414,6 +415,32 @@ def test_a_track_named_summary_keeps_its_own_output(tmp_path, cli, tiny_model):
         assert (out / fmt / f"summary-2.{fmt}").is_file()
         if fmt == "json":
             assert json.loads((out / fmt / "summary-2.json").read_text())["file"].endswith("summary.wav")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file names that are not UTF-8 need a POSIX file system")
+def test_a_file_name_that_is_not_utf8_is_analysed_and_never_stops_a_run(tmp_path, cli, tiny_model):
+    """Issue 26 (2): ``café.wav`` written in Latin-1 (common on old disks and archives) used to stop the whole run
+    with a UnicodeEncodeError in the store. Its name is written with \\xNN escapes, everywhere the same."""
+    music = tmp_path / "music"
+    write_clip(music / "a.wav", 3.0, seed=1)
+    latin = os.fsdecode(os.fsencode(str(music)) + b"/caf\xe9.wav")
+    shutil.copyfile(write_clip(tmp_path / "b.wav", 3.0, seed=2), latin)  # os functions take any bytes
+    out = tmp_path / "out"
+    run = cli("predict", music, "--model", tiny_model, "--out", out, "--quiet")
+    assert run.code == 0, run.err
+    assert (out / "caf\\xe9.json").is_file() and (out / "a.json").is_file()
+    result = json.loads((out / "caf\\xe9.json").read_text("utf-8"))
+    assert result["file"].endswith("caf\\xe9.wav")
+    summary = json.loads((out / "summary.json").read_text("utf-8"))
+    assert summary["n_ok"] == 2
+    rerun = cli("predict", music, "--model", tiny_model, "--out", out, "--quiet")  # stable: nothing to redo
+    assert rerun.code == 0 and json.loads((out / "summary.json").read_text("utf-8"))["n_skipped"] == 2
+    one = cli("predict", latin, "--model", tiny_model)
+    assert one.code == 0 and json.loads(one.out)["file"].endswith("caf\\xe9.wav")
+    feats = cli("features", latin, "--out", tmp_path / "f")
+    assert feats.code == 0, feats.err
+    q = cli("query", out)
+    assert q.code == 0 and "caf\\xe9.wav" in q.out
 
 
 # -- concurrency and kills ------------------------------------------------------------------------------------

@@ -160,7 +160,7 @@ def _check_path(path: Path) -> str:
 
 def _unreadable(path: Path, e: BaseException) -> AudioError:
     msg = " ".join(str(e).split()) or type(e).__name__
-    msg = re.sub(r"^Error(?: opening '.*?')? ?: ", "", msg).rstrip(".")  # libsndfile repeats the path
+    msg = re.sub(r"^Error(?: opening b?'.*?')? ?: ", "", msg).rstrip(".")  # libsndfile repeats the path
     if "does not exist or is not a regular file" in msg:  # what libsndfile says about non-MP3 bytes in .mp3
         msg = "no decodable audio frames"
     return AudioError(path, f"not a readable audio file ({msg})")
@@ -350,7 +350,7 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     else:
         try:
             with _quiet_c_stderr():  # libsndfile picks its decoder by content: any name may hold MP3
-                i = sf.info(str(path))
+                i = sf.info(os.fsencode(path))  # bytes: a name that is not UTF-8 opens too
         except (sf.SoundFileError, RuntimeError) as e:
             raise _unreadable(path, e) from e
         info = AudioInfo(
@@ -468,7 +468,7 @@ class AudioStream:
         )
         try:
             with _quiet_c_stderr(self._quiet):
-                self._file = sf.SoundFile(str(self.path))
+                self._file = sf.SoundFile(os.fsencode(self.path))
                 if self.start > 0:
                     # libsndfile's MP3 seek lands a few frames off; decode a pre-roll and drop it
                     preroll = min(self.start, _MP3_PREROLL) if self.info.format == "MP3" else 0

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..audio.decode import is_audio_file
-from ..errors import OutputError, UsageError, shown_path
+from ..errors import OutputError, UsageError, shown_path, text_path
 from ..fileio import FolderLock, json_text, probe_writable, remove_orphans, write_atomic
 from ..library.store import STORE_NAME
 from ..plot import plot_result
@@ -279,7 +279,7 @@ class _Run:
             if not stat.S_ISREG(st.st_mode):
                 todo.append((f, stem))  # never read a FIFO or a device here
                 continue
-            key = FileKey(str(Path(f).absolute()), st.st_size, st.st_mtime_ns)
+            key = FileKey(text_path(Path(f).absolute()), st.st_size, st.st_mtime_ns)
             self.keys[str(f)] = key
             if force:
                 todo.append((f, stem))
@@ -468,7 +468,7 @@ RESERVED_STEMS = frozenset({"summary"})
 
 
 def _unique_stem(path: Path, used: set[str]) -> str:
-    stem = path.stem
+    stem = text_path(path.stem)  # output names are text, whatever bytes the input's name holds
     cand, k = stem, 1
     if stem.casefold() in RESERVED_STEMS:
         k, cand = 2, f"{stem}-2"

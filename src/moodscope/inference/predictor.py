@@ -14,7 +14,7 @@ from ..audio.cache import file_features
 from ..audio.decode import resample, to_mono
 from ..audio.features import compute_features, iter_file_features
 from ..emotion import quadrant_name
-from ..errors import AudioError, MoodscopeError, PredictionError, UnknownNameError
+from ..errors import AudioError, MoodscopeError, PredictionError, UnknownNameError, text_path
 from ..modelfile import load_model
 from ..precision import autocast_dtype, resolve
 from ..tasks import TASKS
@@ -216,7 +216,7 @@ class Predictor:
         cache on, and for arrays, the features are one block.
         """
         if isinstance(source, (str, os.PathLike)):
-            label = str(source)
+            label = text_path(source)  # a name that is not UTF-8 is written with \xNN escapes everywhere
             c = self.features
             if self.task.streams and c.kind == "logmel" and c.top_db is None and not self.cache:
                 parts = iter_file_features(source, self.features, device=self.device)

@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import OutputError, shown_path
+from ..errors import OutputError, shown_path, text_path
 from ..fileio import json_text
 
 STORE_NAME = "moodscope.sqlite"
@@ -115,7 +115,7 @@ class FileKey:
     @classmethod
     def of(cls, path: str | os.PathLike) -> FileKey:
         st = os.stat(path)
-        return cls(str(Path(path).absolute()), st.st_size, st.st_mtime_ns)
+        return cls(text_path(Path(path).absolute()), st.st_size, st.st_mtime_ns)
 
 
 def row_from_result(res, key: FileKey, digest: str, mid: str) -> dict:
@@ -208,13 +208,15 @@ class ResultStore:
         return r is not None and (r["size"], r["mtime_ns"]) == (key.size, key.mtime_ns)
 
     def row(self, path: str, mid: str) -> dict | None:
-        r = self.db.execute("SELECT * FROM tracks WHERE path = ? AND model_id = ?", (path, mid)).fetchone()
+        r = self.db.execute(
+            "SELECT * FROM tracks WHERE path = ? AND model_id = ?", (text_path(path), mid)
+        ).fetchone()
         return dict(r) if r is not None else None
 
     def has_path(self, path: str) -> bool:
         """True when any model's row (or failure) names ``path``: moodscope has analysed that file here."""
         q = "SELECT 1 FROM tracks WHERE path = ? UNION ALL SELECT 1 FROM failures WHERE path = ? LIMIT 1"
-        return self.db.execute(q, (path, path)).fetchone() is not None
+        return self.db.execute(q, (text_path(path), text_path(path))).fetchone() is not None
 
     def by_hash(self, digest: str, mid: str) -> dict | None:
         """A row of the same content for ``mid`` (a duplicate or moved file), or None."""
@@ -231,9 +233,11 @@ class ResultStore:
         """Insert or replace one track (one transaction: all of it or nothing); clears its failure."""
         cols = ", ".join(COLUMNS)
         marks = ", ".join("?" for _ in COLUMNS)
+        row = {**row, "path": text_path(row["path"])}
         with self._transaction():
             self.db.execute(
-                f"INSERT OR REPLACE INTO tracks ({cols}) VALUES ({marks})", [row[c] for c in COLUMNS]
+                f"INSERT OR REPLACE INTO tracks ({cols}) VALUES ({marks})",
+                [text_path(row[c]) if isinstance(row[c], str) else row[c] for c in COLUMNS],
             )
             self.db.execute(
                 "DELETE FROM failures WHERE path = ? AND model_id = ?", (row["path"], row["model_id"])
@@ -242,7 +246,8 @@ class ResultStore:
     def add_failure(self, path: str, mid: str, error: str) -> None:
         with self._transaction():
             self.db.execute(
-                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?)", (str(path), mid, error, time.time())
+                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?)",
+                (text_path(path), mid, text_path(error), time.time()),
             )
 
     def _transaction(self):
