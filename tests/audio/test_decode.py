@@ -225,7 +225,7 @@ def test_zero_sample_file(write_audio):
     [
         ("cut.flac", "not a readable audio file (flac decoder lost sync"),
         ("cut.ogg", "no audio samples (0-sample or truncated file)"),
-        ("cut.mp3", "truncated: decoded"),
+        ("cut.mp3", "truncated: the last MPEG frame is cut short"),
     ],
 )
 def test_truncated_file(write_audio, tone, name, cause):

@@ -22,6 +22,7 @@ import pytest
 import soundfile as sf
 
 from badinput.harness import SR, UNWRITABLE_DIR, assert_clean_error, leftovers, on_linux, write_clip
+from tools import needs
 
 
 def _half(path: Path, frac: float = 0.6) -> Path:
@@ -441,6 +442,41 @@ def test_a_file_name_that_is_not_utf8_is_analysed_and_never_stops_a_run(tmp_path
     assert feats.code == 0, feats.err
     q = cli("query", out)
     assert q.code == 0 and "caf\\xe9.wav" in q.out
+
+
+def _id3_with_cover(picture_bytes: int) -> bytes:
+    """An ID3v2.3 tag holding one APIC frame (a cover picture) of ``picture_bytes``, as rippers write."""
+    import struct
+
+    pic = b"\x00image/jpeg\x00\x03\x00" + bytes(picture_bytes)
+    frame = b"APIC" + struct.pack(">I", len(pic)) + b"\x00\x00" + pic
+    n = len(frame)
+    return b"ID3\x03\x00\x00" + bytes([(n >> 21) & 0x7F, (n >> 14) & 0x7F, (n >> 7) & 0x7F, n & 0x7F]) + frame
+
+
+@needs("ffmpeg")
+@pytest.mark.parametrize("cover_kb", [20, 300])
+def test_a_cbr_mp3_with_a_cover_picture_is_not_refused_as_truncated(tmp_path, cli, tiny_model, cover_kb):
+    """Issue 26 (3): a constant-bitrate MP3 without a Xing/Info frame: the decoder's length is the file size over
+    the bitrate, the tag counted as audio, so a 20 KB cover made it "truncated: decoded 30.06 s of 31.73 s"."""
+    import subprocess
+
+    raw = tmp_path / "raw.mp3"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=20",
+         "-ar", "44100", "-b:a", "128k", "-write_xing", "0", "-id3v2_version", "0", str(raw)],
+        check=True,
+    )  # fmt: skip
+    song = tmp_path / "song.mp3"
+    song.write_bytes(_id3_with_cover(cover_kb * 1000) + raw.read_bytes() + b"TAG" + bytes(125))
+    run = cli("predict", song, "--model", tiny_model)
+    assert run.code == 0, run.err
+    assert abs(json.loads(run.out)["duration_s"] - 20.0) < 0.2
+    # cut in half (a partial download): the last frame is short -- refused, where the length alone cannot tell
+    half = tmp_path / "half.mp3"
+    data = raw.read_bytes()
+    half.write_bytes(data[: len(data) // 2 + 77])
+    assert_clean_error(cli("predict", half, "--model", tiny_model), code=1, name=str(half), cause="truncated")
 
 
 # -- concurrency and kills ------------------------------------------------------------------------------------

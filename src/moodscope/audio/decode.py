@@ -353,8 +353,13 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
                 i = sf.info(os.fsencode(path))  # bytes: a name that is not UTF-8 opens too
         except (sf.SoundFileError, RuntimeError) as e:
             raise _unreadable(path, e) from e
+        frames = int(i.frames)
+        if i.format == "MP3" and frames > 0:
+            frames = _mp3_untagged_frames(path, frames)
+            if _mp3_cut_last_frame(path):
+                raise AudioError(path, "truncated: the last MPEG frame is cut short (a partial download?)")
         info = AudioInfo(
-            samplerate=int(i.samplerate), frames=int(i.frames), channels=int(i.channels), format=i.format
+            samplerate=int(i.samplerate), frames=frames, channels=int(i.channels), format=i.format
         )
         if info.frames > 0 and info.samplerate > 0:
             _check_container(path, info)
@@ -385,6 +390,110 @@ def audio_duration(path: str | os.PathLike) -> float:
     Raises the same :class:`AudioError` as :func:`audio_info`.
     """
     return audio_info(path).duration
+
+
+def _mp3_tag_bytes(path: Path) -> tuple[int, bool]:
+    """``(bytes of tags, has a VBR header)`` of an MP3: an ID3v2 tag at the start (with its footer), an ID3v1
+    tag (``TAG``, 128 bytes) and an APEv2 tag (``APETAGEX``) at the end; and whether the first frame carries a
+    Xing/Info/VBRI header (then the decoder's length comes from its frame count, not from the file's size)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(10)
+            tags = 0
+            if len(head) == 10 and head[:3] == b"ID3" and all(b < 0x80 for b in head[6:10]):
+                n = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
+                tags = 10 + n + (10 if head[5] & 0x10 else 0)
+            f.seek(min(tags, size))
+            first = f.read(4096)
+            vbr = any(m in first[:200] for m in (b"Xing", b"Info")) or b"VBRI" in first[:64]
+            if size >= 128:
+                f.seek(size - 128)
+                if f.read(3) == b"TAG":
+                    tags += 128
+            if size - tags >= 32:
+                f.seek(size - tags - 32)
+                footer = f.read(32)
+                if footer[:8] == b"APETAGEX":
+                    tags += int.from_bytes(footer[12:16], "little") + (32 if footer[23] & 0x80 else 0)
+    except OSError:
+        return 0, True
+    return min(tags, size), vbr
+
+
+_MP3_KBPS = {
+    (1, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (1, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (1, 3): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (2, 1): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (2, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (2, 3): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _mp3_frame_length(h: bytes) -> int:
+    """Bytes of the MPEG audio frame whose 4-byte header is ``h``; 0 where it is not a frame header (or a
+    free-format one, whose length the header does not give)."""
+    if len(h) < 4 or h[0] != 0xFF or (h[1] & 0xE0) != 0xE0:
+        return 0
+    version, layer = (h[1] >> 3) & 3, 4 - ((h[1] >> 1) & 3)
+    bitrate_i, rate_i, padding = h[2] >> 4, (h[2] >> 2) & 3, (h[2] >> 1) & 1
+    if version == 1 or layer == 4 or bitrate_i in (0, 15) or rate_i == 3:
+        return 0
+    kbps = _MP3_KBPS[(1 if version == 3 else 2, layer)][bitrate_i] * 1000
+    rate = _MP3_RATES[version][rate_i]
+    if layer == 1:
+        return (12 * kbps // rate + padding) * 4
+    per = 144 if (layer == 2 or version == 3) else 72
+    return per * kbps // rate + padding
+
+
+def _mp3_cut_last_frame(path: Path) -> bool:
+    """Whether the frames of an MP3 end in a frame cut short (a partial download, a copy stopped half way):
+    the frame headers are walked from the first frame to the end (tags left out); a walk that meets anything
+    but a frame header (junk, another tag) stops without a verdict, as does a free-format stream."""
+    tags_front = 0
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(10)
+            if len(head) == 10 and head[:3] == b"ID3" and all(b < 0x80 for b in head[6:10]):
+                tags_front = 10 + ((head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9])
+                tags_front += 10 if head[5] & 0x10 else 0
+            total_tags, _ = _mp3_tag_bytes(path)
+            end = size - (total_tags - min(tags_front, total_tags))  # where the frames must end
+            pos = tags_front
+            f.seek(pos)
+            window = f.read(4096)  # the first frame header near the start (encoders may pad after the tag)
+            k = window.find(b"\xff")
+            while k >= 0 and _mp3_frame_length(window[k : k + 4]) == 0:
+                k = window.find(b"\xff", k + 1)
+            if k < 0:
+                return False
+            pos += k
+            while pos < end:
+                f.seek(pos)
+                n = _mp3_frame_length(f.read(4))
+                if n == 0:
+                    return False  # not a frame: junk or a tag we do not know; no verdict
+                if pos + n > end:
+                    return True  # the last frame is missing bytes
+                pos += n
+    except OSError:
+        return False
+    return False
+
+
+def _mp3_untagged_frames(path: Path, frames: int) -> int:
+    """The decoder's length of an MP3 without a VBR header is the file's size over its bitrate, tags (a cover
+    picture is often 20-500 kB) counted as audio: scale it to the bytes that are frames. With a VBR header the
+    length is the header's and is kept."""
+    tags, vbr = _mp3_tag_bytes(path)
+    size = path.stat().st_size
+    if vbr or tags <= 0 or size <= tags:
+        return frames
+    return max(1, int(round(frames * (size - tags) / size)))
 
 
 def _truncation_tolerance(info: AudioInfo) -> int:
