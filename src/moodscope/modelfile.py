@@ -21,7 +21,9 @@ the file and the key or tensor at fault, never a traceback or a huge allocation:
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import FeatureConfig, SettingError, shown
-from .errors import ModelFileError
+from .errors import ModelFileError, shown_path
 from .fileio import atomic_path
 
 FORMAT_VERSION = 1
@@ -96,10 +98,23 @@ def read_metadata(path: str | Path) -> dict:
 
 
 def _check_file(path: Path) -> None:
-    if path.is_dir():
-        raise ModelFileError(f"{path}: is a folder, not a model file")
-    if not path.is_file():
-        raise ModelFileError(f"{path}: model file not found")
+    """A model file must be a regular file: say what it is otherwise (never open a FIFO: it would block)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        if os.path.islink(path):
+            cause = "a link loop" if e.errno == errno.ELOOP else "a broken link"
+            raise ModelFileError(f"{shown_path(path)}: {cause}, not a model file") from None
+        if e.errno == errno.ENOENT:
+            raise ModelFileError(f"{shown_path(path)}: model file not found") from None
+        raise ModelFileError(f"{shown_path(path)}: cannot read ({e.strerror or e})") from None
+    if stat.S_ISDIR(mode):
+        raise ModelFileError(f"{shown_path(path)}: is a folder, not a model file")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise ModelFileError(f"{shown_path(path)}: {kind}, not a model file")
 
 
 def open_safetensors(path: Path):

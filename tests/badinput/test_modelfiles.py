@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,21 @@ def _missing(dst: Path, tiny: Path) -> Path:
     return dst
 
 
+def _fifo(dst: Path, tiny: Path) -> Path:
+    os.mkfifo(dst)  # opening it would block until a writer comes: it must never be opened
+    return dst
+
+
+def _link_loop(dst: Path, tiny: Path) -> Path:
+    os.symlink(dst.name, dst)  # a link to itself
+    return dst
+
+
+def _broken_link(dst: Path, tiny: Path) -> Path:
+    os.symlink(dst.parent / "gone.safetensors", dst)
+    return dst
+
+
 def _foreign(dst: Path, tiny: Path) -> Path:
     save_file({"w": torch.zeros(2)}, str(dst))
     return dst
@@ -205,6 +221,9 @@ CASES = [
     ("zero-byte-file", _zero_bytes, "not a safetensors model file"),
     ("folder-as-model", _folder, "is a folder, not a model file"),
     ("missing-file", _missing, "model file not found"),
+    ("fifo-as-model", _fifo, "a FIFO, not a model file"),
+    ("link-loop", _link_loop, "a link loop, not a model file"),
+    ("broken-link", _broken_link, "a broken link, not a model file"),
     ("foreign-safetensors", _foreign, "no 'moodscope' metadata"),
     ("tensor-shape-mismatch", _set("model_args", "lstm_hidden", 5), "shape mismatch"),
     ("tensor-missing", _tensors(lambda t: {k: v for k, v in t.items() if k != _first(t)}), "missing tensors"),

@@ -479,6 +479,18 @@ def test_a_cbr_mp3_with_a_cover_picture_is_not_refused_as_truncated(tmp_path, cl
     assert_clean_error(cli("predict", half, "--model", tiny_model), code=1, name=str(half), cause="truncated")
 
 
+def test_the_same_file_given_three_times_is_analysed_once(tmp_path, cli, tiny_model):
+    """Issue 26 (14): ``predict full.wav full.wav ./full.wav`` used to compute it three times (full-3.json)."""
+    song = write_clip(tmp_path / "full.wav", 3.0)
+    out = tmp_path / "out"
+    run = cli(
+        "predict", song, song, tmp_path / "." / "full.wav", tmp_path, "--model", tiny_model, "--out", out
+    )
+    assert run.code == 0, run.err
+    assert sorted(p.name for p in out.glob("*.json")) == ["full.json", "summary.json"]
+    assert json.loads((out / "summary.json").read_text())["n_files"] == 1
+
+
 # -- concurrency and kills ------------------------------------------------------------------------------------
 def test_folder_held_by_a_live_run_is_refused(tmp_path, cli, tiny_model):
     clip = write_clip(tmp_path / "a.wav", 3.0)

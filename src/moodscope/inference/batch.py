@@ -51,7 +51,8 @@ def collect_audio(paths) -> tuple[list[Path], list[tuple[str, str]]]:
 
     Inside folders every entry with an audio extension is taken, regular file or not, so that a FIFO, a broken
     link or a link loop named ``x.wav`` is reported by the decoder (with its cause) instead of skipped silently.
-    Links to folders are not followed (no loops). A path given explicitly is always taken as it is.
+    Links to folders are not followed (no loops). A path given explicitly is always taken as it is; a file
+    met twice (the same path resolved) is taken once.
     """
     files, problems = [], []
     for p in map(Path, paths):
@@ -73,7 +74,13 @@ def collect_audio(paths) -> tuple[list[Path], list[tuple[str, str]]]:
             files.append(p)
         else:
             problems.append((str(p), "no such file or folder"))
-    return files, problems
+    unique, seen = [], set()
+    for f in files:  # the same file given twice (or through a folder and by name) is analysed once
+        key = os.path.realpath(f)
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique, problems
 
 
 @dataclass
