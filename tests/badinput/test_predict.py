@@ -582,3 +582,38 @@ def test_sigkill_mid_run_loses_nothing_finished_and_leaves_nothing_half_written(
     assert names == sorted([f"t{i}.json" for i in range(10)] + ["summary.json", "moodscope.sqlite"])
     s = json.loads((out / "summary.json").read_text())
     assert s["n_computed"] == 10 - len(first) and s["n_skipped"] == len(first)
+
+
+def test_a_full_disk_under_the_store_is_one_line_and_the_next_run_resumes(
+    tmp_path, cli, tiny_model, monkeypatch
+):
+    """Issue 26 (5): ``sqlite3.OperationalError: database or disk is full`` used to be a traceback that lost the
+    batch. Now one line naming the store; what was committed stays; the next run finishes the rest."""
+    import sqlite3
+
+    from moodscope.library import store as store_mod
+
+    music = tmp_path / "music"
+    for i in range(3):
+        write_clip(music / f"t{i}.wav", 2.0, seed=i)
+    out = tmp_path / "out"
+    real_add, calls = store_mod.ResultStore.add, []
+
+    def add_until_full(self, row):
+        calls.append(row["path"])
+        if len(calls) == 2:
+            with self._transaction():
+                raise sqlite3.OperationalError("database or disk is full")
+        return real_add(self, row)
+
+    monkeypatch.setattr(store_mod.ResultStore, "add", add_until_full)
+    run = cli("predict", music, "--model", tiny_model, "--out", out, "--quiet", "--jobs", "1")
+    line = assert_clean_error(
+        run, code=2, name=str(out / "moodscope.sqlite"), cause="database or disk is full"
+    )
+    assert "run again to resume" in line
+    monkeypatch.setattr(store_mod.ResultStore, "add", real_add)
+    again = cli("predict", music, "--model", tiny_model, "--out", out, "--quiet")
+    assert again.code == 0, again.err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_ok"] == 3 and summary["n_skipped"] == 1  # the first track was kept, not recomputed

@@ -251,14 +251,36 @@ class ResultStore:
             )
 
     def _transaction(self):
-        db = self.db
+        """One write transaction; a write SQLite refuses (a full disk, an I/O error, a store made read-only
+        under the run) becomes one :class:`OutputError` line -- what was committed before stays, so a later
+        run resumes from there."""
+        db, path = self.db, self.path
+
+        def refused(e: sqlite3.Error) -> OutputError:
+            return OutputError(
+                f"{shown_path(path)}: cannot write ({e}); the tracks finished before are kept -- free space or "
+                "fix the folder and run again to resume"
+            )
 
         class _Tx:
             def __enter__(self):
-                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as e:
+                    raise refused(e) from None
 
             def __exit__(self, exc_type, exc, tb):
-                db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                try:
+                    if exc_type is None:
+                        db.execute("COMMIT")
+                    else:
+                        db.execute("ROLLBACK")
+                except sqlite3.Error as e:
+                    if exc_type is None:
+                        raise refused(e) from None
+                if isinstance(exc, sqlite3.Error):
+                    raise refused(exc) from None
+                return False
 
         return _Tx()
 
