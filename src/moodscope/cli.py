@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .argtypes import count, seconds
+from .argtypes import count
 from .errors import MoodscopeError, shown_path
 
 #: examples per verb: the first is also listed by ``moodscope --help``
@@ -162,10 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", action="store_true", help="also write a PNG per track (into --out, else the current folder)"
     )
     s.add_argument(
-        "--hop-valence", type=seconds, help="sliding-window hop for valence in seconds (default: model's)"
+        "--hop-valence", type=float, help="sliding-window hop for valence in seconds (default: model's)"
     )
     s.add_argument(
-        "--hop-arousal", type=seconds, help="sliding-window hop for arousal in seconds (default: model's)"
+        "--hop-arousal", type=float, help="sliding-window hop for arousal in seconds (default: model's)"
     )
     s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
     _add_precision(s, "float32")
@@ -366,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="most requests in progress at once, uploading, waiting or running (default 8; 503 with Retry-After beyond)",
     )
     s.add_argument(
-        "--workers", type=count(1, 64), default=1, help="threads running predictions (default 1, at most 64)"
+        "--workers", type=int, default=1, help="threads running predictions (default 1, at most 64)"
     )
     s.add_argument(
         "--allow-host",

@@ -617,3 +617,24 @@ def test_a_full_disk_under_the_store_is_one_line_and_the_next_run_resumes(
     assert again.code == 0, again.err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_ok"] == 3 and summary["n_skipped"] == 1  # the first track was kept, not recomputed
+
+
+def test_output_names_mirror_the_library_and_stay_stable_as_it_grows(tmp_path, cli, tiny_model):
+    """Issue 26 (7): after ``lib/a/x.wav`` appeared beside ``lib/b/x.wav`` the re-run exited 2 yet wrote
+    ``x-2.json``, and with --overwrite ``x.json`` held the other track. Outputs now mirror the input's folders."""
+    lib = tmp_path / "lib"
+    write_clip(lib / "b" / "x.wav", 2.0, seed=1)
+    write_clip(lib / "top.wav", 2.0, seed=3)
+    out = tmp_path / "out"
+    assert cli("predict", lib, "--model", tiny_model, "--out", out, "--quiet").code == 0
+    first = json.loads((out / "b" / "x.json").read_text())
+    assert first["file"].endswith("b/x.wav") and (out / "top.json").is_file()
+    write_clip(lib / "a" / "x.wav", 2.0, seed=2)  # the library grows
+    run = cli("predict", lib, "--model", tiny_model, "--out", out, "--quiet")
+    assert run.code == 0, run.err
+    assert json.loads((out / "b" / "x.json").read_text()) == first  # untouched, same name
+    assert json.loads((out / "a" / "x.json").read_text())["file"].endswith("a/x.wav")
+    assert not list(out.rglob("x-2.json"))
+    outputs = {Path(t["file"]).name + "@" + Path(t["file"]).parent.name: t["outputs"]
+               for t in json.loads((out / "summary.json").read_text())["tracks"]}  # fmt: skip
+    assert outputs["x.wav@a"] == ["a/x.json"]

@@ -113,7 +113,7 @@ def test_folder_with_bad_files_keeps_going(model_file, write_audio, tmp_path):
     causes = dict((f.split("/")[-1], m) for f, m in failures)
     assert set(causes) == {"silent.wav", "broken.mp3"}
     assert "silent" in causes["silent.wav"]
-    for stem in ("a", "b"):
+    for stem in ("a", "sub/b"):  # the outputs mirror the folder's layout
         assert (out / f"{stem}.json").is_file() and (out / f"{stem}.png").stat().st_size > 1000
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_ok"] == 2 and summary["n_failed"] == 2

@@ -674,3 +674,9 @@ def test_private_folder_permissions_do_not_depend_on_umask(tiny_model, clip, upl
     finally:
         os.umask(old)
     assert upload_folders(uploads) == []
+
+
+def test_cli_serve_refuses_a_million_workers(cli, tiny_model, no_server):
+    """Issue 26 (14): ``serve --workers 1000000`` was accepted."""
+    run = cli("serve", "--port", "0", "--workers", "1000000", "--model", str(tiny_model))
+    assert run.code == 2 and "--workers 1000000: at most 64" in run.err and len(run.lines()) == 1

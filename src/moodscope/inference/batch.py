@@ -127,13 +127,15 @@ def _write_outputs(res: Result, stem: str, plan: _Plan, *, missing_only: bool = 
         target = plan.out / f"{stem}.{plan.fmt}"
         if not (missing_only and target.exists()):
             write_atomic(target, json_text(res.to_dict(), indent=1) if plan.fmt == "json" else res.to_csv())
-        written.append(target.name)
+        written.append(
+            f"{stem}.{plan.fmt}"
+        )  # relative to the output folder (a subfolder mirrors the input's)
     if plan.plot:  # beside the other outputs, or in the current folder when they go to stdout
         png = folder / f"{stem}.png"
         if not (missing_only and png.exists()):
             plot_result(res, png)
         res.extra["plot"] = str(png)
-        written.append(png.name)
+        written.append(f"{stem}.png")
     return written
 
 
@@ -198,7 +200,11 @@ def predict_paths(
     out = Path(out_dir) if out_dir else None
     plan = _Plan(out, fmt, plot)
     used: set[str] = set()
-    plan.stems = [_unique_stem(f, used) for f in files]
+    if out is not None:  # a file found in a folder keeps its place below it: names stable as a library grows
+        where = _subfolders(paths, files)
+        plan.stems = [_unique_stem(f, used, where.get(f, "")) for f in files]
+    else:
+        plan.stems = [_unique_stem(f, used) for f in files]
     spec = ModelSpec(model, device, precision, hop_valence, hop_arousal)
     if out is None:
         if plot:
@@ -474,8 +480,30 @@ def _write_summary(out: Path, run: _Run, plan: _Plan) -> None:
 RESERVED_STEMS = frozenset({"summary"})
 
 
-def _unique_stem(path: Path, used: set[str]) -> str:
+def _subfolders(paths, files: list[Path]) -> dict[Path, str]:
+    """For each file found inside a folder argument, its subfolder below that folder (``"a/b"``, ``""`` at the
+    top); files given by name are not in the result."""
+    folders = [Path(p) for p in paths if Path(p).is_dir()]
+    out = {}
+    for f in files:
+        for d in folders:
+            try:
+                rel = f.parent.relative_to(d)
+            except ValueError:
+                continue
+            out[f] = "" if str(rel) == "." else text_path(rel.as_posix())
+            break
+    return out
+
+
+def _unique_stem(path: Path, used: set[str], subfolder: str = "") -> str:
+    """The output name (without extension) of ``path``: its stem, below ``subfolder`` (``predict DIR --out OUT``
+    mirrors DIR's folders, so ``lib/a/x.wav`` and ``lib/b/x.wav`` are ``OUT/a/x.json`` and ``OUT/b/x.json`` on
+    every run, however the library grows); ``-2``, ``-3``, ... only where two inputs still meet (two files of
+    one name given by name)."""
     stem = text_path(path.stem)  # output names are text, whatever bytes the input's name holds
+    if subfolder:
+        stem = f"{subfolder}/{stem}"
     cand, k = stem, 1
     if stem.casefold() in RESERVED_STEMS:
         k, cand = 2, f"{stem}-2"

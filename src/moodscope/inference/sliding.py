@@ -155,7 +155,7 @@ def resolve_hops(
 
 def _hop_segments(name: str, hop: float, window_segments: int) -> int:
     n = hop / SEGMENT_S
-    k = int(round(n))
+    k = int(round(n)) if math.isfinite(n) else 0  # round(nan) raises: nan and inf are refused below
     if not math.isfinite(n) or abs(n - k) > 1e-6 or k < 1:
         raise UsageError(f"{name} hop must be a positive multiple of {SEGMENT_S} s, got {hop}")
     if k > window_segments:

@@ -53,6 +53,8 @@ from .upload import FORM_OVERHEAD, NameFound, Receiver, UploadRefused, boundary_
 log = logging.getLogger("moodscope.serve")
 
 #: the page's files (``GET /`` is ``index.html``)
+#: the most prediction threads serve runs
+MAX_WORKERS = 64
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: seconds an upload may go without a byte before it is refused (408): a stalled client holds a queue place
 UPLOAD_IDLE_S = 30.0
@@ -102,6 +104,8 @@ def check_options(*, max_mb, max_minutes, queue, workers) -> None:
     for flag, value in (("--queue", queue), ("--workers", workers)):
         if int(value) != value or value < 1:
             raise UsageError(f"{flag} {value}: must be a whole number of at least 1")
+    if workers > MAX_WORKERS:  # each worker thread holds a model's activations: a million is a typo
+        raise UsageError(f"--workers {workers}: at most {MAX_WORKERS}")
     for flag, value in (("--max-mb", max_mb), ("--max-minutes", max_minutes)):
         if not (value > 0 and math.isfinite(value)):
             raise UsageError(f"{flag} {value:g}: must be a positive number")
