@@ -74,16 +74,22 @@ def _baseline(train_items, test_items) -> dict:
     return {it.id: m.predict((np.asarray(it.feats, np.float64) - mu) / sd) for it in test_items}
 
 
-def report(run: Path, models: dict[str, Path], out: Path | None = None) -> dict:
+def report(run: Path, models: dict[str, Path], out: Path | None = None, folds_only=None) -> dict:
     out = out or run / "report"
     out.mkdir(parents=True, exist_ok=True)
     cfg = resolve_config(run / "config.yaml")
     ds = load_tracks(cfg)
     fold_models = sorted(run.glob("fold_*/model.safetensors"))
+    if folds_only is not None:  # a run stopped early: score the folds it finished, and the rows on those pieces
+        fold_models = [run / f"fold_{k}" / "model.safetensors" for k in folds_only]
     ours0 = Predictor.from_file(fold_models[0])
     items, _ = tracks_to_items(ds.tracks, ours0.features, progress=True)
     items = [it for it in items if it.dynamic is not None]
     folds = make_folds(cfg, ds, items)
+    if folds_only is not None:
+        folds = [folds[k] for k in folds_only]
+        by_fold = {i for f in folds for i in f.test}
+        items = [it for it in items if it.id in by_fold]
     if len(folds) != len(fold_models):
         raise SystemExit(f"{run}: {len(fold_models)} fold models for {len(folds)} folds")
     by_id = {it.id: it for it in items}
@@ -112,7 +118,7 @@ def report(run: Path, models: dict[str, Path], out: Path | None = None) -> dict:
         "rows": table,
     }
     lines = [
-        f"VGMIDI given half, series-grouped {len(folds)}-fold cross-validation, {len(by_id)} pieces "
+        f"VGMIDI given half, series-grouped cross-validation ({len(folds)} folds scored), {len(by_id)} pieces "
         "(each scored by the fold model that held it out); per piece = mean over pieces.",
         "",
         "| model | per-piece PCC V / A | per-piece CCC V / A | static PCC V / A (across pieces) | pooled CCC V / A | curve std V / A (labels) |",
@@ -139,6 +145,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], metavar="NAME=FILE",
                     help="another model file scored on every piece as it is (repeatable)")  # fmt: skip
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--folds", help="score only these folds, e.g. 0,1,2,3 (a run stopped early)")
     a = ap.parse_args()
     models = {}
     for m in a.model:
@@ -146,7 +153,7 @@ def main() -> None:
         if not path:
             ap.error(f"--model {m!r}: expected NAME=FILE")
         models[name] = Path(path)
-    report(a.run, models, a.out)
+    report(a.run, models, a.out, None if a.folds is None else [int(k) for k in a.folds.split(",")])
 
 
 if __name__ == "__main__":
