@@ -80,7 +80,9 @@ def report(run: Path, models: dict[str, Path], out: Path | None = None, folds_on
     cfg = resolve_config(run / "config.yaml")
     ds = load_tracks(cfg)
     fold_models = sorted(run.glob("fold_*/model.safetensors"))
-    if folds_only is not None:  # a run stopped early: score the folds it finished, and the rows on those pieces
+    if (
+        folds_only is not None
+    ):  # a run stopped early: score the folds it finished, and the rows on those pieces
         fold_models = [run / f"fold_{k}" / "model.safetensors" for k in folds_only]
     ours0 = Predictor.from_file(fold_models[0])
     items, _ = tracks_to_items(ds.tracks, ours0.features, progress=True)
