@@ -355,8 +355,9 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
             raise _unreadable(path, e) from e
         frames = int(i.frames)
         if i.format == "MP3" and frames > 0:
-            frames = _mp3_untagged_frames(path, frames)
-            if _mp3_cut_last_frame(path):
+            tags = _mp3_tag_bytes(path)  # read once: the length estimate and the frame walk both need them
+            frames = _mp3_untagged_frames(path, frames, tags)
+            if _mp3_cut_last_frame(path, tags):
                 raise AudioError(path, "truncated: the last MPEG frame is cut short (a partial download?)")
         info = AudioInfo(
             samplerate=int(i.samplerate), frames=frames, channels=int(i.channels), format=i.format
@@ -392,18 +393,23 @@ def audio_duration(path: str | os.PathLike) -> float:
     return audio_info(path).duration
 
 
-def _mp3_tag_bytes(path: Path) -> tuple[int, bool]:
-    """``(bytes of tags, has a VBR header)`` of an MP3: an ID3v2 tag at the start (with its footer), an ID3v1
-    tag (``TAG``, 128 bytes) and an APEv2 tag (``APETAGEX``) at the end; and whether the first frame carries a
-    Xing/Info/VBRI header (then the decoder's length comes from its frame count, not from the file's size)."""
+def _id3v2_size(head: bytes) -> int:
+    """Bytes of the ID3v2 tag that ``head`` (a file's first 10 bytes) starts, footer included; 0 without one."""
+    if len(head) < 10 or head[:3] != b"ID3" or any(b >= 0x80 for b in head[6:10]):
+        return 0
+    n = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
+    return 10 + n + (10 if head[5] & 0x10 else 0)
+
+
+def _mp3_tag_bytes(path: Path) -> tuple[int, int, bool]:
+    """``(bytes of tags, bytes of the ID3v2 tag at the start, has a VBR header)`` of an MP3: the tags are an
+    ID3v2 tag at the start (with its footer), an ID3v1 tag (``TAG``, 128 bytes) and an APEv2 tag (``APETAGEX``)
+    at the end; a VBR header is a Xing/Info/VBRI header in the first frame (then the decoder's length comes
+    from its frame count, not from the file's size)."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            head = f.read(10)
-            tags = 0
-            if len(head) == 10 and head[:3] == b"ID3" and all(b < 0x80 for b in head[6:10]):
-                n = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
-                tags = 10 + n + (10 if head[5] & 0x10 else 0)
+            front = tags = _id3v2_size(f.read(10))
             f.seek(min(tags, size))
             first = f.read(4096)
             vbr = any(m in first[:200] for m in (b"Xing", b"Info")) or b"VBRI" in first[:64]
@@ -417,8 +423,8 @@ def _mp3_tag_bytes(path: Path) -> tuple[int, bool]:
                 if footer[:8] == b"APETAGEX":
                     tags += int.from_bytes(footer[12:16], "little") + (32 if footer[23] & 0x80 else 0)
     except OSError:
-        return 0, True
-    return min(tags, size), vbr
+        return 0, 0, True
+    return min(tags, size), min(front, size), vbr
 
 
 _MP3_KBPS = {
@@ -449,20 +455,16 @@ def _mp3_frame_length(h: bytes) -> int:
     return per * kbps // rate + padding
 
 
-def _mp3_cut_last_frame(path: Path) -> bool:
+def _mp3_cut_last_frame(path: Path, tags: tuple[int, int, bool]) -> bool:
     """Whether the frames of an MP3 end in a frame cut short (a partial download, a copy stopped half way):
-    the frame headers are walked from the first frame to the end (tags left out); a walk that meets anything
-    but a frame header (junk, another tag) stops without a verdict, as does a free-format stream."""
-    tags_front = 0
+    the frame headers are walked from the first frame to the end (``tags``, :func:`_mp3_tag_bytes`, left
+    out); a walk that meets anything but a frame header (junk, another tag) stops without a verdict, as does a
+    free-format stream."""
+    total_tags, tags_front, _ = tags
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            head = f.read(10)
-            if len(head) == 10 and head[:3] == b"ID3" and all(b < 0x80 for b in head[6:10]):
-                tags_front = 10 + ((head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9])
-                tags_front += 10 if head[5] & 0x10 else 0
-            total_tags, _ = _mp3_tag_bytes(path)
-            end = size - (total_tags - min(tags_front, total_tags))  # where the frames must end
+            end = size - (total_tags - tags_front)  # where the frames must end
             pos = tags_front
             f.seek(pos)
             window = f.read(4096)  # the first frame header near the start (encoders may pad after the tag)
@@ -485,11 +487,11 @@ def _mp3_cut_last_frame(path: Path) -> bool:
     return False
 
 
-def _mp3_untagged_frames(path: Path, frames: int) -> int:
+def _mp3_untagged_frames(path: Path, frames: int, tags: tuple[int, int, bool]) -> int:
     """The decoder's length of an MP3 without a VBR header is the file's size over its bitrate, tags (a cover
     picture is often 20-500 kB) counted as audio: scale it to the bytes that are frames. With a VBR header the
-    length is the header's and is kept."""
-    tags, vbr = _mp3_tag_bytes(path)
+    length is the header's and is kept. ``tags``: :func:`_mp3_tag_bytes`."""
+    tags, _, vbr = tags
     size = path.stat().st_size
     if vbr or tags <= 0 or size <= tags:
         return frames

@@ -128,6 +128,7 @@ def refit_clip_head(
     ``data.also``, the main dataset without a prefix) weighs the same in total, times its ``source_weights``
     entry (by dataset name, ``"main"`` for the main dataset; 1 where absent)."""
     from ..models.musicnn_va import fit_clip_head
+    from .data import source_of
 
     items = [it for it in items if task.quadrant_labelled(it)]
     ds = task.examples(items, model, seed=seed)
@@ -139,22 +140,22 @@ def refit_clip_head(
         vpos, apos = bool(sign[0] > 0), bool(sign[1] > 0)
         windows.append((x.numpy(), (0 if vpos else 1) if apos else (3 if vpos else 2)))
         item_id = items[ds.entries[i][0]].id
-        sources.append(item_id.split(":", 1)[0] if ":" in item_id else "")
+        sources.append(source_of(item_id))
     weights = None
     if (balance or source_weights) and windows:
         count = {s: sources.count(s) for s in set(sources)}
-        extra = {s: float((source_weights or {}).get(s or "main", 1.0)) for s in count}
+        extra = {s: float((source_weights or {}).get(s, 1.0)) for s in count}
         if balance:
             weights = [extra[s] * len(sources) / (len(count) * count[s]) for s in sources]
         else:
             weights = [extra[s] for s in sources]
     out = fit_clip_head(model, windows, c=c, weights=weights)
-    out["sources"] = {s or "main": sources.count(s) for s in sorted(set(sources))}
+    out["sources"] = {s: sources.count(s) for s in sorted(set(sources))}
     return out
 
 
 def refit_movement(
-    model, task, items, *, seed: int = 0, alpha: float = 1e4, gain: float = 1.0, sources=None, gate=None
+    model, task, items, *, alpha: float = 1e4, gain: float = 1.0, sources=None, gate=None
 ) -> dict:
     """Fit a model's track-level movement (:func:`moodscope.models.musicnn_va.fit_track_movement`) on the
     training tracks with a curve whose source (``"main"``, or the dataset of a ``data.also`` entry) is in
@@ -288,7 +289,7 @@ class DeepLearner:
             )
         if tc.get("movement_fit") and getattr(model, "motion", None) is not None:
             self.movement_fit = refit_movement(
-                model.cpu().eval(), task, tr_items + list(val_items), seed=seed, **tc["movement_fit"]
+                model.cpu().eval(), task, tr_items + list(val_items), **tc["movement_fit"]
             )
         model.eval().to(device)
         self.epochs = int(trainer.current_epoch)
