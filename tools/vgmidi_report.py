@@ -74,7 +74,9 @@ def _baseline(train_items, test_items) -> dict:
     return {it.id: m.predict((np.asarray(it.feats, np.float64) - mu) / sd) for it in test_items}
 
 
-def report(run: Path, models: dict[str, Path], out: Path | None = None, folds_only=None) -> dict:
+def report(
+    run: Path, models: dict[str, Path], out: Path | None = None, folds_only=None, student: bool = False
+) -> dict:
     out = out or run / "report"
     out.mkdir(parents=True, exist_ok=True)
     cfg = resolve_config(run / "config.yaml")
@@ -97,10 +99,19 @@ def report(run: Path, models: dict[str, Path], out: Path | None = None, folds_on
     by_id = {it.id: it for it in items}
     base_by_id = {it.id: it for it in tracks_to_items(ds.tracks, BASELINE_FEATURES, progress=True)[0]}
     rows: dict[str, dict] = {"ours": {}, "baseline": {}}
+    student_by_id = {}
+    if student:  # the same fold models on the distilled front end's features (issue 25)
+        rows["ours, student front end"] = {}
+        fast0 = Predictor.from_file(fold_models[0], frontend="student")
+        student_by_id = {it.id: it for it in tracks_to_items(ds.tracks, fast0.features, progress=True)[0]}
     for k, (fold, path) in enumerate(zip(folds, fold_models)):
         pred = Predictor.from_file(path)
         for tid in fold.test:
             rows["ours"][tid] = pred.task.predict_item(pred.model, by_id[tid])
+        if student:
+            fast = Predictor.from_file(path, frontend="student")
+            for tid in fold.test:
+                rows["ours, student front end"][tid] = fast.task.predict_item(fast.model, student_by_id[tid])
         base = _baseline(
             [base_by_id[i] for i in fold.train if i in base_by_id], [base_by_id[i] for i in fold.test]
         )
@@ -148,6 +159,9 @@ def main() -> None:
                     help="another model file scored on every piece as it is (repeatable)")  # fmt: skip
     ap.add_argument("--out", type=Path)
     ap.add_argument("--folds", help="score only these folds, e.g. 0,1,2,3 (a run stopped early)")
+    ap.add_argument(
+        "--student", action="store_true", help="also score the fold models on the student front end"
+    )
     a = ap.parse_args()
     models = {}
     for m in a.model:
@@ -155,7 +169,8 @@ def main() -> None:
         if not path:
             ap.error(f"--model {m!r}: expected NAME=FILE")
         models[name] = Path(path)
-    report(a.run, models, a.out, None if a.folds is None else [int(k) for k in a.folds.split(",")])
+    folds = None if a.folds is None else [int(k) for k in a.folds.split(",")]
+    report(a.run, models, a.out, folds, student=a.student)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,19 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+def _add_frontend(s: argparse.ArgumentParser) -> None:
+    """``--frontend student|full``: what computes the MusiCNN features of models that read them."""
+    from .config import DEFAULT_FRONTEND, FRONTENDS
+
+    s.add_argument(
+        "--frontend",
+        choices=FRONTENDS,
+        default=DEFAULT_FRONTEND,
+        help=f"for models on MusiCNN features (the default model): student = its distilled front end "
+        f"(1.9x fewer operations, close numbers), full = the network itself, exact (default {DEFAULT_FRONTEND})",
+    )
+
+
 def _add_precision(s: argparse.ArgumentParser, default: str | None) -> None:
     """``--precision auto|float32|bf16`` (and ``--bf16``, its alias for ``bf16``)."""
     s.add_argument(
@@ -169,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
     _add_precision(s, "float32")
+    _add_frontend(s)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = _add(
@@ -353,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
     _add_precision(s, "float32")
+    _add_frontend(s)
     s.add_argument(
         "--max-mb", type=float, default=100, help="largest upload in MiB (default 100; 413 beyond)"
     )
@@ -398,6 +413,7 @@ def cmd_predict(a) -> int:
         hop_arousal=a.hop_arousal,
         precision=a.precision,
         progress=not a.quiet,
+        frontend=a.frontend,
     )
     if a.plot and not a.out:
         for r in results:
@@ -555,7 +571,37 @@ def cmd_models(a) -> int:
             print(f"{'':<10s} protocol: {measured['protocol']}")
         if info.get("moods_vocabulary"):
             print(f"{'':<10s} moods: {len(info['moods_vocabulary'])} ({info.get('moods_source', '')})")
+    _print_student()
     return 0
+
+
+def _print_student() -> None:
+    """The bundled student front end (``--frontend student``): what it learnt from and how close it is."""
+    from .config import DEFAULT_FRONTEND
+    from .errors import ModelFileError
+    from .models.musicnn import load_musicnn
+    from .models.musicnn_student import load_student
+
+    print(f"\nMusiCNN front ends (predict/serve --frontend NAME; default {DEFAULT_FRONTEND}):")
+    print(f"{'full':<10s} the network itself (exact)")
+    try:
+        info = load_student(load_musicnn("msd")).info
+    except ModelFileError as e:
+        print(f"{'student':<10s} unavailable: {e}")
+        return
+    held, trained = info.get("held_out") or {}, info.get("trained_on") or {}
+    print(
+        f"{'student':<10s} distilled front and mid end at every second frequency position (1.9x fewer multiply-adds), same back end"
+    )
+    print(
+        f"{'':<10s} trained on: {trained.get('hours', '?')} h of audio ({'; '.join(trained.get('sources', []))})"
+    )
+    if held:
+        print(
+            f"{'':<10s} held out ({held['files']} files it never heard): embedding cosine mean "
+            f"{held['embedding_cosine_mean']:.4f}, worst file {held['embedding_cosine_worst_file_mean']:.4f}"
+        )
+    print(f"{'':<10s} licences: {info.get('licences', '?')}")
 
 
 def cmd_compare(a) -> int:
@@ -609,6 +655,7 @@ def cmd_serve(a) -> int:
         workers=a.workers,
         allow_hosts=tuple(a.allow_host),
         verbose=a.verbose,
+        frontend=a.frontend,
     )
 
 

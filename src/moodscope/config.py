@@ -228,6 +228,13 @@ def check_settings(values: Mapping, settings: Mapping[str, Setting], *, what: st
 SAMPLE_RATE = integer(1000, 192000)
 
 
+#: What computes a ``kind="musicnn"`` embedding's front and mid end (:attr:`FeatureConfig.frontend`).
+FRONTENDS = ("full", "student")
+#: What ``moodscope predict`` and ``serve`` use unless told (``--frontend``); training and evaluation always
+#: compute a model's own features.
+DEFAULT_FRONTEND = "full"
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """Log-Mel settings shared by every model (the papers' settings are the defaults).
@@ -249,6 +256,11 @@ class FeatureConfig:
     is 10-25 dB louder than the renderings the default model learnt from; the dynamics inside a track stay.
     ``extras`` appends features of the same steps computed from the audio itself (not cached: they cost
     milliseconds): ``("mode",)`` adds the 19 key-invariant mode features of :func:`moodscope.audio.tonal.mode_features`.
+
+    ``frontend`` (``kind="musicnn"`` only): ``"full"``, the MusiCNN network itself, or ``"student"``, its
+    distilled front and mid end (:mod:`moodscope.models.musicnn_student`: 1.9x fewer multiply-adds,
+    the same back end; other numbers, close to the full network's). Left out of :meth:`to_dict` when
+    ``"full"``, so the keys and model files made before it stay the same.
 
     ``compression`` says how mel power becomes features: ``"db"`` (above, the papers' and librosa's
     ``power_to_db``) or ``"musicnn"``: ``log10(1 + 10000 * S)``, the input of the MusiCNN networks (``amin``
@@ -272,6 +284,7 @@ class FeatureConfig:
     extras: tuple = ()
     level_db: float | None = None
     loudness_lufs: float | None = None
+    frontend: str = "full"
 
     #: What each setting may be (checked on construction, so a model file's or a config's settings are
     #: bounded before any feature is computed); see also the cross-checks in ``__post_init__``.
@@ -291,6 +304,7 @@ class FeatureConfig:
         "extras": text_list(choices=("mode",), max_len=1, unique=True),
         "level_db": number(-120, 0, none=True),
         "loudness_lufs": number(-70, 0, none=True),
+        "frontend": choice(FRONTENDS),
     }
     #: Log-Mel frames per second a setting may give (``sr / hop_length``): at least one frame per 0.5 s step,
     #: at most one per millisecond.
@@ -316,6 +330,8 @@ class FeatureConfig:
             raise ValueError("feature level_db: only kind 'musicnn' takes it")
         if self.loudness_lufs is not None and self.kind != "musicnn":
             raise ValueError("feature loudness_lufs: only kind 'musicnn' takes it")
+        if self.frontend != "full" and self.kind != "musicnn":
+            raise ValueError(f"feature frontend {self.frontend!r}: only kind 'musicnn' has another front end")
         if self.extras and (self.kind != "musicnn" or set(self.extras) - {"mode"}):
             raise ValueError(
                 f"feature extras {list(self.extras)}: only kind 'musicnn' takes them, and only 'mode'"
@@ -353,7 +369,9 @@ class FeatureConfig:
     def input_config(self) -> FeatureConfig:
         """The log-Mel settings a ``kind="musicnn"`` extractor computes first (itself for other kinds)."""
         if self.kind == "musicnn":
-            return dataclasses.replace(self, kind="logmel", extras=(), level_db=None, loudness_lufs=None)
+            return dataclasses.replace(
+                self, kind="logmel", extras=(), level_db=None, loudness_lufs=None, frontend="full"
+            )
         return self
 
     def without_extras(self) -> FeatureConfig:
@@ -382,6 +400,8 @@ class FeatureConfig:
         for later in ("level_db", "loudness_lufs"):
             if d[later] is None:
                 del d[later]
+        if d["frontend"] == "full":
+            del d["frontend"]
         return d
 
     @classmethod

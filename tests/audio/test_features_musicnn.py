@@ -76,6 +76,7 @@ def test_musicnn_to_dict_round_trip_and_default_keys_unchanged():
         "extras",
         "level_db",
         "loudness_lufs",
+        "frontend",
     }
     assert FeatureConfig.from_dict(plain) == FeatureConfig()
     assert "compression" not in FeatureConfig().key()

@@ -638,3 +638,22 @@ def test_output_names_mirror_the_library_and_stay_stable_as_it_grows(tmp_path, c
     outputs = {Path(t["file"]).name + "@" + Path(t["file"]).parent.name: t["outputs"]
                for t in json.loads((out / "summary.json").read_text())["tracks"]}  # fmt: skip
     assert outputs["x.wav@a"] == ["a/x.json"]
+
+
+@pytest.mark.parametrize("seconds", [0.3, 1.3, 6.0])
+@pytest.mark.parametrize("kind", ["file", "array"])
+def test_duration_is_the_audios_own_length(tmp_path, cli, tiny_model, seconds, kind):
+    """Issue 26 (13): 0.3 s was reported as 0.5 (one 0.5 s step), 1.3 s as 1.0, 6.0 s as 6.01 (a centred log-Mel
+    has one frame more): the duration is now the samples', not the features'."""
+    from moodscope.inference.predictor import Predictor
+
+    song = write_clip(tmp_path / "clip.wav", seconds, sr=22050)
+    model = "default" if seconds < 0.5 else tiny_model  # the tiny DAMFF needs one 0.5 s step; MusiCNN pads
+    if kind == "file":
+        run = cli("predict", song, "--model", model, "--quiet")
+        assert run.code == 0, run.err
+        got = json.loads(run.out.splitlines()[0])["duration_s"]
+    else:
+        y, sr = sf.read(str(song), dtype="float32")
+        got = Predictor.from_file(model).predict(np.stack([y, y]), sr=sr).duration_s  # (channels, n)
+    assert got == pytest.approx(int(seconds * 22050) / 22050, abs=1e-3)

@@ -680,3 +680,23 @@ def test_cli_serve_refuses_a_million_workers(cli, tiny_model, no_server):
     """Issue 26 (14): ``serve --workers 1000000`` was accepted."""
     run = cli("serve", "--port", "0", "--workers", "1000000", "--model", str(tiny_model))
     assert run.code == 2 and "--workers 1000000: at most 64" in run.err and len(run.lines()) == 1
+
+
+@pytest.mark.parametrize("chars", [5_000, 20_000])
+def test_a_very_long_upload_name_is_named_as_the_cause(client, clip, uploads, chars):
+    """Issue 26 (14): a 20,000-character file name got the generic "malformed multipart/form-data body"."""
+    r = post(client, "a" * chars + ".wav", clip.read_bytes())
+    assert r.status_code == 422
+    assert "file name this long is refused" in r.json()["error"] and "rename the file" in r.json()["error"]
+    assert upload_folders(uploads) == []
+    # a long but reasonable name still works (shown shortened)
+    ok = post(client, "b" * 900 + ".wav", clip.read_bytes())
+    assert ok.status_code == 200 and ok.json()["file"].endswith("…")
+
+
+def test_serve_with_the_student_front_end(clip, uploads):
+    """Issue 25: ``serve --frontend student`` predicts with the distilled MusiCNN front end, and says so."""
+    with TestClient(create_app("default", max_mb=1, queue=2, frontend="student")) as c:
+        r = post(c, "song.wav", clip.read_bytes())
+    assert r.status_code == 200, r.text
+    assert "[student front end]" in r.json()["model"]

@@ -260,16 +260,25 @@ class MusicnnEmbedding(nn.Module):
         self.net = load_musicnn("msd")
         self._patch, self._starts = PATCH_FRAMES, window_starts
         self._onnx = None  # the ONNX Runtime front end, made on first use on the CPU
+        self._student = None  # the distilled front end (config.frontend "student"), loaded on first use
 
     def front_end(self, device) -> tuple[str, object]:
         """``(name, callable)`` computing the front and mid end on ``device``: ``"onnx"`` (ONNX Runtime) or
-        ``"torch"``, as :func:`moodscope.models.musicnn_onnx.frontend_choice` says."""
+        ``"torch"``, as :func:`moodscope.models.musicnn_onnx.frontend_choice` says -- of the network itself
+        or, with ``config.frontend == "student"``, of its distilled student."""
         from ..models.musicnn_onnx import OnnxFrameFeatures, frontend_choice
 
+        net = self.net
+        if self.config.frontend == "student":
+            if self._student is None:
+                from ..models.musicnn_student import load_student
+
+                self._student = load_student(self.net).to(next(self.net.parameters()).device)
+            net = self._student
         if frontend_choice(device) == "torch":
-            return "torch", self.net.frame_features
+            return "torch", net.frame_features
         if self._onnx is None:
-            self._onnx = OnnxFrameFeatures(self.net)
+            self._onnx = OnnxFrameFeatures(net)
         return "onnx", self._onnx
 
     def _frame_features(self, mel: torch.Tensor) -> torch.Tensor:

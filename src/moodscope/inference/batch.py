@@ -178,6 +178,7 @@ def predict_paths(
     precision: str = "float32",
     progress: bool = True,
     stream=None,
+    frontend: str | None = None,
 ) -> tuple[list[Result], list[tuple[str, str]]]:
     """Predict every audio file under ``paths``; with ``out_dir``, store every track and write its files.
 
@@ -205,7 +206,7 @@ def predict_paths(
         plan.stems = [_unique_stem(f, used, where.get(f, "")) for f in files]
     else:
         plan.stems = [_unique_stem(f, used) for f in files]
-    spec = ModelSpec(model, device, precision, hop_valence, hop_arousal)
+    spec = ModelSpec(model, device, precision, hop_valence, hop_arousal, frontend)
     if out is None:
         if plot:
             _check_plot_folder(Path.cwd())
@@ -267,7 +268,9 @@ class _Run:
             from ..library.store import model_id
 
             bundle = self.predictor.bundle
-            self.model_id = model_id(bundle.path, self.predictor.model.model_name)
+            self.model_id = (
+                model_id(bundle.path, self.predictor.model.model_name) + self.predictor.frontend_id
+            )
         self.done: list[tuple[Result, list[str]]] = []  #: (result, output names) of this run's files
         self.stems = dict(zip(map(str, files), plan.stems))
         self.keys: dict[str, object] = {}  #: FileKey of each regular input file (by str(path))

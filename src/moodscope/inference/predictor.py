@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 from dataclasses import dataclass, field
@@ -11,10 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.cache import file_features
-from ..audio.decode import resample, to_mono
+from ..audio.decode import audio_info, resample, to_mono
 from ..audio.features import compute_features, iter_file_features
+from ..config import FRONTENDS
 from ..emotion import quadrant_name
-from ..errors import AudioError, MoodscopeError, PredictionError, UnknownNameError, text_path
+from ..errors import AudioError, MoodscopeError, PredictionError, UnknownNameError, UsageError, text_path
 from ..modelfile import load_model
 from ..precision import autocast_dtype, resolve
 from ..tasks import TASKS
@@ -180,6 +182,7 @@ class Predictor:
         hop_arousal=None,
         cache=False,
         precision: str = "float32",
+        frontend: str | None = None,
     ):
         #: the precision used: ``bf16`` only where the device runs it natively (:mod:`moodscope.precision`)
         self.precision = resolve(precision, device)
@@ -188,6 +191,11 @@ class Predictor:
         self.bundle = bundle
         self.model = bundle.model
         self.features = bundle.features
+        if frontend is not None:
+            if frontend not in FRONTENDS:
+                raise UsageError(f"frontend {frontend!r}: must be one of {', '.join(FRONTENDS)}")
+            if self.features.kind == "musicnn":  # other models compute their own features: nothing to choose
+                self.features = dataclasses.replace(self.features, frontend=frontend)
         self.device = device
         self.cache = cache
         opts = dict(bundle.info.get("task") or {})
@@ -204,7 +212,18 @@ class Predictor:
     @property
     def name(self) -> str:
         desc = self.bundle.info.get("description") or ""
-        return f"{self.model.model_name}" + (f" ({desc})" if desc else "")
+        front = " [student front end]" if self.features.frontend != "full" else ""
+        return f"{self.model.model_name}" + (f" ({desc})" if desc else "") + front
+
+    @property
+    def frontend_id(self) -> str:
+        """``""`` for the model's own features, else ``"+student-<hash of the student's weights>"``: results
+        of another front end are other numbers (the results store keeps them apart)."""
+        if self.features.frontend == "full":
+            return ""
+        from ..models.musicnn_student import bundled_id
+
+        return f"+{self.features.frontend}-{bundled_id()}"
 
     def _blocks(self, source, sr=None):
         """``(blocks, label, frames)``: the features of a file or an array, as an iterator of consecutive
@@ -242,6 +261,19 @@ class Predictor:
 
         return blocks(), label, lambda: n_frames
 
+    def _seconds(self, source, sr, n_frames: int) -> float:
+        """The audio's own length: samples / rate of an array, the header's exact count of a file (an MP3's
+        from its frames); the feature frames' span only where neither can be had. (The features' span rounds:
+        a 0.3 s clip fills one 0.5 s step, a log-Mel centred on its ends has one frame more.)"""
+        if not isinstance(source, (str, os.PathLike)):
+            y = np.asarray(source)
+            n = y.shape[-1] if y.ndim == 2 and y.shape[0] <= 8 else y.shape[0]
+            return n / float(sr)
+        try:
+            return float(audio_info(source).duration)
+        except MoodscopeError:  # pragma: no cover - the file was just decoded
+            return n_frames / self.features.frames_per_second
+
     def predict(self, source, *, sr: int | None = None) -> Result:
         """Predict a file path or a waveform array (``sr`` required for arrays): one path for both."""
 
@@ -256,12 +288,11 @@ class Predictor:
             raise PredictionError(
                 label, "the model's output is not finite (NaN or inf): the model file may be damaged"
             )
-        duration = frames() / self.features.frames_per_second
-        fields = self.task.result_fields(out, duration)
+        fields = self.task.result_fields(out, frames() / self.features.frames_per_second)
         v, a = fields["static"]["valence"], fields["static"]["arousal"]
         return Result(
             file=label,
-            duration_s=duration,
+            duration_s=self._seconds(source, sr, frames()),
             model=self.name,
             static=fields["static"],
             quadrant=quadrant_name(v, a) if not (np.isnan(v) or np.isnan(a)) else "",

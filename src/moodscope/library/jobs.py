@@ -49,6 +49,7 @@ class ModelSpec:
     precision: str = "float32"
     hop_valence: float | None = None
     hop_arousal: float | None = None
+    frontend: str | None = None
 
     def load(self):
         from ..inference.predictor import Predictor
@@ -59,6 +60,7 @@ class ModelSpec:
             precision=self.precision,
             hop_valence=self.hop_valence,
             hop_arousal=self.hop_arousal,
+            frontend=self.frontend,
         )
 
 

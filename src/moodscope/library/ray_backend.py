@@ -35,6 +35,7 @@ sets ``RAY_USAGE_STATS_ENABLED`` (nothing is sent anywhere).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -149,7 +150,7 @@ class _Analyser:
             if local is None:
                 self.predictor = spec.load()
             else:
-                copy = ModelSpec(local, spec.device, spec.precision, spec.hop_valence, spec.hop_arousal)
+                copy = dataclasses.replace(spec, model=local)
                 self.predictor = copy.load()
         except MoodscopeError as e:  # reported by the driver as one line (see _stream), naming the file given
             self.load_error = str(e) if local is None else str(e).replace(local, shown_path(spec.model))
@@ -301,9 +302,7 @@ def _stream(ray, spec: ModelSpec, given: list[str], model_bytes, jobs, address) 
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
         size = max(1, min(jobs or cluster_cpus, len(given)))
         gpu = spec.device.startswith("cuda")
-        actor_spec = ModelSpec(
-            spec.model, "cuda" if gpu else spec.device, spec.precision, spec.hop_valence, spec.hop_arousal
-        )
+        actor_spec = dataclasses.replace(spec, device="cuda" if gpu else spec.device)
         items = [{"path": p, "source": p if is_uri(p) else os.path.abspath(p)} for p in given]
         ds = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
         with warnings.catch_warnings():

@@ -114,10 +114,10 @@ def check_options(*, max_mb, max_minutes, queue, workers) -> None:
 class ServeState:
     """The loaded model, the worker pool and the admission counter of one app."""
 
-    def __init__(self, model, *, device, precision, max_mb, max_minutes, queue, workers):
+    def __init__(self, model, *, device, precision, max_mb, max_minutes, queue, workers, frontend=None):
         check_options(max_mb=max_mb, max_minutes=max_minutes, queue=queue, workers=workers)
         self.source = model
-        self.device, self.precision = device, precision
+        self.device, self.precision, self.frontend = device, precision, frontend
         self.max_mb, self.max_minutes = float(max_mb), float(max_minutes)
         self.max_file_bytes = int(self.max_mb * 2**20)
         self.queue, self.workers = int(queue), int(workers)
@@ -138,7 +138,7 @@ class ServeState:
 
         with self._start_lock:
             if self.predictor is None:
-                self.predictor, self.loaded = _load(self.source, self.device, self.precision)
+                self.predictor, self.loaded = _load(self.source, self.device, self.precision, self.frontend)
                 self.models = _model_list(self.predictor, self.loaded)
             if self.pool is None:
                 self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="moodscope-serve")
@@ -195,7 +195,7 @@ class ServeState:
         return analyse(self.predictor, str(path))
 
 
-def _load(source, device: str, precision: str):
+def _load(source, device: str, precision: str, frontend: str | None = None):
     """``(predictor, name)`` from a model name or file, a factory, or a loaded :class:`Predictor`."""
     from ..inference.predictor import BUNDLED_MODELS, Predictor, bundled_model_path
 
@@ -204,7 +204,7 @@ def _load(source, device: str, precision: str):
     elif callable(source):
         predictor = source()
     else:
-        predictor = Predictor.from_file(source, device=device, precision=precision)
+        predictor = Predictor.from_file(source, device=device, precision=precision, frontend=frontend)
         if source is None or str(source) in BUNDLED_MODELS:
             return predictor, str(source or "default")
     path = Path(predictor.bundle.path).resolve()
@@ -360,6 +360,7 @@ def create_app(
     queue: int = 8,
     workers: int = 1,
     allowed_hosts=None,
+    frontend: str | None = None,
 ) -> FastAPI:
     """The app of ``moodscope serve``.
 
@@ -377,6 +378,9 @@ def create_app(
         Most requests in progress at a time (uploading, waiting or running); 503 with Retry-After beyond.
     workers
         Threads that run predictions.
+    frontend
+        ``full`` or ``student`` (:class:`~moodscope.inference.predictor.Predictor`'s ``frontend``; None: the
+        model's own).
     allowed_hosts
         Host names the server answers to (others: 400); None answers any (``moodscope serve`` passes its loopback
         names when it binds to loopback).
@@ -389,6 +393,7 @@ def create_app(
         max_minutes=max_minutes,
         queue=queue,
         workers=workers,
+        frontend=frontend,
     )
 
     @asynccontextmanager

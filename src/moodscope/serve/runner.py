@@ -55,6 +55,7 @@ def run(
     workers: int = 1,
     allow_hosts: tuple[str, ...] = (),
     verbose: bool = False,
+    frontend: str | None = None,
 ) -> int:
     """Serve until interrupted (Ctrl+C, SIGTERM); returns the exit code.
 
@@ -77,6 +78,7 @@ def run(
             model,
             device=device,
             precision=precision,
+            frontend=frontend,
             allowed_hosts=[*LOOPBACK_NAMES, host, *allow_hosts] if loopback else None,
             **options,
         )

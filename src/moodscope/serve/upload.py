@@ -34,6 +34,9 @@ FIELD = "file"
 FORM_OVERHEAD = 64 * 1024
 #: longest file name shown back to a client (characters, after escaping)
 MAX_NAME = 200
+#: Longest header line of a form part (its Content-Disposition carries the file name: 1,000 characters of
+#: UTF-8 fit); python-multipart's own limit (4,224 bytes in 0.0.34) raises a generic error, named here too
+MAX_HEADER_BYTES = 4000
 #: the container of a file whose name has no extension, from the part's Content-Type (browsers' audio types)
 CONTENT_TYPES = {
     "audio/wav": ".wav",
@@ -145,7 +148,7 @@ class Receiver:
                 {
                     "on_part_begin": self._part_begin,
                     "on_header_field": lambda d, s, e: self._field.extend(d[s:e]),
-                    "on_header_value": lambda d, s, e: self._value.extend(d[s:e]),
+                    "on_header_value": self._header_value,
                     "on_header_end": self._header_end,
                     "on_headers_finished": self._headers_finished,
                     "on_part_data": self._part_data,
@@ -160,6 +163,19 @@ class Receiver:
     def _part_begin(self) -> None:
         self._headers = {}
         self._in_file = False
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value.extend(data[start:end])
+        if len(self._value) > MAX_HEADER_BYTES:
+            raise self._long_header()
+
+    @staticmethod
+    def _long_header() -> UploadRefused:
+        return UploadRefused(
+            422,
+            f"a header of the upload's form is over {MAX_HEADER_BYTES} bytes: a file name this long is refused "
+            f"(at most {MAX_HEADER_BYTES // 4} characters); rename the file",
+        )
 
     def _header_end(self) -> None:
         field = self._field.decode("latin-1").strip().lower()
@@ -216,7 +232,9 @@ class Receiver:
             self._parser.write(
                 chunk[: max(0, room)]
             )  # what fits: it may name the file, or be the file's excess
-        except FormParserError:
+        except FormParserError as e:
+            if "header size" in str(e).lower():  # python-multipart's own limit on one header line
+                raise self._long_header() from None
             raise UploadRefused(400, "malformed multipart/form-data body") from None
         if self.received > self.max_body_bytes:
             raise UploadRefused(413, too_large(self.name, self.max_file_bytes))
