@@ -213,6 +213,7 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=100, help="steps of linear warm-up")
     ap.add_argument("--head-weight", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", type=Path, help="start from this student file (e.g. to train it longer)")
     ap.add_argument(
         "--save-every", type=int, default=500, help="score the held-out files and save every N steps"
     )
@@ -250,6 +251,11 @@ def main(argv=None) -> int:
 
     teacher = targets.extractor.net
     student = MusicnnStudent.from_teacher(teacher).eval()  # batch norm statistics stay the teacher's
+    if args.init is not None:  # go on from an earlier student of this teacher
+        from moodscope.models.musicnn_student import load_student
+
+        student.load_state_dict(load_student(teacher, args.init).state_dict())
+        student.eval()
     # channel scales of the targets: standard deviations over (a sample of) the training frames
     sample = np.concatenate([f[::7].astype(np.float32) for _, f in train])
     frame_sd = torch.from_numpy(sample.std(0) + 1e-3)
@@ -339,6 +345,7 @@ def metadata(args, hours: float, n_files: int, held_score: dict, steps: int) -> 
                 for k in ("steps", "batch", "crop", "lr", "head_weight", "seed", "max_seconds")
             },
             "steps_done": steps,
+            "init": None if args.init is None else Path(args.init).name,
         },
     }
 

@@ -41,11 +41,15 @@ def teacher():
 def test_student_without_split_is_the_teacher(teacher):
     # split 1: the student's layers are the teacher's own, so from_teacher copies them exactly
     student = MusicnnStudent.from_teacher(teacher, split=1).eval()
+    front = {k: v for k, v in teacher.state_dict().items() if not k.startswith(("pool_bn", "dense", "out"))}
+    assert student.state_dict().keys() == front.keys()
+    assert all(torch.equal(student.state_dict()[k], v) for k, v in front.items())
     mel = torch.from_numpy(np.random.default_rng(0).uniform(0, 3, (1, 400, 96)).astype(np.float32))
     with torch.inference_mode():
-        torch.testing.assert_close(
-            student.frame_features(mel), teacher.frame_features(mel), rtol=0, atol=1e-5
-        )
+        got, want = student.frame_features(mel), teacher.frame_features(mel)
+    # the same layers on the same input: float32 rounding only (oneDNN's kernels differ with the CPU's ISA)
+    scale = want.abs().amax(dim=(0, 1)).clamp(min=1.0)
+    assert float(((got - want).abs() / scale).max()) < 1e-5
 
 
 def strided_front(teacher, mel, split):

@@ -128,7 +128,10 @@ class MusicnnStudent(nn.Module):
         b, t, _ = x.shape
         h = self.input_bn(x.unsqueeze(1))  # (batch, 1, frames, bands)
         # (batch, split, frames, positions), contiguous: oneDNN's convolutions are several times slower on views
-        h = h.reshape(b, t, n_mels // split, split).permute(0, 3, 1, 2).contiguous()
+        if (
+            split > 1
+        ):  # (split 1: h as it is; a permuted copy of it would carry a size-1 dimension's odd stride)
+            h = h.reshape(b, t, n_mels // split, split).permute(0, 3, 1, 2).contiguous()
         every = h[:, :1].contiguous()
         front = torch.cat([blk(h) for blk in self.timbral] + [blk(every) for blk in self.temporal], dim=1)
         c1 = self.midend[0](front)
