@@ -42,6 +42,39 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     lock.release()
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="process start times come from Linux /proc")
+def test_lock_whose_pid_was_reused_is_taken_over(tmp_path):
+    """Issue 26: a lock whose pid the system has since given to another, live process was taken for alive."""
+    from moodscope.fileio import _process_start
+
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        host = os.uname().nodename
+        real = _process_start(alive.pid)
+        assert real is not None and real != _process_start(os.getpid())
+        lock_file = tmp_path / FolderLock.NAME
+        # the owner recorded is this pid and this start: the run is alive, the lock holds
+        lock_file.write_text(json.dumps({"pid": alive.pid, "host": host, "process_start": real}))
+        with pytest.raises(UsageError, match=f"pid {alive.pid}"):
+            FolderLock(tmp_path).acquire()
+        # a lock written before start times were recorded: a live pid still holds it
+        lock_file.write_text(json.dumps({"pid": alive.pid, "host": host}))
+        with pytest.raises(UsageError, match=f"pid {alive.pid}"):
+            FolderLock(tmp_path).acquire()
+        # the pid is alive but another process started it: the lock's own run is gone
+        boot, _, ticks = real.rpartition(":")
+        lock_file.write_text(
+            json.dumps({"pid": alive.pid, "host": host, "process_start": f"{boot}:{int(ticks) - 1}"})
+        )
+        lock = FolderLock(tmp_path).acquire()
+        assert lock.stale["pid"] == alive.pid
+        assert json.loads(lock.path.read_text())["process_start"] == _process_start(os.getpid())
+        lock.release()
+    finally:
+        alive.kill()
+        alive.wait()
+
+
 def test_lock_of_another_host_is_respected(tmp_path):
     (tmp_path / FolderLock.NAME).write_text(json.dumps({"pid": 1, "host": "elsewhere.example"}))
     with pytest.raises(UsageError, match="elsewhere.example.*delete the lock file"):

@@ -101,13 +101,28 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _process_start(pid: int) -> str | None:
+    """``"<boot id>:<start time in clock ticks>"`` of a live process (Linux ``/proc``), else None: with the pid it
+    names one process, so a pid the system gave to another process since is told apart."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", encoding="utf-8", errors="replace") as f:
+            stat = f.read()
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+    except (OSError, ValueError, OverflowError):
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()  # after "pid (comm) ": the comm may hold spaces and ")"
+    return f"{boot}:{fields[19]}" if len(fields) > 19 else None
+
+
 class FolderLock:
     """One writer per output folder: ``<folder>/.moodscope.lock`` holds the owner's pid, host and start time.
 
     Taken with ``O_CREAT | O_EXCL`` (atomic on local file systems); a second run into the same folder fails at
     once with :class:`~moodscope.errors.UsageError` naming the owner. A lock whose process no longer exists
     on this host (the run was killed) is stale: it is taken over, and :attr:`stale` tells the caller so that
-    it can say so. The folder is created if needed, so taking the lock is also the check that the folder is
+    it can say so. So is a lock whose pid now belongs to another process (pids are reused: the lock records its
+    process's start time where ``/proc`` gives it, and a live pid with another start time is not the owner). The folder is created if needed, so taking the lock is also the check that the folder is
     writable, before any work starts.
 
     >>> with FolderLock("results/", "predict"):  # doctest: +SKIP
@@ -140,6 +155,9 @@ class FolderLock:
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "what": self.what,
         }
+        start = _process_start(me["pid"])
+        if start is not None:
+            me["process_start"] = start
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -147,7 +165,13 @@ class FolderLock:
                 owner = self._owner()
                 pid = owner.get("pid")
                 same_host = owner.get("host") == me["host"]
-                if isinstance(pid, int) and same_host and not _pid_alive(pid):
+                recorded = owner.get("process_start")
+                reused = (  # the pid is alive, but it is another process than the one that took the lock
+                    isinstance(pid, int)
+                    and isinstance(recorded, str)
+                    and _process_start(pid) not in (None, recorded)
+                )
+                if isinstance(pid, int) and same_host and (reused or not _pid_alive(pid)):
                     self.stale = owner
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(self.path)
