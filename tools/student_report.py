@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from fourq_report import GAINS_DB, _model_static, _scores  # noqa: E402  (tools/ on sys.path when run as a script)
+from fourq_report import GAINS_DB, _level_test, _model_static, _scores  # noqa: E402  (tools/ on sys.path when run as a script)
 
 from moodscope.emotion import quadrant_index
 from moodscope.inference.predictor import Predictor
@@ -38,20 +38,6 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
     num = (a * b).sum(1)
     den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12
     return float(np.mean(num / den))
-
-
-def _level(pred: Predictor, tracks, sr: int = 16000) -> dict:
-    from moodscope.audio.decode import load_audio
-
-    worst, moved = 0.0, 0
-    for tr in tracks:
-        y = load_audio(tr.audio, sr=sr)
-        base = pred.predict(y, sr=sr)
-        for g in GAINS_DB:
-            r = pred.predict(y * np.float32(10.0 ** (g / 20.0)), sr=sr)
-            worst = max(worst, *(abs(r.static[k] - base.static[k]) for k in ("valence", "arousal")))
-            moved += r.quadrant != base.quadrant
-    return {"clips": len(tracks), "largest_change": worst, "quadrant_changed": moved}
 
 
 def _emopia(root: Path) -> dict:
@@ -138,7 +124,7 @@ def report(run: Path, emopia: Path | None, out: Path, level_clips: int) -> dict:
         }
         for name, g in agree.items()
     }
-    level = _level(fast0, [track_of[i] for i in folds[0].test[:level_clips]])
+    level = _level_test(fast0, [track_of[i] for i in folds[0].test[:level_clips]])
     result = {"cv": table, "agreement": agreement, "level_student": level}
     if emopia is not None:
         result["emopia_test"] = _emopia(emopia)
@@ -164,7 +150,7 @@ def report(run: Path, emopia: Path | None, out: Path, level_clips: int) -> dict:
         )
     lines.append(
         f"\nplayback level through the student, {level['clips']} clips x {list(GAINS_DB)} dB: largest change "
-        f"{level['largest_change']:.4f}, quadrant changed {level['quadrant_changed']} times"
+        f"{level['largest_change']:.4f}, quadrant changed {len(level['quadrant_changed'])} times"
     )
     if "emopia_test" in result:
         for fe, r in result["emopia_test"].items():

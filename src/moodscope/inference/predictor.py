@@ -226,8 +226,11 @@ class Predictor:
         return f"+{self.features.frontend}-{bundled_id()}"
 
     def _blocks(self, source, sr=None):
-        """``(blocks, label, frames)``: the features of a file or an array, as an iterator of consecutive
-        blocks, and a callable giving the number of frames read (known once the blocks are consumed).
+        """``(blocks, label, frames, seconds)``: the features of a file or an array, as an iterator of
+        consecutive blocks, a callable giving the number of frames read (known once the blocks are consumed),
+        and one giving the audio's own length: samples / rate of an array, the header's sample count of a file
+        (an MP3's estimated from its frames and size). The features' span rounds (a 0.3 s clip fills one 0.5 s
+        step, a log-Mel centred on its ends has one frame more), so it is not the duration.
 
         A file is decoded and featurised block by block (memory independent of its length) where the task
         consumes blocks (:attr:`~moodscope.tasks.base._Task.streams`) and the features allow it (log-Mel
@@ -241,12 +244,20 @@ class Predictor:
                 parts = iter_file_features(source, self.features, device=self.device)
             else:
                 parts = iter([file_features(source, self.features, cache=self.cache, device=self.device)])
+
+            def seconds():
+                return float(audio_info(source).duration)
         else:
             y = np.asarray(source, dtype=np.float32)
             if y.ndim == 2:  # (channels, n) or (n, channels)
                 y = to_mono(y.T if y.shape[0] <= 8 else y)
             if sr is None:
                 raise ValueError("predict(array) needs sr= (the array's sample rate)")
+            length_s = y.shape[0] / float(sr)
+
+            def seconds():
+                return length_s
+
             if sr != self.features.sr:
                 y = resample(y, sr, self.features.sr)
             parts = iter([compute_features(y, self.features, device=self.device)])
@@ -259,25 +270,12 @@ class Predictor:
                 n_frames += block.shape[0]
                 yield block
 
-        return blocks(), label, lambda: n_frames
-
-    def _seconds(self, source, sr, n_frames: int) -> float:
-        """The audio's own length: samples / rate of an array, the header's exact count of a file (an MP3's
-        from its frames); the feature frames' span only where neither can be had. (The features' span rounds:
-        a 0.3 s clip fills one 0.5 s step, a log-Mel centred on its ends has one frame more.)"""
-        if not isinstance(source, (str, os.PathLike)):
-            y = np.asarray(source)
-            n = y.shape[-1] if y.ndim == 2 and y.shape[0] <= 8 else y.shape[0]
-            return n / float(sr)
-        try:
-            return float(audio_info(source).duration)
-        except MoodscopeError:  # pragma: no cover - the file was just decoded
-            return n_frames / self.features.frames_per_second
+        return blocks(), label, lambda: n_frames, seconds
 
     def predict(self, source, *, sr: int | None = None) -> Result:
         """Predict a file path or a waveform array (``sr`` required for arrays): one path for both."""
 
-        blocks, label, frames = self._blocks(source, sr)
+        blocks, label, frames, seconds = self._blocks(source, sr)
         try:
             out = self.task.predict_blocks(self.model, blocks, device=self.device, autocast=self.autocast)
         except AudioError as e:
@@ -292,7 +290,7 @@ class Predictor:
         v, a = fields["static"]["valence"], fields["static"]["arousal"]
         return Result(
             file=label,
-            duration_s=self._seconds(source, sr, frames()),
+            duration_s=seconds(),
             model=self.name,
             static=fields["static"],
             quadrant=quadrant_name(v, a) if not (np.isnan(v) or np.isnan(a)) else "",

@@ -251,6 +251,15 @@ class _MidBlock(nn.Module):
         return self.bn(F.relu(self.conv(x)))
 
 
+def mid_end(midend: nn.ModuleList, front: torch.Tensor) -> torch.Tensor:
+    """The mid end's three layers on the front end's ``(batch, channels, frames)`` (the last two with their
+    residuals), joined to it: ``(batch, frames, channels + 3 x n_midend)``."""
+    c1 = midend[0](front)
+    c2 = midend[1](c1) + c1
+    c3 = midend[2](c2) + c2
+    return torch.cat([front, c1, c2, c3], dim=1).transpose(1, 2)
+
+
 def _same_pad(k: int) -> tuple[int, int]:
     """TF "same" padding for stride 1: ``k - 1`` zeros in all, the extra one at the end."""
     return ((k - 1) // 2, k - 1 - (k - 1) // 2)
@@ -340,10 +349,7 @@ class MusiCNN(nn.Module):
             )
         h = self.input_bn(x.unsqueeze(1))  # (batch, 1, frames, bands)
         front = torch.cat([b(h) for b in self.timbral] + [b(h) for b in self.temporal], dim=1)
-        c1 = self.midend[0](front)
-        c2 = self.midend[1](c1) + c1
-        c3 = self.midend[2](c2) + c2
-        return torch.cat([front, c1, c2, c3], dim=1).transpose(1, 2)
+        return mid_end(self.midend, front)
 
     # ------------------------------------------------------------------------------------------- back end
 

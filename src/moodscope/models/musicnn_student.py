@@ -45,7 +45,7 @@ from ..config import SettingError, check_settings, integer
 from ..errors import ModelFileError
 from ..fileio import atomic_path
 from ..modelfile import check_tensors, open_safetensors, read_json_metadata, read_tensors
-from .musicnn import BN_EPS, MusiCNN, _FreqMaxBlock, _MidBlock, _same_pad
+from .musicnn import BN_EPS, MusiCNN, _FreqMaxBlock, _MidBlock, _same_pad, mid_end
 
 __all__ = ["MusicnnStudent", "bundled_id", "load_student", "save_student", "teacher_key"]
 
@@ -134,10 +134,7 @@ class MusicnnStudent(nn.Module):
             h = h.reshape(b, t, n_mels // split, split).permute(0, 3, 1, 2).contiguous()
         every = h[:, :1].contiguous()
         front = torch.cat([blk(h) for blk in self.timbral] + [blk(every) for blk in self.temporal], dim=1)
-        c1 = self.midend[0](front)
-        c2 = self.midend[1](c1) + c1
-        c3 = self.midend[2](c2) + c2
-        return torch.cat([front, c1, c2, c3], dim=1).transpose(1, 2)
+        return mid_end(self.midend, front)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.frame_features(x)
