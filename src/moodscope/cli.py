@@ -27,6 +27,7 @@ EXAMPLES = {
         "moodscope predict song.mp3 --model demo          # the synthetic-corpus demo DAMFF",
         "moodscope predict ~/Music/ --out results/ --jobs 2 # a library: results/moodscope.sqlite, re-runs skip what is done",
         "moodscope predict ~/Music/ --out results/ --overwrite  # replace files in results/ that moodscope did not write",
+        "moodscope predict ~/Music/ --out results/ --frontend student  # distilled MusiCNN front end: 1.5x faster, close",
     ],
     "demo": [
         "moodscope demo",
@@ -57,6 +58,7 @@ EXAMPLES = {
     "serve": [
         "moodscope serve                  # then open http://127.0.0.1:8000/ (pip install 'moodscope[serve]')",
         "moodscope serve --model demo --port 8080 --queue 4 --max-mb 50",
+        "moodscope serve --frontend student   # the default model on its distilled, faster front end",
         "curl -F file=@song.mp3 http://127.0.0.1:8000/predict   # the JSON of moodscope predict",
     ],
 }
