@@ -657,3 +657,71 @@ def test_duration_is_the_audios_own_length(tmp_path, cli, tiny_model, seconds, k
         y, sr = sf.read(str(song), dtype="float32")
         got = Predictor.from_file(model).predict(np.stack([y, y]), sr=sr).duration_s  # (channels, n)
     assert got == pytest.approx(int(seconds * 22050) / 22050, abs=1e-3)
+
+
+def _content_free(kind: str, d: Path) -> Path:
+    """Audio that decodes fine but holds no music, or is far over full scale / clipped (issue 26, 12)."""
+    n = 4 * SR
+    p = d / f"{kind}.wav"
+    if kind == "dc_only":
+        sf.write(str(p), np.full(n, 0.25, np.float32), SR)
+    elif kind == "silence_but_one_sample":
+        y = np.zeros(n, np.float32)
+        y[n // 3] = 0.8
+        sf.write(str(p), y, SR)
+    elif kind == "clicks_at_minus_90_dbfs":
+        y = np.zeros(n, np.float32)
+        y[:: SR // 4] = 10 ** (-90 / 20)
+        sf.write(str(p), y, SR, subtype="FLOAT")
+    elif kind == "float_60_db_over_full_scale":
+        y, _ = sf.read(str(write_clip(d / "src.wav", 4.0)), dtype="float32")
+        (d / "src.wav").unlink()
+        sf.write(str(p), y * 1000, SR, subtype="FLOAT")
+    elif kind == "clipped":
+        y, _ = sf.read(str(write_clip(d / "src.wav", 4.0)), dtype="float32")
+        (d / "src.wav").unlink()
+        sf.write(str(p), np.clip(y * 20, -1, 1), SR)
+    return p
+
+
+CONTENT_NOTES = {
+    "dc_only": "no musical content",
+    "silence_but_one_sample": "no musical content",
+    "clicks_at_minus_90_dbfs": "no musical content",
+    "float_60_db_over_full_scale": "over range",
+    "clipped": "clipped",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CONTENT_NOTES))
+def test_content_free_or_over_range_audio_is_analysed_with_a_warning(kind, tmp_path, cli, tiny_model):
+    """Issue 26 (12): such audio got a mood with confidence and no word; now one ``warning:`` line names the file
+    and what is wrong, its JSON carries ``warnings``, and the good clip beside it has none."""
+    d = tmp_path / "lib"
+    write_clip(d / "good.wav", 3.0)
+    bad = _content_free(kind, d)
+    run = cli("predict", d, "--model", tiny_model, "--quiet")
+    assert run.code == 0, run.err
+    lines = [ln for ln in run.err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"warning: {bad}: {CONTENT_NOTES[kind]}: "), run.err
+    results = {Path(r["file"]).name: r for r in map(json.loads, run.out.splitlines())}
+    assert [w.split(":")[0] for w in results[bad.name]["warnings"]] == [CONTENT_NOTES[kind]]
+    assert "warnings" not in results["good.wav"]
+
+
+def test_content_warnings_on_the_whole_file_road_and_for_arrays(tmp_path, cli):
+    """The default model reads the whole file (MusiCNN does not stream) and arrays take a third road: the same
+    notes on each, and in the results store's copy of the result."""
+    from moodscope.inference.predictor import Predictor
+
+    bad = _content_free("float_60_db_over_full_scale", tmp_path)
+    run = cli("predict", bad, "--out", tmp_path / "out", "--quiet")
+    assert run.code == 0, run.err
+    assert run.err.startswith(f"warning: {bad}: over range: "), run.err
+    assert json.loads((tmp_path / "out" / f"{bad.stem}.json").read_text())["warnings"][0].startswith(
+        "over range"
+    )
+    y, sr = sf.read(str(bad), dtype="float32")
+    res = Predictor.from_file("default").predict(y, sr=sr)
+    assert [w.split(":")[0] for w in res.extra["warnings"]] == ["over range"]
+    assert "warnings" not in Predictor.from_file("default").predict(y / 1000, sr=sr).extra

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import warnings
 from collections.abc import Iterable
@@ -14,6 +16,7 @@ import numpy as np
 from ..config import FeatureConfig
 from ..errors import AudioError, UsageError
 from ..fileio import cache_root
+from . import content
 from .decode import audio_info, load_audio, native_span
 from .features import _DEFAULT, compute_features, extra_features, iter_file_features
 
@@ -126,10 +129,28 @@ class FeatureCache:
         """Store ``array`` under ``key`` atomically; returns the entry's path."""
         return save_npy_atomic(self.entry(key), np.ascontiguousarray(array, dtype=np.float32))
 
+    def save_notes(self, key: str, notes: list[str]) -> None:
+        """Keep the content notes (:mod:`moodscope.audio.content`) of the audio under ``key`` beside its features
+        (nothing is written when there are none)."""
+        if notes:
+            from ..fileio import atomic_path
+
+            with atomic_path(self.entry(key).with_suffix(".notes.json")) as tmp:
+                tmp.write_text(json.dumps(list(notes)))
+
+    def notes(self, key: str) -> list[str]:
+        """The content notes kept for ``key`` (none kept, or unreadable: ``[]``)."""
+        p = self.entry(key).with_suffix(".notes.json")
+        try:
+            got = json.loads(p.read_text()) if p.is_file() and p.stat().st_size < 65536 else []
+        except (OSError, ValueError):
+            return []
+        return [str(n) for n in got] if isinstance(got, list) else []
+
     def clear(self) -> None:
         """Remove every cached entry."""
         if self.root.is_dir():
-            for p in self.root.glob("*/*.npy"):
+            for p in [*self.root.glob("*/*.npy"), *self.root.glob("*/*.notes.json")]:
                 p.unlink(missing_ok=True)
 
 
@@ -192,24 +213,31 @@ def file_features(
         key = store.key(path, base, offset=offset, duration=duration)
         feats = store.load(key, base)
     if feats is None:
-        if base.streams and (stop - start) / info.samplerate > LONG_FILE_S:
-            blocks = iter_file_features(path, base, offset=offset, duration=duration, device=device)
-            feats = np.concatenate(list(blocks), axis=0)
-            if base.kind == "logmel" and base.compression == "db" and base.top_db is not None:
-                feats = np.maximum(feats, feats.max() - np.float32(base.top_db))
-        else:
-            y = load_audio(path, sr=config.sr, offset=offset, duration=duration)
-            feats = compute_features(y, base, device=device)
+        # measured whenever features are cached, so that a later hit can tell what a decode would have
+        measure = content.collect() if store is not None else contextlib.nullcontext([])
+        with measure as notes:
+            if base.streams and (stop - start) / info.samplerate > LONG_FILE_S:
+                blocks = iter_file_features(path, base, offset=offset, duration=duration, device=device)
+                feats = np.concatenate(list(blocks), axis=0)
+                if base.kind == "logmel" and base.compression == "db" and base.top_db is not None:
+                    feats = np.maximum(feats, feats.max() - np.float32(base.top_db))
+            else:
+                y = load_audio(path, sr=config.sr, offset=offset, duration=duration)
+                feats = compute_features(y, base, device=device)
+        content.report_notes(notes)
         if store is not None:
             try:
                 store.save(key, feats)
+                store.save_notes(key, notes)
             except OSError as e:  # a read-only or full cache must not cost the user the result
                 warnings.warn(
                     f"{path}: features not cached in {store.root} ({e})", RuntimeWarning, stacklevel=2
                 )
+    elif not config.extras:  # a hit, no audio decoded: the notes kept with the features
+        content.report_notes(store.notes(key))
     if not config.extras:
         return feats
-    if y is None:
+    if y is None:  # a hit: decoded for the extras, and measured then
         y = load_audio(path, sr=config.sr, offset=offset, duration=duration)
     return np.concatenate([feats, extra_features(y, config, len(feats)).numpy()], axis=1)
 

@@ -37,6 +37,7 @@ import soundfile as sf
 import soxr
 
 from ..errors import AudioError, shown_path
+from . import content
 
 #: File extensions moodscope reads (lower case, with the dot), in order of preference where one track id has
 #: several files (dataset adapters keep the first): lossless first, then lossy, ffmpeg-decoded last.
@@ -849,6 +850,8 @@ class RegionReader:
         self.step_out, self.step_in = sr // g, info.samplerate // g  # common grid, in out / in samples
         self.margin = int(math.ceil(_RESAMPLE_MARGIN_S * sr))
         self.peak = 0.0
+        #: what the samples say beyond the music (:mod:`moodscope.audio.content`), measured when someone listens
+        self.content = content.ContentMeter(info.samplerate) if content.collecting_enabled() else None
         self._stream = AudioStream(path, start, stop, info=info)
         self._buf = np.zeros(0, dtype=np.float32)  # native mono samples [_buf_lo, _buf_lo + len)
         self._buf_lo = 0
@@ -867,6 +870,8 @@ class RegionReader:
         if data.shape[0] < count:  # the stream ended (header lengths of MP3 are estimates)
             self._set_native_length(self._stream.position - self._stream.start)
         sample_peak(self.path, data)  # NaN/inf refused
+        if self.content is not None:
+            self.content.update(data)
         x = to_mono(data)
         if x.size:
             self.peak = max(self.peak, float(max(-x.min(), x.max())))
@@ -961,6 +966,10 @@ def load_audio(
     start, stop = native_span(info, offset, duration, path=path)
     data = read_frames(path, start, stop, info=info)
     check_samples(path, data, info.samplerate, min_duration=min_duration, check_silent=check_silent)
+    if content.collecting_enabled():
+        meter = content.ContentMeter(info.samplerate)
+        meter.update(data)
+        content.report(meter)
     if mono:
         return resample(to_mono(data), info.samplerate, sr)
     return np.ascontiguousarray(resample(data, info.samplerate, sr).T)

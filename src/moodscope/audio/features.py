@@ -14,6 +14,7 @@ from torch import nn
 
 from ..config import SEGMENT_S, FeatureConfig
 from ..errors import AudioError
+from . import content
 from .decode import MIN_DURATION_S, SILENCE_THRESHOLD, RegionReader, audio_info, check_length, load_audio
 from .loudness import loudness_gain
 from .tonal import mode_features
@@ -443,6 +444,7 @@ def iter_file_features(
         region.close()
     if check_silent and region.peak < SILENCE_THRESHOLD:
         raise AudioError(path, "silent: every sample is zero")
+    content.report(region.content)
 
 
 def _iter_region(

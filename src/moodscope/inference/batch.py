@@ -372,6 +372,8 @@ class _Run:
             return
         res = o.result
         self.counts["computed"] += 1
+        for note in res.extra.get("warnings") or ():
+            _warning_line(f, note)
         if self.store is not None:
             from ..library.store import FileKey, content_hash, row_from_result
 
@@ -424,6 +426,13 @@ def _error_line(path, cause: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(f"error: {shown_path(path)}: {cause}", file=sys.stderr)
+
+
+def _warning_line(path, note: str) -> None:
+    """A note on one track's audio (:mod:`moodscope.audio.content`) on stderr: the track is analysed anyway."""
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {shown_path(path)}: {note}", file=sys.stderr)
 
 
 def _emit(stream, text: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import content
 from ..audio.cache import file_features
 from ..audio.decode import audio_info, resample, to_mono
 from ..audio.features import compute_features, iter_file_features
@@ -258,6 +259,10 @@ class Predictor:
             def seconds():
                 return length_s
 
+            if content.collecting_enabled():
+                meter = content.ContentMeter(int(sr))
+                meter.update(y)
+                content.report(meter)
             if sr != self.features.sr:
                 y = resample(y, sr, self.features.sr)
             parts = iter([compute_features(y, self.features, device=self.device)])
@@ -275,13 +280,14 @@ class Predictor:
     def predict(self, source, *, sr: int | None = None) -> Result:
         """Predict a file path or a waveform array (``sr`` required for arrays): one path for both."""
 
-        blocks, label, frames, seconds = self._blocks(source, sr)
-        try:
-            out = self.task.predict_blocks(self.model, blocks, device=self.device, autocast=self.autocast)
-        except AudioError as e:
-            if e.path is None and label != "<array>":
-                raise AudioError(label, e.cause) from None
-            raise
+        with content.collect() as notes:  # what the samples say beyond the music: the result's warnings
+            blocks, label, frames, seconds = self._blocks(source, sr)
+            try:
+                out = self.task.predict_blocks(self.model, blocks, device=self.device, autocast=self.autocast)
+            except AudioError as e:
+                if e.path is None and label != "<array>":
+                    raise AudioError(label, e.cause) from None
+                raise
         if not _all_finite(out):
             raise PredictionError(
                 label, "the model's output is not finite (NaN or inf): the model file may be damaged"
@@ -296,5 +302,5 @@ class Predictor:
             quadrant=quadrant_name(v, a) if not (np.isnan(v) or np.isnan(a)) else "",
             dynamic=fields.get("dynamic"),
             tags=fields.get("tags"),
-            extra=dict(fields.get("extra") or {}),
+            extra=dict(fields.get("extra") or {}, **({"warnings": notes} if notes else {})),
         )
