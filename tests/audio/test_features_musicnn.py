@@ -192,15 +192,56 @@ def test_file_features_resample_then_embed_and_cache(wav44, tmp_path, monkeypatc
     assert store.key(path, MUSICNN_EMBEDDING) != store.key(path, FeatureConfig())
 
 
-def test_long_musicnn_files_are_not_chunked(wav44, monkeypatch):
-    """Only streamable kinds go through the chunked reader; the embedding needs the whole file."""
-    path, _ = wav44
-    ref = file_features(path, MUSICNN_EMBEDDING, cache=False)
-    monkeypatch.setattr(feature_cache, "LONG_FILE_S", 1.0)
-    monkeypatch.setattr(
-        feature_cache, "iter_file_features", lambda *a, **k: pytest.fail("chunked a musicnn file")
+@pytest.fixture(scope="module")
+def long_mp3(tmp_path_factory):
+    """A 70 s stereo MP3 at 44.1 kHz: long enough for several 16 s blocks of the block road."""
+    rng = np.random.default_rng(5)
+    y = np.concatenate(
+        [music_like(10.0, sr=44100, seed=s) * g for s, g in zip(range(7), rng.uniform(0.3, 1, 7))]
     )
-    np.testing.assert_array_equal(file_features(path, MUSICNN_EMBEDDING, cache=False), ref)
+    path = tmp_path_factory.mktemp("long") / "long.mp3"
+    sf.write(str(path), np.stack([y, 0.5 * y[::-1]], 1), 44100, format="MP3")
+    return path
+
+
+@pytest.mark.parametrize("extras", [(), ("mode",)])
+def test_long_musicnn_files_are_read_in_blocks_and_equal_the_whole(long_mp3, monkeypatch, extras):
+    """Issue 26 (6): a long file went through MusiCNN whole (~70 MB per audio minute); beyond
+    ``MUSICNN_LONG_FILE_S`` it is read twice in blocks (loudness, then the steps of each block with context)
+    and gives the same features within float rounding -- here with 16 s blocks, so every block edge is tested."""
+    from moodscope.audio.decode import load_audio
+    from moodscope.audio.features import musicnn_file_features
+
+    from moodscope.audio.decode import decoding_progress
+
+    config = FeatureConfig.for_kind("musicnn", extras=extras, loudness_lufs=-14.0)
+    whole = compute_features(load_audio(long_mp3, sr=SR16), config)
+    seen = []
+    with decoding_progress(lambda done, total: seen.append((done, total))):
+        blocks = musicnn_file_features(long_mp3, config, block_s=16.0, context_s=16.0)
+    # the file is read twice, its progress bar moves once: never back, to the end
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[-1] == pytest.approx(seen[-1][1], rel=0.02)
+    assert blocks.shape == whole.shape == (140, config.n_bins)
+    np.testing.assert_allclose(blocks, whole, rtol=0, atol=2e-4)
+    # file_features takes the block road beyond the limit (the whole road is never called) ...
+    monkeypatch.setenv("MOODSCOPE_LONG_FILE_S", "30")
+    monkeypatch.setattr(feature_cache, "load_audio", lambda *a, **k: pytest.fail("read whole"))
+    np.testing.assert_allclose(file_features(long_mp3, config, cache=False), whole, rtol=0, atol=2e-4)
+    # ... and not below it
+    assert feature_cache.long_file_s("musicnn") == 30.0
+    monkeypatch.delenv("MOODSCOPE_LONG_FILE_S")
+    assert (
+        feature_cache.long_file_s("musicnn") == feature_cache.MUSICNN_LONG_FILE_S < feature_cache.LONG_FILE_S
+    )
+
+
+def test_a_part_of_a_track_must_start_on_a_frame():
+    emb = MusicnnEmbedding(MUSICNN_EMBEDDING)
+    with pytest.raises(ValueError, match="multiple of 256"):
+        emb.steps_of(torch.zeros(16000 * 5), start=100, first=0, stop=2, n_total=16000 * 5)
+    with pytest.raises(ValueError, match="beyond the part"):
+        emb.steps_of(torch.zeros(16000 * 5), start=0, first=8, stop=10, n_total=16000 * 60)
 
 
 def test_iter_file_features_gives_one_block(wav44):

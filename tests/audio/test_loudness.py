@@ -334,3 +334,28 @@ def test_loudness_gain():
 def test_bad_gain_arguments_raise(kwargs):
     with pytest.raises(ValueError):
         loudness_gain(np.zeros(1000), 16000, **kwargs)
+
+
+@pytest.mark.parametrize("sr", [16000, 44100, 22050])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_meter_over_pieces_equals_the_whole(sr, channels):
+    """:class:`LoudnessMeter` (a long file measured block by block, issue 26 (6)) gives the whole-array loudness
+    and gain, whatever the pieces -- one sample, a step edge, 100 ms not a whole number of samples."""
+    from moodscope.audio.loudness import LoudnessMeter, integrated_loudness, loudness_gain
+
+    rng = np.random.default_rng(sr + channels)
+    for n in (300, int(0.35 * sr), 3 * sr + 17):
+        y = rng.standard_normal((n, channels)) * np.linspace(0.001, 0.5, n)[:, None]
+        y = y[:, 0] if channels == 1 else y
+        meter, a = LoudnessMeter(sr), 0
+        while a < n:
+            b = min(n, a + int(rng.choice([1, sr // 10, 777, 40000])))
+            meter.update(y[a:b])
+            a = b
+        assert meter.n == n
+        assert meter.loudness() == pytest.approx(integrated_loudness(y, sr), abs=1e-9)
+        for target in (-14.0, -30.0):
+            assert meter.gain(target) == pytest.approx(loudness_gain(y, sr, target), rel=1e-9)
+    assert LoudnessMeter(sr).loudness() == -math.inf and LoudnessMeter(sr).gain() == 1.0
+    quiet = LoudnessMeter(sr).update(np.full(sr, 1e-6))
+    assert quiet.loudness() == -math.inf and quiet.gain() == 1.0

@@ -725,3 +725,55 @@ def test_content_warnings_on_the_whole_file_road_and_for_arrays(tmp_path, cli):
     res = Predictor.from_file("default").predict(y, sr=sr)
     assert [w.split(":")[0] for w in res.extra["warnings"]] == ["over range"]
     assert "warnings" not in Predictor.from_file("default").predict(y / 1000, sr=sr).extra
+
+
+def test_running_out_of_memory_on_one_track_is_one_line_and_the_next_is_done(
+    tmp_path, cli, tiny_model, monkeypatch
+):
+    """Issue 26 (6): an out-of-memory was a traceback that also skipped the next file."""
+    from moodscope.inference.predictor import Predictor
+
+    real = Predictor.predict
+
+    def starved(self, source, **kw):
+        if Path(str(source)).name == "b.wav":
+            raise MemoryError()
+        return real(self, source, **kw)
+
+    monkeypatch.setattr(Predictor, "predict", starved)
+    music = tmp_path / "music"
+    for i, n in enumerate("abc"):
+        write_clip(music / f"{n}.wav", 3.0, seed=i)
+    run = cli("predict", music, "--model", tiny_model, "--out", tmp_path / "out", "--quiet")
+    assert_clean_error(run, code=1, name="b.wav", cause="out of memory while analysing it")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix == ".json") == [
+        "a.json",
+        "c.json",
+        "summary.json",
+    ]
+
+
+def test_a_long_recording_takes_the_block_road_with_the_same_answer(tmp_path, cli, monkeypatch):
+    """Issue 26 (6): the default model reads a recording longer than its limit in blocks (memory bounded; the
+    limit lowered to 20 s here so that a 50 s file has several); the result is the whole road's."""
+    song = write_clip(tmp_path / "mix.wav", 50.0, sr=22050)
+    whole = cli("predict", song, "--quiet")
+    monkeypatch.setenv("MOODSCOPE_LONG_FILE_S", "20")
+    from moodscope.audio import features
+
+    calls = []
+    real = features.musicnn_file_features
+    monkeypatch.setattr(
+        "moodscope.audio.cache.musicnn_file_features",
+        lambda *a, **k: calls.append(1) or real(*a, **{**k, "block_s": 16.0}),
+    )
+    blocks = cli("predict", song, "--quiet")
+    assert whole.code == blocks.code == 0, blocks.err
+    a, b = json.loads(whole.out), json.loads(blocks.out)
+    assert calls and a["quadrant"] == b["quadrant"]
+    assert np.allclose(a["dynamic"]["valence"], b["dynamic"]["valence"], atol=1e-3)
+    assert np.allclose(
+        [a["static"]["valence"], a["static"]["arousal"]],
+        [b["static"]["valence"], b["static"]["arousal"]],
+        atol=1e-3,
+    )

@@ -18,14 +18,29 @@ from ..errors import AudioError, UsageError
 from ..fileio import cache_root
 from . import content
 from .decode import audio_info, load_audio, native_span
-from .features import _DEFAULT, compute_features, extra_features, iter_file_features
+from .features import _DEFAULT, compute_features, extra_features, iter_file_features, musicnn_file_features
 
 #: Bump when the feature computation changes in a way that invalidates cached arrays.
 CACHE_VERSION = 1
 
 
-#: ``file_features`` decodes files (regions) longer than this in chunks to bound memory.
+#: ``file_features`` decodes files (regions) longer than this in chunks to bound memory
+#: (``MOODSCOPE_LONG_FILE_S`` overrides it: ``benchmarks/long_track_memory.py`` measures both roads).
 LONG_FILE_S = 600.0
+#: The same for MusiCNN features, read in blocks in two passes beyond it: a 5-minute 48 kHz stereo track read
+#: whole peaks at about 0.77 GB, a 10-minute one at 1.2 GB.
+MUSICNN_LONG_FILE_S = 300.0
+
+
+def long_file_s(kind: str = "logmel") -> float:
+    """:data:`LONG_FILE_S` (:data:`MUSICNN_LONG_FILE_S` for ``kind="musicnn"``), or ``MOODSCOPE_LONG_FILE_S``
+    when set to a positive number."""
+    default = MUSICNN_LONG_FILE_S if kind == "musicnn" else LONG_FILE_S
+    try:
+        value = float(os.environ.get("MOODSCOPE_LONG_FILE_S", ""))
+    except ValueError:
+        return default
+    return value if value > 0 and value == value else default
 
 
 def default_cache_dir() -> Path:
@@ -199,8 +214,9 @@ def file_features(
     Notes
     -----
     A cache that cannot be written (read-only, full) gives a ``RuntimeWarning``, not an error.
-    Regions longer than :data:`LONG_FILE_S` seconds are decoded chunk by chunk
-    (:func:`iter_file_features`), so peak memory is a minute of audio plus the result.
+    Regions longer than :data:`LONG_FILE_S` seconds are decoded chunk by chunk (:func:`iter_file_features`;
+    MusiCNN features: :func:`~moodscope.audio.features.musicnn_file_features`), so peak memory is a block of
+    audio plus the result.
     """
     store = _resolve_cache(cache)
     info = audio_info(path)  # bad input fails here, before the file is hashed
@@ -208,7 +224,8 @@ def file_features(
     # the cache stores the features without extras; the extras (mode: ~0.1 s for 3 minutes) are computed
     # from the audio each time, decoded once with the features when those are not cached
     base = config.without_extras()
-    key = feats = y = None
+    key = feats = y = whole = None
+    long = (stop - start) / info.samplerate > long_file_s(base.kind)
     if store is not None:
         key = store.key(path, base, offset=offset, duration=duration)
         feats = store.load(key, base)
@@ -216,7 +233,10 @@ def file_features(
         # measured whenever features are cached, so that a later hit can tell what a decode would have
         measure = content.collect() if store is not None else contextlib.nullcontext([])
         with measure as notes:
-            if base.streams and (stop - start) / info.samplerate > LONG_FILE_S:
+            if base.kind == "musicnn" and long:  # read in blocks, twice: memory bounded
+                whole = musicnn_file_features(path, config, offset=offset, duration=duration, device=device)
+                feats = whole[:, : base.n_bins]
+            elif base.streams and long:
                 blocks = iter_file_features(path, base, offset=offset, duration=duration, device=device)
                 feats = np.concatenate(list(blocks), axis=0)
                 if base.kind == "logmel" and base.compression == "db" and base.top_db is not None:
@@ -237,6 +257,10 @@ def file_features(
         content.report_notes(store.notes(key))
     if not config.extras:
         return feats
+    if whole is not None:
+        return whole
+    if long and base.kind == "musicnn":  # a hit: the extras of a long file in blocks too (measured then)
+        return musicnn_file_features(path, config, offset=offset, duration=duration, device=device)
     if y is None:  # a hit: decoded for the extras, and measured then
         y = load_audio(path, sr=config.sr, offset=offset, duration=duration)
     return np.concatenate([feats, extra_features(y, config, len(feats)).numpy()], axis=1)

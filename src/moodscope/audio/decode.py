@@ -108,6 +108,22 @@ def decoding_progress(callback):
         _progress.reset(token)
 
 
+@contextlib.contextmanager
+def progress_share(lo: float, hi: float):
+    """Within the block, decoding reports its progress as the share ``[lo, hi]`` (fractions) of the current
+    report (:func:`decoding_progress`): a file read twice moves one bar once."""
+    outer = _progress.get()
+    if outer is None:
+        yield
+        return
+
+    def share(done: float, total: float) -> None:
+        outer(total * (lo + (hi - lo) * done / total) if total > 0 else done, total)
+
+    with decoding_progress(share):
+        yield
+
+
 def is_audio_file(path: str | os.PathLike) -> bool:
     """True when ``path`` has one of :data:`SUPPORTED_EXTENSIONS` (case-insensitive); the file is not opened."""
     return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
@@ -978,6 +994,7 @@ def load_audio(
 __all__ = [
     "AudioStream",
     "decoding_progress",
+    "progress_share",
     "AUDIO_EXTENSIONS",
     "FFMPEG_EXTENSIONS",
     "MIN_DURATION_S",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +16,16 @@ from torch import nn
 from ..config import SEGMENT_S, FeatureConfig
 from ..errors import AudioError
 from . import content
-from .decode import MIN_DURATION_S, SILENCE_THRESHOLD, RegionReader, audio_info, check_length, load_audio
-from .loudness import loudness_gain
+from .decode import (
+    MIN_DURATION_S,
+    SILENCE_THRESHOLD,
+    RegionReader,
+    audio_info,
+    check_length,
+    load_audio,
+    progress_share,
+)
+from .loudness import LoudnessMeter, loudness_gain
 from .tonal import mode_features
 
 _DEFAULT = FeatureConfig()  # the papers' settings (immutable, so safe as a default argument)
@@ -295,6 +304,17 @@ class MusicnnEmbedding(nn.Module):
         # joined with time contiguous, as one pass of frame_features gives them (the back end scans time)
         return torch.cat(parts, dim=2).transpose(1, 2)
 
+    def gain(self, meter: LoudnessMeter, sum_squares: float) -> float:
+        """The level change the features are computed at, from a track's :class:`LoudnessMeter` (at
+        ``config.sr``) and its sum of squared samples: ``loudness_lufs``, then the ``level_db`` ceiling."""
+        gain = meter.gain(self.config.loudness_lufs) if self.config.loudness_lufs is not None else 1.0
+        if self.config.level_db is not None and meter.n:
+            rms = gain * math.sqrt(sum_squares / meter.n)
+            target = 10.0 ** (self.config.level_db / 20.0)
+            if rms > target:  # louder tracks are brought down to the level; quieter ones are left as they are
+                gain *= target / rms
+        return gain
+
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         if y.dim() != 1:
             raise ValueError(f"MusicnnEmbedding expects one mono waveform (samples,), got {tuple(y.shape)}")
@@ -308,18 +328,33 @@ class MusicnnEmbedding(nn.Module):
             target = 10.0 ** (self.config.level_db / 20.0)
             if rms > target:  # louder tracks are brought down to the level; quieter ones are left as they are
                 y = y * (target / rms)
+        base = self.steps_of(y, start=0, first=0, stop=steps, n_total=y.shape[-1])
+        if not self.config.extras:
+            return base
+        return torch.cat([base, extra_features(y.cpu().numpy(), self.config, steps).to(base)], dim=-1)
+
+    def steps_of(self, y: torch.Tensor, *, start: int, first: int, stop: int, n_total: int) -> torch.Tensor:
+        """Embedding and tag logits ``(stop - first, 250)`` of the track's 0.5 s steps ``[first, stop)`` from
+        ``y``, the (level-adjusted) samples ``[start, start + len(y))`` of a track of ``n_total`` samples.
+
+        The whole track (``start=0``, ``len(y) == n_total``) is :meth:`forward`'s case. A part of it gives the
+        whole track's values within float rounding when ``start`` is on a frame (a multiple of
+        ``hop_length``) and ``y`` holds, beside the steps, the context their 3 s patches and the convolutions
+        see (beyond the track's ends the padding is the whole track's own)."""
+        hop = self.config.hop_length
+        if start % hop:
+            raise ValueError(f"a part of a track must start on a frame (a multiple of {hop}), not at {start}")
         mel = self.logmel(y.to(self.logmel.window.device))[None]  # (1, frames, 96)
         if mel.shape[1] < self._patch:
             mel = torch.nn.functional.pad(mel, (0, 0, 0, self._patch - mel.shape[1]))
         feats = self._frame_features(mel)
-        starts = self._starts(
-            feats.shape[1], steps, fps=self.config.sr / self.config.hop_length, step_s=SEGMENT_S
-        )
-        out = self.net.head_windows(feats, starts)
-        base = torch.cat([out["embedding"], out["logits"]], dim=-1)[0]
-        if not self.config.extras:
-            return base
-        return torch.cat([base, extra_features(y.cpu().numpy(), self.config, steps).to(base)], dim=-1)
+        n_frames = max(self._patch, 1 + n_total // hop)  # the whole track's frames (centre-padded)
+        starts = self._starts(n_frames, stop, fps=self.config.sr / hop, step_s=SEGMENT_S)[first:]
+        local = [s - start // hop for s in starts]
+        if local and (min(local) < 0 or max(local) > feats.shape[1] - self._patch):
+            raise ValueError(f"steps [{first}, {stop}) need frames beyond the part given")
+        out = self.net.head_windows(feats, local)
+        return torch.cat([out["embedding"], out["logits"]], dim=-1)[0]
 
 
 def extra_features(y: np.ndarray, config: FeatureConfig, steps: int) -> torch.Tensor:
@@ -371,6 +406,82 @@ def compute_features(y: np.ndarray, config: FeatureConfig = _DEFAULT, *, device:
     with torch.inference_mode():
         out = _extractor(config, str(torch.device(device)))(torch.from_numpy(np.ascontiguousarray(y)))
     return out.cpu().numpy()
+
+
+def musicnn_file_features(
+    path: str | os.PathLike,
+    config: FeatureConfig,
+    *,
+    offset: float = 0.0,
+    duration: float | None = None,
+    device: str = "cpu",
+    block_s: float = 304.0,
+    context_s: float = 16.0,
+) -> np.ndarray:
+    """``kind="musicnn"`` features of a (long) file in memory that does not grow with its length: the file is
+    read twice, block by block -- once to measure its loudness (:class:`~moodscope.audio.loudness.LoudnessMeter`),
+    once to compute the steps of each ``block_s`` block from its samples and ``context_s`` of context on each
+    side (both rounded to multiples of 16 s, where frames, steps and chroma frames meet). Equal to
+    ``compute_features(load_audio(path), config)`` within float rounding: the context covers what a step
+    sees (its 3 s patch, about 3 s more of the convolutions' reach, the mode features' 10 s). Peak memory is a
+    block's worth plus the result (1 kB per second): under 1 GB for any length
+    (``benchmarks/long_track_memory.py``); the second read and the context cost about 10 % more time.
+
+    Raises :class:`AudioError` as :func:`~moodscope.audio.decode.load_audio` (silence when the first pass ends).
+    """
+    if config.kind != "musicnn":
+        raise ValueError(f"musicnn_file_features reads kind='musicnn' features, not {config.kind!r}")
+    path, sr = Path(path), config.sr
+    emb = _extractor(config.without_extras(), str(torch.device(device)))
+    step = int(round(sr * SEGMENT_S))
+    unit = math.lcm(step, config.hop_length, 800 if config.extras else 1)  # 800: the chroma's hop
+    block = unit * max(1, round(block_s * sr / unit))
+    ctx = unit * max(1, math.ceil(context_s * sr / unit))
+    info = audio_info(path)
+    region = RegionReader(path, info, sr, offset, duration)
+    check_length(path, region.n_native, info.samplerate, min_duration=MIN_DURATION_S)
+    meter, sum_squares, piece = LoudnessMeter(sr), 0.0, 60 * sr
+    # pass 1: the loudness, the level and what the samples say (content notes); ~15 % of the time
+    with progress_share(0.0, 0.15):
+        try:
+            a = 0
+            while a < region.n:
+                y = region.read(a, min(a + piece, region.n))
+                y = y[: max(0, min(y.size, region.n - a))].astype(np.float64)
+                meter.update(y)
+                sum_squares += float(np.dot(y, y))
+                a += piece
+        finally:
+            region.close()
+    if region.peak < SILENCE_THRESHOLD:
+        raise AudioError(path, "silent: every sample is zero")
+    content.report(region.content)
+    n, gain = region.n, np.float32(emb.gain(meter, sum_squares))
+    steps = max(1, n // step)
+    region = RegionReader(path, info, sr, offset, duration)
+    region.content = None  # measured in the first pass
+    parts, kept, kept_at = [], np.zeros(0, np.float32), 0  # samples [kept_at, kept_at + len) already read
+    with progress_share(0.15, 1.0):  # pass 2: the steps of each block
+        try:
+            for s0 in range(0, steps, block // step):
+                s1 = min(steps, s0 + block // step)
+                a, b = max(0, s0 * step - ctx), min(n, s1 * step + ctx)
+                # the context shared with the previous block is kept; the rest is read a minute at a time (a
+                # whole block at once would decode ~10 minutes at the file's own rate and channels)
+                old = kept[max(0, a - kept_at) :] if kept_at + kept.size > a else np.zeros(0, np.float32)
+                new = [region.read(p, min(p + piece, b)) for p in range(a + old.size, b, piece)]
+                y = np.concatenate([old, *new])[: b - a]
+                kept, kept_at = y, a
+                with torch.inference_mode():
+                    x = torch.from_numpy(y * gain if gain != 1.0 else y)
+                    part = emb.steps_of(x, start=a, first=s0, stop=s1, n_total=n).cpu().numpy()
+                if config.extras:  # from the samples as read, as file_features computes them
+                    extra = extra_features(y, config, s1 - a // step)[s0 - a // step :].numpy()
+                    part = np.concatenate([part, extra], axis=1)
+                parts.append(part)
+        finally:
+            region.close()
+    return np.concatenate(parts, axis=0)
 
 
 def iter_file_features(

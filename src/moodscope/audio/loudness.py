@@ -261,6 +261,18 @@ def loudness_gain(
         As :func:`integrated_loudness`; or the target or bounds are not finite, or ``min_gain_db`` is above
         ``max_gain_db``.
     """
+    _check_gain_args(target_lufs, max_gain_db, min_gain_db)
+    loudness = integrated_loudness(y, sr)
+    return _bounded_gain(
+        loudness,
+        lambda g_db: integrated_loudness(np.asarray(y, dtype=np.float64) * 10.0 ** (g_db / 20.0), sr),
+        target_lufs,
+        max_gain_db,
+        min_gain_db,
+    )
+
+
+def _check_gain_args(target_lufs, max_gain_db, min_gain_db) -> None:
     if not math.isfinite(target_lufs):
         raise ValueError(f"target_lufs must be finite, not {target_lufs!r}")
     for name, bound in (("max_gain_db", max_gain_db), ("min_gain_db", min_gain_db)):
@@ -268,7 +280,11 @@ def loudness_gain(
             raise ValueError(f"{name} must be finite or None, not {bound!r}")
     if max_gain_db is not None and min_gain_db is not None and min_gain_db > max_gain_db:
         raise ValueError(f"min_gain_db ({min_gain_db}) is above max_gain_db ({max_gain_db})")
-    loudness = integrated_loudness(y, sr)
+
+
+def _bounded_gain(loudness: float, loudness_at, target_lufs, max_gain_db, min_gain_db) -> float:
+    """:func:`loudness_gain` from the measured ``loudness`` and ``loudness_at(gain_db)``, the loudness of the
+    same audio scaled by that gain."""
     if loudness == -math.inf:
         return 1.0
     gain_db = target_lufs - loudness
@@ -281,7 +297,7 @@ def loudness_gain(
         # than the same audio played louder, and the first gain depends on the playback level by up to 1.5 dB.
         # At the target every input level meets the gate alike: the gain becomes exactly level-invariant.
         # At ordinary levels the second measure moves the gain by < 0.02 dB.
-        again = integrated_loudness(np.asarray(y, dtype=np.float64) * 10.0 ** (gain_db / 20.0), sr)
+        again = loudness_at(gain_db)
         if again != -math.inf:
             gain_db += target_lufs - again
     if max_gain_db is not None:
@@ -289,6 +305,89 @@ def loudness_gain(
     if min_gain_db is not None:
         gain_db = max(gain_db, min_gain_db)
     return 10.0 ** (gain_db / 20.0)
+
+
+class LoudnessMeter:
+    """:func:`integrated_loudness` and :func:`loudness_gain` of audio given piece by piece (:meth:`update`, in
+    order): the filter's state is carried from piece to piece and only the energy of each 100 ms step is kept
+    (8 bytes per 100 ms), so memory does not grow with the audio's length -- a 3-hour recording is measured in
+    a few MB. The same values as the whole-array functions within float rounding (sums in another order)."""
+
+    def __init__(self, sr):
+        self.rate = _check_rate(sr)
+        self._sos = k_weighting_sos(self.rate)
+        self._zi = None
+        self.n = 0  # samples measured
+        self._steps: list[np.ndarray] = []  # energies of the finished 100 ms steps
+        self._k = 1  # index of the next step edge
+        self._open = 0.0  # energy since the last edge
+
+    def _edge(self, k: int) -> int:
+        return round(k * STEP_S * self.rate)
+
+    def update(self, y) -> LoudnessMeter:
+        """Measure the next piece, ``(samples,)`` or ``(samples, channels)`` float audio (the same channels for
+        every piece); returns the meter."""
+        x = _channels_first(y)
+        if x.shape[1] == 0:
+            return self
+        if self._zi is None:
+            self._zi = np.zeros((self._sos.shape[0], x.shape[0], 2))
+        w, self._zi = signal.sosfilt(self._sos, x, axis=-1, zi=self._zi)
+        e = np.square(w).sum(axis=0)
+        if not math.isfinite(float(e.sum())):
+            raise ValueError("the audio has NaN or infinite samples (or samples too large to square)")
+        n0, n1 = self.n, self.n + e.size
+        cuts = []
+        while self._edge(self._k) <= n1:
+            cuts.append(self._edge(self._k) - n0)
+            self._k += 1
+        if cuts:  # edges already passed were taken by earlier pieces: every cut is >= 1, increasing
+            sums = np.add.reduceat(e[: cuts[-1]], [0, *cuts[:-1]])
+            sums[0] += self._open
+            self._steps.append(sums)
+            self._open = float(e[cuts[-1] :].sum())
+        else:
+            self._open += float(e.sum())
+        self.n = n1
+        return self
+
+    def _blocks(self) -> tuple[np.ndarray, np.ndarray]:
+        """Block energies (sum of 4 steps) and block lengths in samples; one block of everything when shorter."""
+        steps = np.concatenate(self._steps) if self._steps else np.zeros(0)
+        m = _STEPS_PER_BLOCK
+        if steps.size < m:
+            return np.array([steps.sum() + self._open]), np.array([float(self.n)])
+        edges = np.round(np.arange(steps.size + 1) * (STEP_S * self.rate))
+        blocks = sum(steps[i : steps.size - m + 1 + i] for i in range(m))
+        return blocks, edges[m:] - edges[:-m]
+
+    def loudness(self) -> float:
+        """Integrated loudness (LUFS) of everything measured (``-inf``: nothing, or nothing above -70 LUFS)."""
+        if self.n == 0:
+            return -math.inf
+        blocks, lengths = self._blocks()
+        return _gated_loudness(blocks / lengths)
+
+    def gain(
+        self,
+        target_lufs: float = DEFAULT_TARGET_LUFS,
+        max_gain_db: float | None = MAX_GAIN_DB,
+        min_gain_db: float | None = MIN_GAIN_DB,
+    ) -> float:
+        """:func:`loudness_gain` of everything measured: the second measure at the target scales the kept
+        energies (the filter is linear), so the audio is not read again."""
+        _check_gain_args(target_lufs, max_gain_db, min_gain_db)
+        if self.n == 0:
+            return 1.0
+        blocks, lengths = self._blocks()
+        return _bounded_gain(
+            _gated_loudness(blocks / lengths),
+            lambda g_db: _gated_loudness(blocks * 10.0 ** (g_db / 10.0) / lengths),
+            target_lufs,
+            max_gain_db,
+            min_gain_db,
+        )
 
 
 def normalize_loudness(

@@ -73,6 +73,12 @@ def analyse(predictor, path: str) -> Outcome:
         return Outcome(
             path, error=e.cause if hasattr(e, "cause") else str(e), seconds=time.perf_counter() - t0
         )
+    except MemoryError:  # this file's error; the memory is free again for the next one
+        return Outcome(
+            path,
+            error="out of memory while analysing it (free memory, or use fewer --jobs)",
+            seconds=time.perf_counter() - t0,
+        )
     seconds = time.perf_counter() - t0
     res.extra["seconds"] = round(seconds, 3)
     return Outcome(path, result=res, seconds=seconds)
