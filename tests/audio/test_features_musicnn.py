@@ -209,10 +209,8 @@ def test_long_musicnn_files_are_read_in_blocks_and_equal_the_whole(long_mp3, mon
     """Issue 26 (6): a long file went through MusiCNN whole (~70 MB per audio minute); beyond
     ``MUSICNN_LONG_FILE_S`` it is read twice in blocks (loudness, then the steps of each block with context)
     and gives the same features within float rounding -- here with 16 s blocks, so every block edge is tested."""
-    from moodscope.audio.decode import load_audio
+    from moodscope.audio.decode import decoding_progress, load_audio
     from moodscope.audio.features import musicnn_file_features
-
-    from moodscope.audio.decode import decoding_progress
 
     config = FeatureConfig.for_kind("musicnn", extras=extras, loudness_lufs=-14.0)
     whole = compute_features(load_audio(long_mp3, sr=SR16), config)

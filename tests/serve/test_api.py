@@ -700,3 +700,37 @@ def test_serve_with_the_student_front_end(clip, uploads):
         r = post(c, "song.wav", clip.read_bytes())
     assert r.status_code == 200, r.text
     assert "[student front end]" in r.json()["model"]
+
+
+def test_a_trickling_upload_is_408_and_frees_its_place(tiny_model, uploads, monkeypatch):
+    """Issue 26 (14): a client sending a byte now and then kept its queue place for the whole upload limit
+    (8 such clients held every place); below ``UPLOAD_MIN_RATE`` on average after ``UPLOAD_IDLE_S`` it is refused."""
+    from moodscope.serve import app as app_module
+
+    monkeypatch.setattr(app_module, "UPLOAD_IDLE_S", 0.3)
+    app = create_app(tiny_model, queue=1)
+    state = app.state.moodscope
+    state.start()
+    head = b"".join(list(_multipart("drip.wav", [b"RIFF"]))[:2])  # the closing boundary never comes
+
+    async def run():
+        sent, first = [], [True]
+
+        async def receive():
+            if first[0]:
+                first[0] = False
+                return {"type": "http.request", "body": head, "more_body": True}
+            await asyncio.sleep(0.05)  # never idle for 0.3 s, far below 8 KiB/s
+            return {"type": "http.request", "body": b"\0", "more_body": True}
+
+        async def send(m):
+            sent.append(m)
+
+        await asyncio.wait_for(app(_scope(), receive, send), 10)
+        return sent
+
+    sent = asyncio.run(run())
+    state.stop()
+    assert sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"])["error"].startswith("drip.wav: slower than 8 KiB/s")
+    assert state.in_progress == 0 and upload_folders(uploads) == []

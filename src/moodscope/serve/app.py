@@ -7,7 +7,8 @@ Endpoints
     for one track (its ``file`` is the client's file name, for display only). Errors are JSON
     ``{"error": "<one line naming the file and the cause>"}``: 422 bad audio (undecodable, empty, silent, too
     long, unknown format, no file), 413 larger than ``max_mb`` (refused before the body is read whole), 415 not
-    multipart/form-data, 400 a malformed body, 403 a cross-origin browser request, 408 an upload that stalls, 503
+    multipart/form-data, 400 a malformed body, 403 a cross-origin browser request, 408 an upload that stalls or
+    trickles (under 8 KiB/s on average after 30 s), 503
     with ``Retry-After`` when ``queue`` requests are already in progress, 500 a bug (logged with its traceback
     here, never sent to the client).
 ``GET /models``, ``GET /health``
@@ -60,6 +61,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 UPLOAD_IDLE_S = 30.0
 #: seconds a whole upload may take (408 beyond)
 UPLOAD_TOTAL_S = 600.0
+#: after ``UPLOAD_IDLE_S``, an upload must have averaged at least this many bytes per second since it began (408
+#: below): a client trickling a byte now and then would otherwise hold a queue place for ``UPLOAD_TOTAL_S``
+UPLOAD_MIN_RATE = 8192.0
 #: the names of the private folders of uploads (``tempfile.mkdtemp``)
 UPLOAD_PREFIX = "moodscope-serve-"
 #: service times (seconds) kept for the Retry-After estimate
@@ -300,7 +304,7 @@ class _Guard:
 
 async def _receive(request: Request, receiver: Receiver) -> None:
     """Feed the request's body to ``receiver`` as it arrives; 408 when it stalls or takes too long."""
-    start = time.monotonic()
+    start, received = time.monotonic(), 0
     chunks = request.stream().__aiter__()
     while True:
         try:
@@ -313,7 +317,15 @@ async def _receive(request: Request, receiver: Receiver) -> None:
             ) from None
         if chunk:
             receiver.feed(chunk)
-        if time.monotonic() - start > UPLOAD_TOTAL_S:
+            received += len(chunk)
+        elapsed = time.monotonic() - start
+        if elapsed > UPLOAD_IDLE_S and received < UPLOAD_MIN_RATE * elapsed:
+            raise UploadRefused(
+                408,
+                f"{receiver.name or 'the upload'}: slower than {UPLOAD_MIN_RATE / 1024:g} KiB/s "
+                f"({received / elapsed / 1024:.1f} KiB/s over {elapsed:.0f} s); upload abandoned",
+            )
+        if elapsed > UPLOAD_TOTAL_S:
             raise UploadRefused(
                 408, f"{receiver.name or 'the upload'}: upload took over {UPLOAD_TOTAL_S:g} s; abandoned"
             )
