@@ -27,6 +27,7 @@ EXAMPLES = {
         "moodscope predict song.mp3 --model demo          # the synthetic-corpus demo DAMFF",
         "moodscope predict ~/Music/ --out results/ --jobs 2 # a library: results/moodscope.sqlite, re-runs skip what is done",
         "moodscope predict ~/Music/ --out results/ --overwrite  # replace files in results/ that moodscope did not write",
+        "moodscope predict ~/Music/ --out results/ --prune  # also forget tracks deleted from ~/Music/ since",
         "moodscope predict ~/Music/ --out results/ --frontend student  # distilled MusiCNN front end: 1.5x faster, close",
     ],
     "demo": [
@@ -166,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--force", action="store_true", help="recompute tracks the results store in --out already has"
+    )
+    s.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove from the results store in --out the tracks of the given folders that are no longer there "
+        "(deleted or moved; their output files are left)",
     )
     s.add_argument(
         "--backend",
@@ -408,6 +415,7 @@ def cmd_predict(a) -> int:
         plot=a.plot,
         overwrite=a.overwrite,
         force=a.force,
+        prune=a.prune,
         jobs=a.jobs,
         backend=a.backend,
         device=a.device,

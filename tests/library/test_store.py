@@ -140,3 +140,33 @@ def test_jobs_beyond_the_cores_are_capped_with_a_note(tmp_path, cli, tiny_model,
     )
     assert run.code == 0, run.err
     assert "--jobs 40 capped at 1, the cores available" in run.err and len(_rows(out)) == 3
+
+
+def test_prune_removes_the_tracks_a_folder_no_longer_has_and_nothing_else(tmp_path, cli, tiny_model):
+    """Issue 26: the store kept deleted files (query and playlist listed them). ``--prune`` removes, for every
+    model, the tracks below the folders given that the scan no longer finds -- not those of other folders."""
+    lib = tmp_path / "lib"
+    for i, name in enumerate(["rock/a.wav", "rock/b.wav", "jazz/c.wav"]):
+        write_clip(lib / name, 3.0, seed=i)
+    out = tmp_path / "out"
+    assert cli("predict", lib, "--model", tiny_model, "--out", out, "--quiet").code == 0
+    (lib / "rock" / "b.wav").unlink()
+    (lib / "jazz" / "c.wav").unlink()
+    # without --prune the store keeps them (a folder on a disk that is not mounted is not a deletion)
+    assert cli("predict", lib / "rock", "--model", tiny_model, "--out", out, "--quiet").code == 0
+    assert sorted(p.split("/")[-1] for p in _rows(out)) == ["a.wav", "b.wav", "c.wav"]
+    # pruning rock/ removes b.wav only: jazz/ was not scanned
+    run = cli("predict", lib / "rock", "--model", tiny_model, "--out", out, "--quiet", "--prune")
+    assert run.code == 0 and "pruned 1 track(s) no longer in" in run.err, run.err
+    assert sorted(p.split("/")[-1] for p in _rows(out)) == ["a.wav", "c.wav"]
+    run = cli("predict", lib, "--model", tiny_model, "--out", out, "--quiet", "--prune")
+    assert run.code == 0 and "pruned 1 track(s)" in run.err
+    assert [p.split("/")[-1] for p in _rows(out)] == ["a.wav"]
+    assert "c.wav" not in cli("query", out).out
+
+
+def test_prune_needs_out_and_a_folder(tmp_path, cli, tiny_model):
+    song = write_clip(tmp_path / "a.wav", 3.0)
+    for args in (["--prune"], ["--prune", "--out", str(tmp_path / "o")]):
+        run = cli("predict", song, "--model", tiny_model, *args)
+        assert_clean_error(run, code=2, name="--prune", cause="needs --out and at least one folder")

@@ -170,6 +170,7 @@ def predict_paths(
     plot: bool = False,
     overwrite: bool = False,
     force: bool = False,
+    prune: bool = False,
     jobs: int | None = None,
     backend: str = "local",
     device: str = "cpu",
@@ -182,7 +183,8 @@ def predict_paths(
 ) -> tuple[list[Result], list[tuple[str, str]]]:
     """Predict every audio file under ``paths``; with ``out_dir``, store every track and write its files.
 
-    ``fmt`` is ``json``, ``csv`` or ``none`` (the store only). ``jobs``: worker processes (None: all cores
+    ``fmt`` is ``json``, ``csv`` or ``none`` (the store only). ``prune``: remove from the store, for every model,
+    the tracks below the folders among ``paths`` that the scan no longer finds. ``jobs``: worker processes (None: all cores
     for batches of 8 files or more, else this process; :envvar:`MOODSCOPE_JOBS` sets the default).
     ``backend``: ``local`` or ``ray``. Returns ``(results, failures)`` for this run's files: results
     computed, copied from a duplicate or (``out_dir`` only) skipped as already in the store; failures are
@@ -197,6 +199,11 @@ def predict_paths(
     """
     from ..library.jobs import ModelSpec
 
+    roots = [Path(p) for p in paths if Path(p).is_dir()]
+    if prune and (out_dir is None or not roots):
+        raise UsageError(
+            "--prune needs --out and at least one folder among the inputs (whose tracks it checks)"
+        )
     files, failures = collect_audio(paths)
     out = Path(out_dir) if out_dir else None
     plan = _Plan(out, fmt, plot)
@@ -233,6 +240,15 @@ def predict_paths(
             todo = run.reuse(force=force)
             _check_collisions(out, plan, todo, store, run.model_id, overwrite or force)
             run.execute(todo, jobs=jobs, backend=backend)
+            if prune:
+                present = {text_path(Path(f).absolute()) for f in files}
+                gone = store.prune([text_path(r.absolute()) for r in roots], present)
+                shown = ", ".join(shown_path(r) for r in roots)
+                print(
+                    f"moodscope predict: pruned {len(gone)} track(s) no longer in {shown} from the results store"
+                    + (" (their output files are left)" if gone else ""),
+                    file=sys.stderr,
+                )
             try:
                 _write_summary(out, run, plan)
             except OSError as e:

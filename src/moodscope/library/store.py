@@ -250,6 +250,18 @@ class ResultStore:
                 (text_path(path), mid, text_path(error), time.time()),
             )
 
+    def prune(self, roots: list[str], present: set[str]) -> list[str]:
+        """Remove the tracks and failures, of every model, whose path lies below one of the folders ``roots``
+        (absolute, as stored) and is not in ``present`` (what a scan of them found now); return those paths."""
+        prefixes = [r.rstrip(os.sep) + os.sep for r in roots]
+        stored = {r[0] for r in self.db.execute("SELECT path FROM tracks UNION SELECT path FROM failures")}
+        gone = sorted(p for p in stored if p not in present and any(p.startswith(x) for x in prefixes))
+        with self._transaction():
+            for p in gone:
+                self.db.execute("DELETE FROM tracks WHERE path = ?", (p,))
+                self.db.execute("DELETE FROM failures WHERE path = ?", (p,))
+        return gone
+
     def _transaction(self):
         """One write transaction; a write SQLite refuses (a full disk, an I/O error, a store made read-only
         under the run) becomes one :class:`OutputError` line -- what was committed before stays, so a later
