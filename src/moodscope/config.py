@@ -421,6 +421,9 @@ _MUSICNN_INPUT = {"sr": 16000, "n_mels": 96, "n_fft": 512, "hop_length": 256, "c
 #: Width of a ``kind="musicnn"`` frame: the 200-unit embedding and the 50 MSD tag logits.
 MUSICNN_BINS = 250
 
+#: Of which the embedding (the first columns).
+MUSICNN_UNITS = 200
+
 #: Width of the ``"mode"`` extra (:func:`moodscope.audio.tonal.mode_features`).
 MODE_BINS = 19
 

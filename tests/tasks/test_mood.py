@@ -615,6 +615,37 @@ def test_clip_level_scale_scales_the_level_not_the_signs():
         build("musicnn_va", clip_head=True, clip_level_scale=0.0)
 
 
+def test_embedding_relu_reads_the_embedding_after_its_relu_and_leaves_padding_out():
+    """``embedding_relu=True`` (the default model): the head reads ``norm(ReLU(embedding))`` -- what MusiCNN's tag
+    layer reads -- and the logits and mode columns as before; padding rows stay exactly 0 and out of the
+    statistics, and without the flag nothing changes."""
+    torch.manual_seed(0)
+    plain = build("musicnn_va", width=0.25, mode_features=False, clip_head=True)
+    relu = build("musicnn_va", width=0.25, mode_features=False, clip_head=True, embedding_relu=True)
+    rng = np.random.default_rng(0)
+    mean, std = rng.normal(0, 1, 250).astype(np.float32), rng.uniform(0.5, 2, 250).astype(np.float32)
+    for m in (plain, relu):
+        m.set_input_stats(mean, std)
+    relu.load_state_dict(plain.state_dict())
+    plain.eval(), relu.eval()
+    x = torch.from_numpy(rng.normal(0, 2, (1, 40, 250)).astype(np.float32))
+    x_relu = torch.cat([x[..., :200].clamp_min(0), x[..., 200:]], -1)
+    with torch.no_grad():
+        z, real = relu.normalised(x)
+        expected = plain.norm(x_relu)
+        assert torch.allclose(z, expected, atol=1e-5)
+        assert (z[..., :200] != plain.norm(x)[..., :200]).any()  # the flag does something
+        assert torch.equal(plain.normalised(x)[0], plain.norm(x))  # and without it nothing changes
+        assert torch.allclose(relu(x[:, None]), plain(x_relu[:, None]), atol=1e-5)
+        # padding with the normalisation mean: zero rows, left out of the window statistics
+        padded = torch.cat([x, torch.from_numpy(mean)[None, None].repeat(1, 20, 1)], 1)
+        zp, rp = relu.normalised(padded)
+        assert torch.equal(zp[:, 40:], torch.zeros(1, 20, 250)) and rp[0, 40:].sum() == 0
+        assert torch.allclose(
+            relu.clip_statistics(padded[:, None]), relu.clip_statistics(x[:, None]), atol=1e-5
+        )
+
+
 # ----------------------------------------------------------------------------------------------------
 # the listeners' movement (musicnn_va movement_past_s, fitted by fit_track_movement)
 
@@ -686,6 +717,34 @@ def test_fit_track_movement_recovers_the_movement_keeps_the_mean_and_gates_synth
     assert np.allclose(m.motion.weight.numpy(), 2 * true_w, atol=2e-3)
     with pytest.raises(ValueError, match="no movement part"):
         fit_track_movement(build("musicnn_va", width=0.25, mode_features=False), tracks, alpha=1.0)
+
+
+def test_a_column_that_barely_moves_in_the_fit_cannot_swing_other_music():
+    """A column nearly constant in the training tracks (an embedding unit below its ReLU on all of VGMIDI's
+    piano) once got a weight of 1 / its spread (x 10^5): the curves of real recordings, where that unit moves,
+    clipped at +-1 and their means -- the static point -- moved. It is standardised by at least
+    ``MOVEMENT_SD_FLOOR``: its weight stays of the order of the others'."""
+    from moodscope.models.musicnn_va import MOVEMENT_SD_FLOOR, fit_track_movement
+
+    m = _movement_model()
+    rng = np.random.default_rng(4)
+    tracks = []
+    for i in range(20):
+        f = feats(80, 40 + i)
+        f[:, 7] = 1e-5 * rng.standard_normal(80)  # barely moves here
+        c, _ = m.track_parts(f)
+        target = 0.05 * c.double().numpy()[:, :2] + 0.02 * rng.standard_normal((80, 2))
+        target[:, 0] += (
+            2e-6 * f[:, 7]
+        )  # a trace of it in the labels, what ridge on standardised columns blows up
+        tracks.append((f, np.zeros((80, 2)), target))
+    fit_track_movement(m, tracks, alpha=10.0)
+    w = np.abs(m.motion.weight.numpy())
+    assert w[:, 7].max() < 1.0 / MOVEMENT_SD_FLOOR * w[:, :2].max()
+    loud = feats(80, 99)  # music where that unit moves as much as any other
+    curve = np.zeros((80, 2))
+    out = m.track_curve(loud, curve)
+    assert np.abs(out).max() < 0.9 and np.allclose(out.mean(0), 0.0, atol=1e-6)  # float32 movement
 
 
 def test_movement_fit_is_checked():
