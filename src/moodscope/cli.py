@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------------------------------------------
 def cmd_predict(a) -> int:
-    from .inference.batch import predict_paths
+    from .library.batch import predict_paths
 
     results, failures = predict_paths(
         a.paths,

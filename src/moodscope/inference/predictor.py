@@ -234,7 +234,7 @@ class Predictor:
         step, a log-Mel centred on its ends has one frame more), so it is not the duration.
 
         A file is decoded and featurised block by block (memory independent of its length) where the task
-        consumes blocks (:attr:`~moodscope.tasks.base._Task.streams`) and the features allow it (log-Mel
+        consumes blocks (:attr:`~moodscope.tasks.base.Task.streams`) and the features allow it (log-Mel
         without ``top_db``, whose clipping is relative to the whole file's peak); otherwise, with the feature
         cache on, and for arrays, the features are one block.
         """

@@ -11,7 +11,7 @@ from ..fileio import json_text, write_atomic
 from ..metrics import summarize_folds
 
 
-def _write_json(path: Path, obj) -> None:
+def write_json(path: Path, obj) -> None:
     write_atomic(path, json_text(obj, indent=2, default=_json_default))
 
 
