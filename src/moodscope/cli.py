@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics", help="comma-separated metrics shown in the markdown table (default all; the CSV has all)"
     )
     s.add_argument("--quiet", action="store_true")
-    from .library import query as _query
+    from .library import commands as _verbs
 
     s = _add(
         sub,
@@ -349,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Filter and sort the tracks of a results store (predict --out DIR) by quadrant, valence, arousal and "
         "tags; print a table, CSV, JSON lines or an .m3u playlist.",
     )
-    _query.add_query_arguments(s)
+    _verbs.add_query_arguments(s)
     s = _add(
         sub,
         "playlist",
@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Pick N tracks from a results store whose valence-arousal points move evenly along the path from one mood "
         "to another (quadrant names or V,A points), each track used once; write an .m3u playlist.",
     )
-    _query.add_playlist_arguments(s)
+    _verbs.add_playlist_arguments(s)
     s = _add(
         sub,
         "serve",
@@ -639,13 +639,13 @@ def cmd_compare(a) -> int:
 
 
 def cmd_query(a) -> int:
-    from .library.query import cmd_query as run
+    from .library.commands import cmd_query as run
 
     return run(a)
 
 
 def cmd_playlist(a) -> int:
-    from .library.query import cmd_playlist as run
+    from .library.commands import cmd_playlist as run
 
     return run(a)
 
