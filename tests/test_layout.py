@@ -55,7 +55,13 @@ def _imports(mods: dict[str, Path]):
 
 
 def _layer(name: str, layers: dict[str, int]) -> int | None:
-    best = max((n for n in layers if name == n or name.startswith(n + ".")), key=len, default=None)
+    """The layer of the longest listed name that is ``name`` or a package above it (``moodscope`` itself names
+    the package's ``__init__`` -- its public API -- only)."""
+    best = max(
+        (n for n in layers if name == n or (n != "moodscope" and name.startswith(n + "."))),
+        key=len,
+        default=None,
+    )
     return None if best is None else layers[best]
 
 

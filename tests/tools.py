@@ -77,11 +77,11 @@ def _soundfont(name: str) -> Callable[[], Missing]:
 
 
 def _ffmpeg() -> Missing:
-    from moodscope.audio.decode import _ffmpeg_tools  # what load_audio calls for M4A/AAC
+    from moodscope.audio.containers import ffmpeg_tools  # what load_audio calls for M4A/AAC
     from moodscope.errors import AudioError
 
     try:
-        _ffmpeg_tools(Path("probe.m4a"))
+        ffmpeg_tools(Path("probe.m4a"))
     except AudioError:
         return [("ffmpeg", ("ffmpeg",), None)]
     return []
