@@ -19,9 +19,8 @@ from ..config import FRONTENDS
 from ..emotion import quadrant_name
 from ..errors import AudioError, MoodscopeError, PredictionError, UnknownNameError, UsageError, text_path
 from ..modelfile import load_model
-from ..precision import autocast_dtype, resolve
+from ..precision import autocast_dtype, resolve, resolve_device
 from ..tasks import TASKS
-from .sliding import resolve_device
 
 #: The model files shipped in the package, by name: ``default`` (heads on MSD-MusiCNN embeddings trained on
 #: EMOPIA's human quadrant labels and the synthetic corpus's curves) and ``demo`` (the CPU-sized DAMFF of

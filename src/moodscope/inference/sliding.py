@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from ..config import SEGMENT_S, WINDOW_S
-from ..errors import AudioError, MoodscopeError, UsageError
+from ..errors import AudioError, UsageError
 
 __all__ = [
     "DIMENSIONS",
@@ -181,15 +181,6 @@ def _schedules(
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def resolve_device(device: str | None) -> str:
-    """``None``/``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; a CUDA device without CUDA is an error."""
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MoodscopeError(f"--device {device}: CUDA is not available on this machine")
-    return device
-
-
 @contextlib.contextmanager
 def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
     was_training = model.training

@@ -10,9 +10,9 @@ from ..datasets import load_dataset
 from ..errors import MoodscopeError, UsageError
 from ..fileio import write_atomic
 from ..inference.predictor import Predictor
-from ..inference.sliding import resolve_device
 from ..modelfile import load_model
 from ..precision import resolve as resolve_precision
+from ..precision import resolve_device
 from .config import apply_overrides, dump_config, load_config
 from .data import (
     announce_repairs,

@@ -12,10 +12,9 @@ import torch
 
 from ..config import FeatureConfig
 from ..errors import ConfigError, MoodscopeError
-from ..inference.sliding import resolve_device
 from ..modelfile import save_model
 from ..models import MODELS, build, resolve_args
-from ..precision import lightning_precision
+from ..precision import lightning_precision, resolve_device
 from ..precision import resolve as resolve_precision
 from ..tasks import TASKS, Item
 from .classical import NAME as CLASSICAL

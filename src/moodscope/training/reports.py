@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import json_text, write_atomic
-from ..metrics import summarize_folds
+from ..significance import summarize_folds
 
 
 def write_json(path: Path, obj) -> None:
