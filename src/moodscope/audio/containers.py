@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import struct
@@ -338,3 +339,31 @@ def truncation_tolerance(info: AudioInfo) -> int:
     if info.format == "OGG":
         return info.frames // 100
     return 0
+
+
+def native_span(
+    info: AudioInfo,
+    offset: float = 0.0,
+    duration: float | None = None,
+    *,
+    path: str | os.PathLike | None = None,
+) -> tuple[int, int]:
+    """Sample range ``[start, stop)`` at the file's own rate for ``offset``/``duration`` in seconds.
+
+    Raises ``ValueError`` for a negative ``offset`` or a non-positive ``duration``, and
+    :class:`AudioError` (naming ``path``) for an ``offset`` at or past the end.
+    """
+    if offset < 0 or not math.isfinite(offset):
+        raise ValueError(f"offset must be a finite number >= 0, not {offset}")
+    if duration is not None and (duration <= 0 or not math.isfinite(duration)):
+        raise ValueError(f"duration must be a finite number > 0 or None, not {duration}")
+    start = int(round(offset * info.samplerate))
+    stop = (
+        info.frames if duration is None else min(info.frames, start + int(round(duration * info.samplerate)))
+    )
+    if start >= info.frames:
+        raise AudioError(
+            path,
+            f"offset {format_seconds(offset)} s is at or past the end ({format_seconds(info.duration)} s)",
+        )
+    return start, stop

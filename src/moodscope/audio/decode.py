@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 from ..errors import AudioError, shown_path
 from . import content
@@ -44,8 +43,17 @@ from .containers import (
     mp3_cut_last_frame,
     mp3_tag_bytes,
     mp3_untagged_frames,
+    native_span,
     quiet_c_stderr,
     truncation_tolerance,
+)
+from .samples import (
+    MIN_DURATION_S,
+    check_length,
+    check_samples,
+    resample,
+    sample_peak,
+    to_mono,
 )
 
 #: File extensions moodscope reads (lower case, with the dot), in order of preference where one track id has
@@ -58,15 +66,9 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(AUDIO_EXTENSIONS)
 #: Extensions decoded through the ffmpeg binary rather than libsndfile.
 FFMPEG_EXTENSIONS: frozenset[str] = frozenset({".m4a", ".aac"})
 
-#: A signal whose largest absolute sample is below this is "silent".
-SILENCE_THRESHOLD = 1e-8
 #: Sample rates (Hz) and channel counts a file may declare: beyond them a header is damaged, and believing it
 #: would make resampling or mixing allocate without bound.
 MIN_RATE, MAX_RATE, MAX_CHANNELS = 1000, 768_000, 64
-#: Default shortest accepted audio, in seconds.
-MIN_DURATION_S = 0.05
-#: Quality setting passed to :func:`soxr.resample`.
-RESAMPLE_QUALITY = "HQ"
 
 #: Most samples decoded by one call into the decoder (about 24 s at 44.1 kHz)
 _READ_PIECE = 1 << 20
@@ -425,111 +427,6 @@ def read_frames(
     """
     with AudioStream(path, start, stop, info=info) as stream:
         return stream.read(stream.stop - stream.start)
-
-
-def to_mono(data: np.ndarray) -> np.ndarray:
-    """Mix ``(n, channels)`` samples down to ``(n,)`` by their mean (float32)."""
-    if data.ndim == 1:
-        return data.astype(np.float32, copy=False)
-    if data.shape[1] == 1:
-        return np.ascontiguousarray(data[:, 0], dtype=np.float32)
-    # column by column: numpy's mean over the short axis of an (n, 2) array is 10x slower
-    out = data[:, 0].astype(np.float32)
-    for c in range(1, data.shape[1]):
-        out += data[:, c]
-    out *= np.float32(1.0 / data.shape[1])
-    return out
-
-
-def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    """Resample with soxr (quality ``"HQ"``) along the first axis; a no-op when the rates are equal.
-
-    Parameters
-    ----------
-    y : np.ndarray [shape=(n,) or (n, channels)]
-    orig_sr, target_sr : int
-
-    Returns
-    -------
-    np.ndarray [shape=(ceil(n * target_sr / orig_sr),) or (..., channels), dtype=float32]
-    """
-    if orig_sr == target_sr:
-        return y.astype(np.float32, copy=False)
-    out = soxr.resample(
-        np.ascontiguousarray(y, dtype=np.float32), orig_sr, target_sr, quality=RESAMPLE_QUALITY
-    )
-    return np.asarray(out, dtype=np.float32)
-
-
-def native_span(
-    info: AudioInfo,
-    offset: float = 0.0,
-    duration: float | None = None,
-    *,
-    path: str | os.PathLike | None = None,
-) -> tuple[int, int]:
-    """Sample range ``[start, stop)`` at the file's own rate for ``offset``/``duration`` in seconds.
-
-    Raises ``ValueError`` for a negative ``offset`` or a non-positive ``duration``, and
-    :class:`AudioError` (naming ``path``) for an ``offset`` at or past the end.
-    """
-    if offset < 0 or not math.isfinite(offset):
-        raise ValueError(f"offset must be a finite number >= 0, not {offset}")
-    if duration is not None and (duration <= 0 or not math.isfinite(duration)):
-        raise ValueError(f"duration must be a finite number > 0 or None, not {duration}")
-    start = int(round(offset * info.samplerate))
-    stop = (
-        info.frames if duration is None else min(info.frames, start + int(round(duration * info.samplerate)))
-    )
-    if start >= info.frames:
-        raise AudioError(
-            path,
-            f"offset {format_seconds(offset)} s is at or past the end ({format_seconds(info.duration)} s)",
-        )
-    return start, stop
-
-
-def check_length(
-    path: str | os.PathLike | None, n: int, sr: int, *, min_duration: float = MIN_DURATION_S
-) -> None:
-    """Raise :class:`AudioError` when ``n`` samples at ``sr`` last less than ``min_duration`` seconds."""
-    if n / sr < min_duration:
-        raise AudioError(path, f"too short ({format_seconds(n / sr)} s < {format_seconds(min_duration)} s)")
-
-
-def sample_peak(path: str | os.PathLike | None, data: np.ndarray) -> float:
-    """The largest ``|sample|`` of ``data`` (0 for none); :class:`AudioError` for NaN or infinite samples.
-
-    min and max propagate NaN and show +-inf: two passes without temporary arrays (an isfinite mask and an abs
-    copy of a 3-minute stereo track cost 0.2 s).
-    """
-    if data.size == 0:
-        return 0.0
-    lo, hi = float(data.min()), float(data.max())
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise AudioError(path, "contains NaN or infinite samples")
-    return max(-lo, hi)
-
-
-def check_samples(
-    path: str | os.PathLike | None,
-    data: np.ndarray,
-    sr: int,
-    *,
-    min_duration: float = MIN_DURATION_S,
-    check_silent: bool = True,
-) -> None:
-    """Raise :class:`AudioError` for NaN/inf samples, fewer than ``min_duration`` seconds, or silence.
-
-    ``data`` is ``(n,)`` or ``(n, channels)`` at rate ``sr``.
-    """
-    n = data.shape[0]
-    if n == 0:
-        raise AudioError(path, "no audio samples (0-sample file)")
-    peak = sample_peak(path, data)
-    check_length(path, n, sr, min_duration=min_duration)
-    if check_silent and peak < SILENCE_THRESHOLD:
-        raise AudioError(path, "silent: every sample is zero")
 
 
 #: Extra decoded context (seconds) around each piece when resampling piece by piece.

@@ -16,17 +16,10 @@ from torch import nn
 from ..config import SEGMENT_S, FeatureConfig
 from ..errors import AudioError
 from . import content
-from .decode import (
-    MIN_DURATION_S,
-    SILENCE_THRESHOLD,
-    RegionReader,
-    audio_info,
-    check_length,
-    load_audio,
-    progress_share,
-)
+from .decode import RegionReader, audio_info, load_audio, progress_share
 from .loudness import LoudnessMeter, loudness_gain
 from .mel import DEFAULT_FEATURES, LogMel
+from .samples import MIN_DURATION_S, SILENCE_THRESHOLD, check_length
 from .tonal import mode_features
 
 _WAVEFORM = FeatureConfig(kind="waveform")
