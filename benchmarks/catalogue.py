@@ -78,7 +78,7 @@ def make_excerpts(tracks: list[Path], folder: Path) -> list[Path]:
 
 
 def run(files, *, model, jobs, backend="local", frontend=None) -> float:
-    from moodscope.inference.batch import predict_paths
+    from moodscope.library.batch import predict_paths
 
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
@@ -110,7 +110,7 @@ def main() -> None:
     a = ap.parse_args()
     os.environ.pop("MOODSCOPE_JOBS", None)
     if a.audio:
-        from moodscope.inference.batch import collect_audio
+        from moodscope.library.batch import collect_audio
 
         files, _ = collect_audio([a.audio])
     else:

@@ -17,7 +17,7 @@ PyTorch, measured in the same run:
 4. **stages**: decode to 16 kHz mono; log-Mel; the front and mid end; the back end on the 0.5 s windows; the
    mode features; the valence-arousal model;
 5. **side by side**: the front end in cache-sized time slices (what moodscope does,
-   ``_FreqMaxBlock.CPU_SLICE``) against one convolution call per branch, with the largest difference;
+   ``FreqMaxBlock.CPU_SLICE``) against one convolution call per branch, with the largest difference;
 6. **the scale of it**: the multiply-adds of the front and mid end (counted from the layer shapes) and the
    rate each front end reached, beside this CPU's float32 ``torch.mm`` rate: the floor for any float32
    implementation of the full network.
@@ -54,7 +54,7 @@ from moodscope.audio.decode import load_audio  # noqa: E402
 from moodscope.audio.features import LogMel, MusicnnEmbedding, compute_features  # noqa: E402
 from moodscope.audio.tonal import mode_features  # noqa: E402
 from moodscope.inference.predictor import Predictor  # noqa: E402
-from moodscope.models.musicnn import _FreqMaxBlock, window_starts  # noqa: E402
+from moodscope.models.musicnn import FreqMaxBlock, window_starts  # noqa: E402
 from moodscope.models.musicnn_onnx import onnx_available  # noqa: E402
 
 
@@ -266,14 +266,14 @@ def main(argv=None) -> int:
                 frames[ex_name, name], front[ex_name, name] = with_frontend(
                     name, lambda e=ex: best_of(lambda: e._frame_features(mel), args.repeats)
                 )
-        saved = _FreqMaxBlock.CPU_SLICE
-        _FreqMaxBlock.CPU_SLICE = 1 << 62
+        saved = FreqMaxBlock.CPU_SLICE
+        FreqMaxBlock.CPU_SLICE = 1 << 62
         try:
             whole, t_whole = with_frontend(
                 "torch", lambda: best_of(lambda: extractor._frame_features(mel), args.repeats)
             )
         finally:
-            _FreqMaxBlock.CPU_SLICE = saved
+            FreqMaxBlock.CPU_SLICE = saved
         steps = max(1, len(y) // (features.sr // 2))
         full_frames = frames["full", "torch"]
         starts = window_starts(full_frames.shape[1], steps, fps=features.sr / features.hop_length)

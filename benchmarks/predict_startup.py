@@ -32,7 +32,7 @@ import soundfile as sf
 PREDICT = "from moodscope.cli import main; raise SystemExit(main(['predict', {path!r}, '--quiet']))"
 PREDICT_DEMO = "from moodscope.cli import main; raise SystemExit(main(['predict', {path!r}, '--quiet', '--model', 'demo']))"
 WITH_LIBROSA = (
-    "import functools, librosa, moodscope.audio.features as F\n"
+    "import functools, librosa, moodscope.audio.mel as F\n"
     "F.mel_basis = functools.lru_cache(maxsize=16)(lambda sr, n_fft, n_mels, fmin=0.0, fmax=None: "
     "librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax))\n" + PREDICT
 )

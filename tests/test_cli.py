@@ -7,7 +7,8 @@ import pytest
 
 from conftest import make_tone
 from fixtures_datasets import make_deam
-from moodscope.cli import COMMANDS, EXAMPLES, build_parser, main
+from moodscope.cli import COMMANDS, main
+from moodscope.cli_parser import EXAMPLES, build_parser
 
 
 def test_top_level_help_lists_every_verb_with_an_example(capsys):

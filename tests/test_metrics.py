@@ -17,15 +17,14 @@ from moodscope.metrics import (
     evaluate_static,
     mae,
     multilabel_scores,
-    paired_ttest,
     pcc,
     per_song,
     per_tag_scores,
     r2,
     rmse,
-    summarize_folds,
     validate,
 )
+from moodscope.significance import paired_ttest, summarize_folds
 
 REF = np.array([1.0, 2.0, 3.0, 4.0])
 EST = np.array([2.0, 2.0, 4.0, 5.0])

@@ -3,9 +3,9 @@ line that installs it, exactly where the package itself would raise for it.
 
 Tools (combine any of them; each is looked for with the package's own finder where it has one):
 
-- ``"fluidsynth"``: :func:`moodscope.audio.midi.find_fluidsynth` (``apt-get install ... fluidsynth``);
-- ``"soundfont:FluidR3_GM"``, ``"soundfont:TimGM6mb"``: :func:`moodscope.audio.midi.find_soundfont` (Debian
-  packages ``fluid-soundfont-gm``, ``timgm6mb-soundfont``, from :data:`moodscope.audio.midi.SOUNDFONTS`);
+- ``"fluidsynth"``: :func:`moodscope.audio.midi_render.find_fluidsynth` (``apt-get install ... fluidsynth``);
+- ``"soundfont:FluidR3_GM"``, ``"soundfont:TimGM6mb"``: :func:`moodscope.audio.midi_render.find_soundfont` (Debian
+  packages ``fluid-soundfont-gm``, ``timgm6mb-soundfont``, from :data:`moodscope.audio.midi_render.SOUNDFONTS`);
 - ``"ffmpeg"``: ffmpeg and ffprobe as the M4A/AAC decoder finds them (``apt-get install ... ffmpeg``);
 - ``"chromium"``: Chromium and its chromedriver on ``PATH`` (``apt-get install ... chromium chromium-driver``);
 - ``"ray"``: the ``ray`` extra (Ray, pyarrow, pandas: ``pip install "moodscope[ray]"``).
@@ -44,23 +44,23 @@ Missing = list[tuple[str, tuple[str, ...], str | None]]
 
 
 def _fluidsynth() -> Missing:
-    from moodscope.audio import midi
+    from moodscope.audio import midi_render
     from moodscope.errors import MissingToolError
 
     try:
-        midi.find_fluidsynth()
+        midi_render.find_fluidsynth()
     except MissingToolError:
         return [("fluidsynth", ("fluidsynth",), None)]
     return []
 
 
 def _soundfont(name: str) -> Callable[[], Missing]:
-    from moodscope.audio import midi
+    from moodscope.audio import midi_render
 
-    known = midi.SOUNDFONTS.get(name.lower().removesuffix(".sf2"))
+    known = midi_render.SOUNDFONTS.get(name.lower().removesuffix(".sf2"))
     if known is None and not name.lower().endswith((".sf2", ".sf3")):
         raise ValueError(
-            f"unknown soundfont {name!r}; known: {[v[0] for v in midi.SOUNDFONTS.values()]} or a .sf2/.sf3 path"
+            f"unknown soundfont {name!r}; known: {[v[0] for v in midi_render.SOUNDFONTS.values()]} or a .sf2/.sf3 path"
         )
     canonical, _, package = known or (name, name, None)  # a path: nothing to install
 
@@ -68,7 +68,7 @@ def _soundfont(name: str) -> Callable[[], Missing]:
         from moodscope.errors import MissingToolError
 
         try:
-            midi.find_soundfont(canonical)
+            midi_render.find_soundfont(canonical)
         except MissingToolError:
             return [(f"soundfont {canonical}", (package,) if package else (), None)]
         return []
@@ -77,11 +77,11 @@ def _soundfont(name: str) -> Callable[[], Missing]:
 
 
 def _ffmpeg() -> Missing:
-    from moodscope.audio.decode import _ffmpeg_tools  # what load_audio calls for M4A/AAC
+    from moodscope.audio.containers import ffmpeg_tools  # what load_audio calls for M4A/AAC
     from moodscope.errors import AudioError
 
     try:
-        _ffmpeg_tools(Path("probe.m4a"))
+        ffmpeg_tools(Path("probe.m4a"))
     except AudioError:
         return [("ffmpeg", ("ffmpeg",), None)]
     return []

@@ -33,7 +33,7 @@ from moodscope.audio.decode import load_audio
 from moodscope.config import FeatureConfig
 from moodscope.emotion import quadrant_index
 from moodscope.inference.predictor import Predictor
-from moodscope.metrics import paired_ttest
+from moodscope.significance import paired_ttest
 from moodscope.training import moods as mood_tags
 from moodscope.training.data import load_tracks, make_folds, tracks_to_items
 from moodscope.training.experiment import resolve_config

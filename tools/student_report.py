@@ -26,7 +26,7 @@ from fourq_report import GAINS_DB, _level_test, _model_static, _scores  # noqa: 
 
 from moodscope.emotion import quadrant_index
 from moodscope.inference.predictor import Predictor
-from moodscope.metrics import paired_ttest
+from moodscope.significance import paired_ttest
 from moodscope.training.data import load_tracks, make_folds, tracks_to_items
 from moodscope.training.experiment import resolve_config
 

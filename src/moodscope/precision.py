@@ -27,7 +27,7 @@ import os
 import warnings
 from collections.abc import Mapping
 
-from .errors import ConfigError
+from .errors import ConfigError, MoodscopeError
 
 PRECISIONS = ("auto", "float32", "bf16")
 
@@ -45,6 +45,17 @@ _ALIASES = {
 #: oneDNN ISA caps (``ONEDNN_MAX_CPU_ISA``) that still allow its native bfloat16 kernels; any other value
 #: (SSE41, AVX, AVX2, AVX2_VNNI, AVX2_VNNI_2, AVX512_CORE, AVX512_CORE_VNNI, ...) caps oneDNN below them
 _BF16_ISA_PREFIXES = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10", "ALL", "DEFAULT")
+
+
+def resolve_device(device: str | None) -> str:
+    """``None``/``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; a CUDA device without CUDA is an error."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MoodscopeError(f"--device {device}: CUDA is not available on this machine")
+    return device
 
 
 class PrecisionWarning(UserWarning):

@@ -12,6 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from moodscope.audio import containers
 from moodscope.audio import decode as audio
 from moodscope.audio.decode import SUPPORTED_EXTENSIONS, audio_duration, audio_info, is_audio_file, load_audio
 from moodscope.errors import AudioError
@@ -307,7 +308,7 @@ def test_min_duration_keyword(write_audio, tone):
 
 
 def test_m4a_without_ffmpeg_says_how_to_install(tmp_path, monkeypatch):
-    monkeypatch.setattr(audio.shutil, "which", lambda name: None)
+    monkeypatch.setattr(containers.shutil, "which", lambda name: None)  # where ffmpeg is looked for
     p = tmp_path / "song.m4a"
     p.write_bytes(b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 64)
     for fn in (load_audio, audio_duration):
@@ -387,13 +388,13 @@ def test_m4a_real_ffmpeg_decode(write_audio, tone, tmp_path):
 
 
 def test_ogg_short_decode_tolerated_but_cut_ogg_refused(write_audio, tone):
-    from moodscope.audio.decode import AudioInfo, _truncation_tolerance
+    from moodscope.audio.containers import AudioInfo, truncation_tolerance
 
     # libsndfile's Vorbis decoder may stop a few thousand samples short of a complete file's exact count
     # (Debian's wesnoth-1.16-music northerners.ogg: 5,806 of 9,135,516; ffmpeg decodes them): up to 1 % passes
     info = AudioInfo(samplerate=44100, frames=9_135_516, channels=2, format="OGG")
-    assert _truncation_tolerance(info) == 91_355
-    assert _truncation_tolerance(AudioInfo(samplerate=44100, frames=44100, channels=1, format="FLAC")) == 0
+    assert truncation_tolerance(info) == 91_355
+    assert truncation_tolerance(AudioInfo(samplerate=44100, frames=44100, channels=1, format="FLAC")) == 0
     # a cut Ogg file is still refused: its pages say so, whatever the tolerance
     p = write_audio("cut90.ogg", tone(330.0, 10.0, noise=0.05))
     data = p.read_bytes()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from moodscope.audio import cache as feature_cache
-from moodscope.audio import features
+from moodscope.audio import mel
 from moodscope.audio.cache import FeatureCache, extract_to_dir, file_features
 from moodscope.audio.features import LogMel, compute_features, iter_file_features
 from moodscope.config import FeatureConfig
@@ -97,7 +97,7 @@ def test_padding_is_zeros_not_reflection():
     padded = np.concatenate([np.zeros(CFG.n_fft // 2, np.float32), y[: CFG.n_fft // 2]])
     win = np.asarray(librosa.filters.get_window("hann", CFG.n_fft, fftbins=True))
     power = np.abs(np.fft.rfft(padded.astype(np.float64) * win)) ** 2
-    expected = 10 * np.log10(np.maximum(1e-10, features.mel_filterbank(CFG).astype(np.float64) @ power))
+    expected = 10 * np.log10(np.maximum(1e-10, mel.mel_filterbank(CFG).astype(np.float64) @ power))
     np.testing.assert_allclose(first, expected, atol=1e-4)
 
 
@@ -139,7 +139,7 @@ def test_leading_dimensions_are_kept():
 def test_blockwise_stft_equals_one_block(monkeypatch):
     y = test_signal(2.0, seed=4)
     whole = logmel_np(y)
-    monkeypatch.setattr(features, "_BLOCK_ELEMENTS", 1324 * 7)  # 7 frames per block
+    monkeypatch.setattr(mel, "_BLOCK_ELEMENTS", 1324 * 7)  # 7 frames per block
     np.testing.assert_allclose(logmel_np(y), whole, rtol=0, atol=1e-6)
 
 
@@ -468,13 +468,13 @@ def test_extract_to_dir_rejects_clashing_names(write_audio, tmp_path):
     ],
 )
 def test_mel_basis_is_librosas_slaney_filterbank(sr, n_fft, n_mels, fmin, fmax):
-    ours = features.mel_basis(sr, n_fft, n_mels, fmin, fmax)
+    ours = mel.mel_basis(sr, n_fft, n_mels, fmin, fmax)
     ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
     assert ours.dtype == np.float32 and ours.shape == ref.shape and not ours.flags.writeable
     np.testing.assert_array_equal(ours, ref)  # bit for bit: cached features and trained models stay valid
     f = np.array([0.0, 440.0, 999.0, 1000.0, 1001.0, 4000.0, sr / 2])
-    np.testing.assert_allclose(features.hz_to_mel(f), librosa.hz_to_mel(f), rtol=1e-12)
-    np.testing.assert_allclose(features.mel_to_hz(features.hz_to_mel(f)), f, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(mel.hz_to_mel(f), librosa.hz_to_mel(f), rtol=1e-12)
+    np.testing.assert_allclose(mel.mel_to_hz(mel.hz_to_mel(f)), f, rtol=1e-12, atol=1e-9)
 
 
 def test_predicting_imports_neither_librosa_nor_training_stack(tmp_path):
@@ -486,7 +486,7 @@ def test_predicting_imports_neither_librosa_nor_training_stack(tmp_path):
         "import sys, io, numpy as np, soundfile as sf\n"
         f"p = {str(tmp_path / 'a.wav')!r}\n"
         "sf.write(p, (0.1 * np.random.default_rng(0).standard_normal(44100 * 3)).astype('float32'), 44100)\n"
-        "from moodscope.inference.batch import predict_paths\n"
+        "from moodscope.library.batch import predict_paths\n"
         "predict_paths([p], progress=False, stream=io.StringIO())\n"
         "print(sorted(m for m in ('librosa', 'sklearn', 'lightning', 'moodscope.training') if m in sys.modules))\n"
     )

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from moodscope.audio import midi
+from moodscope.audio import midi, midi_render
 from moodscope.errors import AudioError, MissingToolError, MoodscopeError
 from tools import needs, skip_unless
 
@@ -189,27 +189,27 @@ def test_to_mode_with_a_given_key_and_drums_untouched():
 # variants
 # ------------------------------------------------------------------------------------------------------------
 def test_render_variant_key_is_stable_and_distinct(tmp_path):
-    v = midi.RenderVariant()
+    v = midi_render.RenderVariant()
     assert v.key() == "FluidR3_GM-sr22050-g0.5-p0-v1-t1-rev-r1"
-    assert midi.RenderVariant(soundfont="timgm6mb").key().startswith("TimGM6mb-")
+    assert midi_render.RenderVariant(soundfont="timgm6mb").key().startswith("TimGM6mb-")
     keys = {
-        midi.RenderVariant(**kw).key()
+        midi_render.RenderVariant(**kw).key()
         for kw in ({}, {"sr": 16000}, {"gain": 0.6}, {"program": None}, {"velocity": 0.8}, {"tempo": 1.25},
                    {"reverb": False}, {"chorus": True}, {"mode": "minor"}, {"soundfont": "TimGM6mb"})
     }  # fmt: skip
     assert len(keys) == 10
     sf2 = tmp_path / "my font.sf2"
     sf2.write_bytes(b"x")
-    k = midi.RenderVariant(soundfont=str(sf2)).key()
+    k = midi_render.RenderVariant(soundfont=str(sf2)).key()
     assert k.startswith("my_font.") and " " not in k
     with pytest.raises(ValueError):
-        midi.RenderVariant(mode="lydian")
+        midi_render.RenderVariant(mode="lydian")
     with pytest.raises(ValueError):
-        midi.RenderVariant(tempo=0)
+        midi_render.RenderVariant(tempo=0)
 
 
 def test_render_variant_apply():
-    v = midi.RenderVariant(program=5, velocity=0.5, tempo=2.0, mode="minor")
+    v = midi_render.RenderVariant(program=5, velocity=0.5, tempo=2.0, mode="minor")
     piece = make_midi(C_MAJOR_SCALE + C_MAJOR_CHORDS, velocity=100, program=0)
     out = v.apply(piece)
     assert midi.midi_duration(out) == pytest.approx(midi.midi_duration(piece) / 2)
@@ -233,7 +233,7 @@ def base_render(tmp_path_factory):
     piece = make_midi(C_MAJOR_SCALE + C_MAJOR_CHORDS[:2], tempo=600_000)  # 10 x 0.3 s = 3.0 s
     path = d / "piece.mid"
     piece.save(str(path))
-    out = midi.render(path, d / "base.flac")
+    out = midi_render.render(path, d / "base.flac")
     y, sr = sf.read(str(out))
     return piece, y, sr
 
@@ -254,7 +254,7 @@ def test_render_fluidr3_duration_rate_and_mono(base_render):
 def test_render_tempo_doubling_halves_the_sounding_duration(base_render, tmp_path):
     piece, y, sr = base_render
     fast = midi.scale_tempo(piece, 2.0)  # 1.5 s of notes
-    y2, sr2 = sf.read(str(midi.render(fast, tmp_path / "fast.wav")))
+    y2, sr2 = sf.read(str(midi_render.render(fast, tmp_path / "fast.wav")))
     end1, end2 = _sounding_end(y, sr), _sounding_end(y2, sr2)
     assert abs(end2 - 1.5) < 0.6 and abs(end1 - 3.0) < 0.6
     assert 0.4 < (end2 - 0.3) / (end1 - 0.3) < 0.6  # release of the last notes (~0.3 s) taken off
@@ -264,7 +264,7 @@ def test_render_tempo_doubling_halves_the_sounding_duration(base_render, tmp_pat
 @needs(*FLUIDR3)
 def test_render_velocity_scaling_lowers_rms(base_render, tmp_path):
     piece, y, sr = base_render
-    y2, _ = sf.read(str(midi.render(midi.scale_velocity(piece, 0.3), tmp_path / "soft.flac")))
+    y2, _ = sf.read(str(midi_render.render(midi.scale_velocity(piece, 0.3), tmp_path / "soft.flac")))
     rms = lambda x: float(np.sqrt(np.mean(x**2)))  # noqa: E731
     assert rms(y2) < 0.6 * rms(y)
 
@@ -272,7 +272,9 @@ def test_render_velocity_scaling_lowers_rms(base_render, tmp_path):
 @needs(*TIMGM6MB)
 def test_render_timgm6mb_at_16k_stereo_wav(tmp_path):
     piece = make_midi(C_MAJOR_SCALE[:4], tempo=500_000)  # 1.0 s
-    out = midi.render(piece, tmp_path / "t.wav", soundfont="TimGM6mb", sr=16000, mono=False, reverb=False)
+    out = midi_render.render(
+        piece, tmp_path / "t.wav", soundfont="TimGM6mb", sr=16000, mono=False, reverb=False
+    )
     y, sr = sf.read(str(out))
     assert sr == 16000 and y.shape[1] == 2
     assert 1.0 < len(y) / sr < 2.5
@@ -282,16 +284,16 @@ def test_render_timgm6mb_at_16k_stereo_wav(tmp_path):
 @needs(*FLUIDR3)
 def test_render_variant_render_and_errors(tmp_path):
     piece = make_midi(C_MAJOR_SCALE[:2])
-    out = midi.RenderVariant(sr=16000, tempo=2.0).render(piece, tmp_path / "v.flac")
+    out = midi_render.RenderVariant(sr=16000, tempo=2.0).render(piece, tmp_path / "v.flac")
     assert sf.info(str(out)).samplerate == 16000
     bad = tmp_path / "bad.mid"
     bad.write_bytes(b"MThd garbage, not a MIDI file")
     with pytest.raises(AudioError, match="bad.mid: not a readable MIDI file"):
-        midi.render(bad, tmp_path / "bad.flac")
+        midi_render.render(bad, tmp_path / "bad.flac")
     with pytest.raises(AudioError, match="no notes to render"):
-        midi.render(make_midi([]), tmp_path / "empty.flac")
+        midi_render.render(make_midi([]), tmp_path / "empty.flac")
     with pytest.raises(ValueError, match=r"\.wav or \.flac"):
-        midi.render(piece, tmp_path / "x.mp3")
+        midi_render.render(piece, tmp_path / "x.mp3")
     assert not (tmp_path / "bad.flac").exists()
 
 
@@ -301,7 +303,7 @@ def test_render_variant_render_and_errors(tmp_path):
 def test_missing_fluidsynth_is_one_line_with_the_apt_line(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without fluidsynth
     with pytest.raises(MissingToolError) as e:
-        midi.render(make_midi([60]), tmp_path / "x.flac")
+        midi_render.render(make_midi([60]), tmp_path / "x.flac")
     msg = str(e.value)
     assert "\n" not in msg and isinstance(e.value, MoodscopeError)
     assert msg.startswith("fluidsynth not found")
@@ -309,17 +311,17 @@ def test_missing_fluidsynth_is_one_line_with_the_apt_line(tmp_path, monkeypatch)
 
 
 def test_missing_soundfont_names_the_package(tmp_path, monkeypatch):
-    monkeypatch.setattr(midi, "SOUNDFONT_DIRS", ())
+    monkeypatch.setattr(midi_render, "SOUNDFONT_DIRS", ())
     monkeypatch.setenv("MOODSCOPE_SOUNDFONTS", str(tmp_path))
     with pytest.raises(MissingToolError, match="timgm6mb-soundfont") as e:
-        midi.find_soundfont("TimGM6mb")
+        midi_render.find_soundfont("TimGM6mb")
     assert "\n" not in str(e.value)
     with pytest.raises(MissingToolError, match="fluid-soundfont-gm"):
-        midi.find_soundfont("FluidR3_GM")
+        midi_render.find_soundfont("FluidR3_GM")
     with pytest.raises(MissingToolError, match="nope.sf2 not found"):
-        midi.find_soundfont(tmp_path / "nope.sf2")
+        midi_render.find_soundfont(tmp_path / "nope.sf2")
     (tmp_path / "FluidR3_GM.sf2").write_bytes(b"x")  # found through $MOODSCOPE_SOUNDFONTS
-    assert midi.find_soundfont("fluidr3_gm") == tmp_path / "FluidR3_GM.sf2"
+    assert midi_render.find_soundfont("fluidr3_gm") == tmp_path / "FluidR3_GM.sf2"
 
 
 def test_missing_mido_is_one_clear_line(monkeypatch):
@@ -339,7 +341,7 @@ def test_fluidsynth_failure_names_the_file(tmp_path, monkeypatch):
     path = tmp_path / "song.mid"
     make_midi([60]).save(str(path))
     with pytest.raises(AudioError) as e:
-        midi.render(path, tmp_path / "out.flac", soundfont=str(sf2))
+        midi_render.render(path, tmp_path / "out.flac", soundfont=str(sf2))
     assert str(e.value) == f"{path}: fluidsynth failed (exit 3): fluidsynth: error: something broke"
     assert not any(p.suffix in (".flac", ".tmp") for p in tmp_path.iterdir())
 

@@ -321,7 +321,7 @@ def test_a_rerun_skips_what_the_store_has_and_restores_missing_outputs(tmp_path,
 
 def test_a_failed_write_of_one_track_keeps_the_others(tmp_path, cli, tiny_model, monkeypatch):
     """ENOSPC while writing one track's output: that track is one error line, the batch goes on."""
-    from moodscope.inference import batch
+    from moodscope.library import batch
 
     real = batch.write_atomic
 
@@ -343,7 +343,7 @@ def test_a_failed_write_of_one_track_keeps_the_others(tmp_path, cli, tiny_model,
 
 
 def test_a_failed_summary_keeps_the_tracks(tmp_path, cli, tiny_model, monkeypatch):
-    from moodscope.inference import batch
+    from moodscope.library import batch
 
     real = batch.write_atomic
 
@@ -524,7 +524,7 @@ def test_stale_lock_and_orphaned_temporary_files_are_cleaned(tmp_path, cli, tiny
 
 
 def test_long_files_get_their_own_progress(tmp_path, cli, tiny_model, monkeypatch):
-    from moodscope.inference import batch
+    from moodscope.library import batch
 
     monkeypatch.setattr(batch, "LONG_FILE_S", 2.0)
     clip = write_clip(tmp_path / "a.wav", 3.0)

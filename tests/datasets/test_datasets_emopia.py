@@ -9,7 +9,7 @@ import pytest
 
 from fixtures_datasets import CLEAN_EMOPIA as CLEAN
 from fixtures_datasets import make_emopia, write_clip
-from moodscope.audio import midi
+from moodscope.audio import midi_render
 from moodscope.datasets import check_dataset, load_dataset
 from moodscope.datasets import emopia as emopia_mod
 from moodscope.datasets.splits import Split, emopia_split
@@ -35,7 +35,7 @@ def test_read_quirky_release_without_rendering(tmp_path):
     assert t.meta["song"] == "song_B" and t.meta["clip"] == 1 and t.meta["annotator"] == "B"
     assert t.meta["midi"] == root / "EMOPIA_1.0" / "midis" / "Q2_song_B_1.mid"
     # audio: where the render would be, keyed by variant and MIDI content; nothing rendered
-    key = midi.RenderVariant().key()
+    key = midi_render.RenderVariant().key()
     assert t.audio.parent == tmp_path / "cache" / key and t.audio.name.startswith("Q2_song_B_1-")
     assert t.audio.suffix == ".flac" and not t.audio.exists()
     assert ds.track("Q3_songC_0").split == "val" and ds.track("Q4_songD_2").meta["arousal_sign"] == -1

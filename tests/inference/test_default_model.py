@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import moodscope
-from moodscope.audio import midi
+from moodscope.audio import midi, midi_render
 from moodscope.audio.decode import load_audio
 from moodscope.inference.predictor import bundled_model_path
 from tools import needs
@@ -142,7 +142,7 @@ def test_default_model_cues_on_sampled_piano(model, tmp_path):
     source, pieces = _pieces()
 
     def static(mid, name):
-        path = midi.render(mid, tmp_path / f"{name}.wav", sr=16000)
+        path = midi_render.render(mid, tmp_path / f"{name}.wav", sr=16000)
         y = load_audio(path, sr=16000)[: int(CLIP_S * 16000)]
         r = model.predict(y, sr=16000)
         return r.static["valence"], r.static["arousal"]
@@ -232,7 +232,7 @@ def test_default_model_does_not_move_with_playback_level_piano(model, tmp_path):
     """The level test on sampled piano (FluidSynth renders sit near -37 dBFS, far below mastered music)."""
     clips = []
     for name, mid in _written_pieces(3):
-        path = midi.render(mid, tmp_path / f"{name}.wav", sr=16000)
+        path = midi_render.render(mid, tmp_path / f"{name}.wav", sr=16000)
         clips.append((name, load_audio(path, sr=16000)[: int(CLIP_S * 16000)]))
     worst, moved = _level_moves(model, clips, 16000)
     print(f"\nlevel test, {len(clips)} piano renders x {len(GAINS_DB)} gains: largest change {worst:.4f}")
@@ -255,7 +255,7 @@ def test_default_model_gate_tells_synthetic_audio_from_piano(model, tmp_path):
     syn, _ = tracks_to_items(load_dataset("folder", root).tracks, model.features, progress=False)
     piano = []
     for name, mid in _written_pieces(3):
-        path = midi.render(mid, tmp_path / f"{name}.wav", sr=16000)
+        path = midi_render.render(mid, tmp_path / f"{name}.wav", sr=16000)
         piano.append(path)
     from moodscope.tracks import Track
 

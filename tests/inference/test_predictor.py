@@ -13,8 +13,8 @@ from moodscope.cli import main
 from moodscope.config import FeatureConfig
 from moodscope.emotion import quadrant_name
 from moodscope.errors import ConfigError
-from moodscope.inference.batch import predict_paths
 from moodscope.inference.predictor import Predictor
+from moodscope.library.batch import predict_paths
 from moodscope.modelfile import save_model
 from moodscope.models import build
 

@@ -17,6 +17,7 @@ import pytest
 from badinput.harness import UNWRITABLE_FILE, assert_clean_error, leftovers, on_linux
 from moodscope.emotion import QUADRANT_NAMES, QUADRANT_TAGS, quadrant_index, quadrant_name
 from moodscope.errors import OutputError, UsageError
+from moodscope.library import filters, playlist
 from moodscope.library import query as Q
 from moodscope.library.store import COLUMNS, ResultStore
 
@@ -214,12 +215,12 @@ def test_store_file_itself_is_accepted(grid):
 
 # -- playlists ----------------------------------------------------------------------------------------------
 def test_waypoints_evenly_spaced_through_via():
-    wp = Q.waypoints([(0.5, -0.5), (0.5, 0.5)], 5)
+    wp = playlist.waypoints([(0.5, -0.5), (0.5, 0.5)], 5)
     np.testing.assert_allclose(wp, [(0.5, -0.5), (0.5, -0.25), (0.5, 0), (0.5, 0.25), (0.5, 0.5)])
-    wp = Q.waypoints([(0, 0), (1, 0), (1, 0), (1, 1)], 5)  # a repeated point is harmless
+    wp = playlist.waypoints([(0, 0), (1, 0), (1, 0), (1, 1)], 5)  # a repeated point is harmless
     np.testing.assert_allclose(wp, [(0, 0), (0.5, 0), (1, 0), (1, 0.5), (1, 1)])
-    np.testing.assert_allclose(Q.waypoints([(0.2, 0.3), (1, 1)], 1), [(0.2, 0.3)])
-    np.testing.assert_allclose(Q.waypoints([(0.2, 0.3), (0.2, 0.3)], 3), [(0.2, 0.3)] * 3)
+    np.testing.assert_allclose(playlist.waypoints([(0.2, 0.3), (1, 1)], 1), [(0.2, 0.3)])
+    np.testing.assert_allclose(playlist.waypoints([(0.2, 0.3), (0.2, 0.3)], 3), [(0.2, 0.3)] * 3)
 
 
 def progress(rows, a, b) -> np.ndarray:
@@ -232,10 +233,10 @@ def progress(rows, a, b) -> np.ndarray:
     ("start", "end", "n"), [("calm", "energetic", 11), ("calm", "angry", 11), ("sad", "happy", 16)]
 )
 def test_playlist_progresses_monotonically_with_distinct_tracks(fine, start, end, n):
-    rows = Q.playlist(fine, start, end, n)
+    rows = playlist.playlist(fine, start, end, n)
     assert [r["step"] for r in rows] == list(range(1, n + 1))
     assert len({r["path"] for r in rows}) == n
-    pos = progress(rows, Q.MOODS[start], Q.MOODS[end])
+    pos = progress(rows, filters.MOODS[start], filters.MOODS[end])
     assert np.all(np.diff(pos) > 0), pos
     assert pos[0] == pytest.approx(0, abs=0.1) and pos[-1] == pytest.approx(1, abs=0.1)
     for r in rows:
@@ -247,12 +248,12 @@ def test_playlist_progresses_monotonically_with_distinct_tracks(fine, start, end
 
 
 def test_playlist_via(fine):
-    rows = Q.playlist(fine, "calm", "angry", 21, via=["sad"])
+    rows = playlist.playlist(fine, "calm", "angry", 21, via=["sad"])
     assert all(r["distance"] < 1e-9 for r in rows)
     assert va(rows)[10] == (-0.5, -0.5)
     assert va(rows)[:11] == [(round(0.5 - 0.1 * i, 2), -0.5) for i in range(11)]
     assert va(rows)[10:] == [(-0.5, round(-0.5 + 0.1 * i, 2)) for i in range(11)]
-    two = Q.playlist(fine, "0.9,0.9", "-0.9,0.9", 9, via=["0.9,-0.9", "-0.9,-0.9"])
+    two = playlist.playlist(fine, "0.9,0.9", "-0.9,0.9", 9, via=["0.9,-0.9", "-0.9,-0.9"])
     assert va(two)[0] == (0.9, 0.9) and va(two)[-1] == (-0.9, 0.9)
     assert {p[1] for p in va(two)[3:6]} == {-0.9}
 
@@ -269,8 +270,8 @@ def test_assignment_is_optimal_against_brute_force(seed):
     rng = np.random.default_rng(seed)
     points = rng.uniform(-1, 1, (9, 2))
     n = 1 + seed % 4
-    targets = Q.waypoints(rng.uniform(-1, 1, (2 + seed % 2, 2)), n)
-    idx, dist, exact = Q.assign(targets, points)
+    targets = playlist.waypoints(rng.uniform(-1, 1, (2 + seed % 2, 2)), n)
+    idx, dist, exact = playlist.assign(targets, points)
     assert exact and len(set(idx.tolist())) == n
     np.testing.assert_allclose(dist, np.hypot(*(points[idx] - targets).T))
     assert dist.sum() == pytest.approx(brute_force(targets, points))
@@ -283,17 +284,17 @@ def test_playlist_is_optimal_on_a_small_store(tmp_path):
         tmp_path / "out",
         [make_row(tmp_path / f"{i}.mp3", float(v), float(a)) for i, (v, a) in enumerate(pts)],
     )
-    rows = Q.playlist(out, "calm", "tense", 4, via=["neutral"])
-    targets = Q.waypoints([Q.MOODS["calm"], (0, 0), Q.MOODS["tense"]], 4)
+    rows = playlist.playlist(out, "calm", "tense", 4, via=["neutral"])
+    targets = playlist.waypoints([filters.MOODS["calm"], (0, 0), filters.MOODS["tense"]], 4)
     assert sum(r["distance"] for r in rows) == pytest.approx(brute_force(targets, pts))
 
 
 def test_assignment_with_fewer_candidates_stays_distinct(monkeypatch):
     rng = np.random.default_rng(1)
     points = rng.uniform(-1, 1, (400, 2))
-    targets = Q.waypoints([(-1, -1), (1, 1)], 40)
-    monkeypatch.setattr(Q, "MAX_CELLS", 40 * 100)
-    idx, dist, exact = Q.assign(targets, points)
+    targets = playlist.waypoints([(-1, -1), (1, 1)], 40)
+    monkeypatch.setattr(playlist, "MAX_CELLS", 40 * 100)
+    idx, dist, exact = playlist.assign(targets, points)
     assert not exact and len(set(idx.tolist())) == 40 and dist.mean() < 0.2
 
 
@@ -301,9 +302,9 @@ def test_playlist_counts_duplicate_files_once(tmp_path):
     rows = [make_row(tmp_path / f"{i}.wav", 0.1 * i, 0.0) for i in range(3)]
     rows.append(make_row(tmp_path / "copy-of-0.wav", 0.0, 0.0, digest=rows[0]["content_hash"]))
     out = build(tmp_path / "out", rows)
-    assert len({r["content_hash"] for r in Q.playlist(out, "neutral", "0.2,0", 3)}) == 3
+    assert len({r["content_hash"] for r in playlist.playlist(out, "neutral", "0.2,0", 3)}) == 3
     with pytest.raises(UsageError, match="more than the 3 distinct tracks"):
-        Q.playlist(out, "neutral", "0.2,0", 4)
+        playlist.playlist(out, "neutral", "0.2,0", 4)
 
 
 # -- the command line: formats ------------------------------------------------------------------------------
@@ -327,7 +328,7 @@ def test_cli_csv_has_every_scalar_column_and_the_tags(grid, cli):
     run = cli("query", grid, "--arousal=-1,-1", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(run.out)))
     assert run.code == 0 and len(rows) == 9
-    assert list(rows[0]) == [*Q.SCALAR_COLUMNS, "happy", "calm", QUOTED]
+    assert list(rows[0]) == [*filters.SCALAR_COLUMNS, "happy", "calm", QUOTED]
     for r in rows:
         v = float(r["valence"])
         assert float(r["arousal"]) == -1 and r["quadrant"] == quadrant_name(v, -1)
@@ -402,7 +403,7 @@ def test_cli_playlist_table_m3u_and_csv(fine, cli, tmp_path):
     run = cli("playlist", fine, "--from", "calm", "--to", "energetic", "--n", "11", "--out", target)
     assert run.code == 0 and run.out == ""
     assert [e[2] for e in parse_m3u(target.read_text())] == [
-        r["path"] for r in Q.playlist(fine, "calm", "energetic", 11)
+        r["path"] for r in playlist.playlist(fine, "calm", "energetic", 11)
     ]
     run = cli(
         "playlist", fine, "--from=-0.5,0.5", "--to", "sad", "--via", "neutral", "--n", "5", "--format", "csv"
@@ -554,9 +555,9 @@ def test_out_unwritable(grid, cli):
 
 def test_api_errors_are_moodscope_errors(grid, tmp_path):
     with pytest.raises(OutputError, match="no results store"):
-        Q.playlist(tmp_path, "calm", "sad", 3)
+        playlist.playlist(tmp_path, "calm", "sad", 3)
     with pytest.raises(UsageError, match=r"--n 2.5"):
-        Q.playlist(grid, "calm", "sad", 2.5)
+        playlist.playlist(grid, "calm", "sad", 2.5)
     with pytest.raises(UsageError, match="a point is two numbers"):
         Q.query(grid, near=(0.1, 0.2, 0.3))
     with pytest.raises(UsageError, match="--within -1"):

@@ -160,7 +160,7 @@ def test_window_max_and_sum_equal_brute_force():
 
 def test_eval_shortcut_of_frequency_max_equals_plain_order():
     torch.manual_seed(0)
-    block = musicnn_module._FreqMaxBlock(8, (7, 5), (3, 3))
+    block = musicnn_module.FreqMaxBlock(8, (7, 5), (3, 3))
     with torch.no_grad():
         block.bn.weight.copy_(torch.randn(8))  # about half negative: the min branch
         block.bn.bias.copy_(torch.randn(8))

@@ -10,7 +10,7 @@ from moodscope.audio.features import MusicnnEmbedding, compute_features
 from moodscope.config import MUSICNN_EMBEDDING
 from moodscope.errors import MissingToolError, UsageError
 from moodscope.models import musicnn_onnx
-from moodscope.models.musicnn import _FreqMaxBlock, load_musicnn
+from moodscope.models.musicnn import FreqMaxBlock, load_musicnn
 from moodscope.models.musicnn_onnx import OnnxFrameFeatures, frontend_choice
 
 needs_onnx = pytest.mark.skipif(
@@ -93,9 +93,9 @@ def test_sliced_front_end_equals_one_call(monkeypatch):
     mel = torch.from_numpy(np.random.default_rng(2).uniform(0, 3, (1, 1500, 96)).astype(np.float32))
     patches = mel[:, :1496].reshape(8, 187, 96)
     with torch.inference_mode():
-        monkeypatch.setattr(_FreqMaxBlock, "CPU_SLICE", 40_000)  # time slices and batch slices
+        monkeypatch.setattr(FreqMaxBlock, "CPU_SLICE", 40_000)  # time slices and batch slices
         sliced, sliced_patches = net.frame_features(mel), net.frame_features(patches)
-        monkeypatch.setattr(_FreqMaxBlock, "CPU_SLICE", 1 << 62)
+        monkeypatch.setattr(FreqMaxBlock, "CPU_SLICE", 1 << 62)
         whole, whole_patches = net.frame_features(mel), net.frame_features(patches)
     # slices this small make oneDNN pick other kernels: float32 rounding differs (measured 2e-5 of each
     # channel's magnitude, as ONNX Runtime's; the default slice size gave exactly the same numbers)

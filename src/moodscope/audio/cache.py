@@ -18,7 +18,13 @@ from ..errors import AudioError, UsageError
 from ..fileio import cache_root
 from . import content
 from .decode import audio_info, load_audio, native_span
-from .features import _DEFAULT, compute_features, extra_features, iter_file_features, musicnn_file_features
+from .features import (
+    DEFAULT_FEATURES,
+    compute_features,
+    extra_features,
+    iter_file_features,
+    musicnn_file_features,
+)
 
 #: Bump when the feature computation changes in a way that invalidates cached arrays.
 CACHE_VERSION = 1
@@ -104,7 +110,7 @@ class FeatureCache:
     def key(
         self,
         path: str | os.PathLike,
-        config: FeatureConfig = _DEFAULT,
+        config: FeatureConfig = DEFAULT_FEATURES,
         *,
         offset: float = 0.0,
         duration: float | None = None,
@@ -118,7 +124,7 @@ class FeatureCache:
         """Path of the ``.npy`` file for ``key``."""
         return self.root / key[:2] / f"{key}.npy"
 
-    def load(self, key: str, config: FeatureConfig = _DEFAULT) -> np.ndarray | None:
+    def load(self, key: str, config: FeatureConfig = DEFAULT_FEATURES) -> np.ndarray | None:
         """The cached array for ``key``, or ``None`` (missing, or corrupted and now removed)."""
         p = self.entry(key)
         if not p.is_file():
@@ -181,7 +187,7 @@ def _resolve_cache(cache: FeatureCache | bool | None) -> FeatureCache | None:
 
 def file_features(
     path: str | os.PathLike,
-    config: FeatureConfig = _DEFAULT,
+    config: FeatureConfig = DEFAULT_FEATURES,
     *,
     cache: FeatureCache | bool | None = None,
     device: str = "cpu",
@@ -278,7 +284,7 @@ class Extraction(NamedTuple):
 def extract_to_dir(
     paths: Iterable[str | os.PathLike],
     out_dir: str | os.PathLike,
-    config: FeatureConfig = _DEFAULT,
+    config: FeatureConfig = DEFAULT_FEATURES,
     *,
     cache: FeatureCache | bool | None = None,
     device: str = "cpu",

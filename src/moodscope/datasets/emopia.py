@@ -50,7 +50,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from ..audio.midi import DEFAULT_GAIN, DEFAULT_SR, RenderVariant, find_fluidsynth, find_soundfont
+from ..audio.midi_render import DEFAULT_GAIN, DEFAULT_SR, RenderVariant, find_fluidsynth, find_soundfont
 from ..errors import AudioError, DatasetError, MissingToolError
 from ..fileio import cache_root
 from ..tracks import Track

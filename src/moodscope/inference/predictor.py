@@ -19,9 +19,8 @@ from ..config import FRONTENDS
 from ..emotion import quadrant_name
 from ..errors import AudioError, MoodscopeError, PredictionError, UnknownNameError, UsageError, text_path
 from ..modelfile import load_model
-from ..precision import autocast_dtype, resolve
+from ..precision import autocast_dtype, resolve, resolve_device
 from ..tasks import TASKS
-from .sliding import resolve_device
 
 #: The model files shipped in the package, by name: ``default`` (heads on MSD-MusiCNN embeddings trained on
 #: EMOPIA's human quadrant labels and the synthetic corpus's curves) and ``demo`` (the CPU-sized DAMFF of
@@ -234,7 +233,7 @@ class Predictor:
         step, a log-Mel centred on its ends has one frame more), so it is not the duration.
 
         A file is decoded and featurised block by block (memory independent of its length) where the task
-        consumes blocks (:attr:`~moodscope.tasks.base._Task.streams`) and the features allow it (log-Mel
+        consumes blocks (:attr:`~moodscope.tasks.base.Task.streams`) and the features allow it (log-Mel
         without ``top_db``, whose clipping is relative to the whole file's peak); otherwise, with the feature
         cache on, and for arrays, the features are one block.
         """

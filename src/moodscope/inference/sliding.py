@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from ..config import SEGMENT_S, WINDOW_S
-from ..errors import AudioError, MoodscopeError, UsageError
+from ..errors import AudioError, UsageError
 
 __all__ = [
     "DIMENSIONS",
@@ -153,7 +153,9 @@ def resolve_hops(
     return hops
 
 
-def _hop_segments(name: str, hop: float, window_segments: int) -> int:
+def hop_segments(name: str, hop: float, window_segments: int) -> int:
+    """The hop ``hop`` (seconds) of dimension ``name`` in 0.5 s segments; :class:`UsageError` unless it is a
+    positive multiple of 0.5 s no longer than the window."""
     n = hop / SEGMENT_S
     k = int(round(n)) if math.isfinite(n) else 0  # round(nan) raises: nan and inf are refused below
     if not math.isfinite(n) or abs(n - k) > 1e-6 or k < 1:
@@ -172,22 +174,13 @@ def _schedules(
     """``{window start: [(column, keep_start, keep_stop), ...]}`` for both dimensions' schedules."""
     by_start: dict[int, list[tuple[int, int, int]]] = {}
     for col, dim in enumerate(DIMENSIONS):
-        k = _hop_segments(dim, hops[dim], window_segments)
+        k = hop_segments(dim, hops[dim], window_segments)
         for p in window_plan(n_seg, window_segments=window_segments, hop_segments=k):
             by_start.setdefault(p.start, []).append((col, p.keep_start, p.keep_stop))
     return dict(sorted(by_start.items()))
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def resolve_device(device: str | None) -> str:
-    """``None``/``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; a CUDA device without CUDA is an error."""
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MoodscopeError(f"--device {device}: CUDA is not available on this machine")
-    return device
-
-
 @contextlib.contextmanager
 def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
     was_training = model.training
@@ -207,7 +200,8 @@ def _model_device(model: torch.nn.Module, device: str | torch.device | None) -> 
     return p.device if p is not None else torch.device("cpu")
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
+def autocast_context(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` on ``device`` to ``dtype``, or nothing for ``None`` (float32)."""
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -275,7 +269,7 @@ def _embed_batch(
     seg = seg.to(device=device, dtype=torch.float32, non_blocking=True)  # (n, 1, sf, M)
     if not torch.isfinite(seg).all():
         raise ValueError("features contain NaN or infinite values")
-    with _autocast(device, autocast):
+    with autocast_context(device, autocast):
         return model.embed_segments(seg).float()  # (n, d)
 
 
@@ -477,7 +471,7 @@ def _predict_naive(
             xb = torch.stack(windows)[:, None]  # (nb, 1, window_frames, M)
             if not torch.isfinite(xb).all():
                 raise ValueError("features contain NaN or infinite values")
-            with _autocast(device, autocast):
+            with autocast_context(device, autocast):
                 pred = model(xb).float().cpu().numpy()  # (nb, window, 2)
             _scatter(out, schedule, batch, pred)
             if bar is not None:
@@ -545,7 +539,7 @@ def sliding_predict(
     _check_model(model, mode)
     hops = resolve_hops(hop_s, hop_valence=hop_valence, hop_arousal=hop_arousal)
     for dim in DIMENSIONS:  # validate before any heavy work
-        _hop_segments(dim, hops[dim], window_segments)
+        hop_segments(dim, hops[dim], window_segments)
     x = _as_features(feats, getattr(model, "n_mels", None))
     sf = _segment_frames(model)
     n_seg = x.shape[0] // sf
@@ -591,7 +585,7 @@ def predict_from_blocks(
     _check_model(model, "reuse")
     hops = resolve_hops(hop_s, hop_valence=hop_valence, hop_arousal=hop_arousal)
     for dim in DIMENSIONS:
-        _hop_segments(dim, hops[dim], window_segments)
+        hop_segments(dim, hops[dim], window_segments)
     emb = embed_stream(
         model, blocks, batch_size=batch_size, device=device, autocast=autocast, progress=progress
     )

@@ -1,7 +1,7 @@
 """Running a model over many files: in this process, in a pool of worker processes, or on Ray.
 
 Every backend is an iterator of :class:`Outcome` (one per file, in completion order) that the driver
-(:func:`moodscope.inference.batch.predict_paths`) turns into rows of the results store and per-track files.
+(:func:`moodscope.library.batch.predict_paths`) turns into rows of the results store and per-track files.
 Workers load the model once (the pool's initializer, or a Ray actor) and keep it for every file they get, so
 per-file start-up is paid once per worker; decoding, features and the model of different files overlap
 across workers.

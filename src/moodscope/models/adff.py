@@ -59,8 +59,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import choice, flag, integer, integer_list
-from ..tasks.static import STATIC_HEADS, n_outputs
-from .base import DROPOUT, FC_MAX, N_MELS, REDUCTION, WIDTH, InputNorm, MoodModel, register_model
+from .base import (
+    DROPOUT,
+    FC_MAX,
+    N_MELS,
+    REDUCTION,
+    STATIC_HEADS,
+    WIDTH,
+    InputNorm,
+    MoodModel,
+    n_outputs,
+    register_model,
+)
 from .blocks import SEBlock
 
 __all__ = ["ADFF", "VGG16_LEVELS"]
@@ -69,7 +79,7 @@ __all__ = ["ADFF", "VGG16_LEVELS"]
 VGG16_LEVELS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 
 
-def _scaled(n: int, width: float, minimum: int = 1) -> int:
+def scaled_width(n: int, width: float, minimum: int = 1) -> int:
     return max(minimum, int(round(n * width)))
 
 
@@ -206,14 +216,18 @@ class ADFF(MoodModel):
         self.n_mels = n_mels
         self.use_tflm = use_tflm
         self.use_se = use_se and use_tflm
-        hidden = lstm_hidden if lstm_hidden is not None else _scaled(128, width, 8)
-        fcs = list(fc_sizes) if fc_sizes is not None else [_scaled(512, width, 16), _scaled(256, width, 16)]
-        ff = ff_size if ff_size is not None else _scaled(64, width, 16)
+        hidden = lstm_hidden if lstm_hidden is not None else scaled_width(128, width, 8)
+        fcs = (
+            list(fc_sizes)
+            if fc_sizes is not None
+            else [scaled_width(512, width, 16), scaled_width(256, width, 16)]
+        )
+        ff = ff_size if ff_size is not None else scaled_width(64, width, 16)
 
         self.norm = InputNorm(n_mels)
 
         # SFLM (§2.2.1)
-        chans = [_scaled(c, width) for _, c in VGG16_LEVELS]
+        chans = [scaled_width(c, width) for _, c in VGG16_LEVELS]
         c_in = self.seg_num
         self.sflm = nn.ModuleList()
         for (n_convs, _), c in zip(VGG16_LEVELS, chans):

@@ -61,6 +61,18 @@ REDUCTION = integer(1, 1024)
 MAX_MODEL_BYTES = 2 * 2**30
 
 
+#: static head (``task`` of a static model) -> number of model outputs (the static task's heads,
+#: :mod:`moodscope.tasks.static`, read them from here: the networks size their outputs by them)
+STATIC_HEADS: dict[str, int] = {"valence": 1, "arousal": 1, "multitask": 2, "binary": 4, "quadrant": 4}
+
+
+def n_outputs(task: str) -> int:
+    """Number of model outputs for ``task`` (see :data:`STATIC_HEADS`); unknown tasks raise ``ValueError``."""
+    if task not in STATIC_HEADS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(STATIC_HEADS)}")
+    return STATIC_HEADS[task]
+
+
 class InputNorm(nn.Module):
     """Per-mel-band standardisation ``(x - mean) / std`` with statistics stored as buffers.
 

@@ -21,12 +21,12 @@ from .base import (
     register_model,
 )
 from .blocks import BiLSTMRegressor
-from .sequence import _check_width, _global_meanmax, _scaled, _SegmentSequenceModel, _spectral_cnn
+from .sequence import SegmentSequenceModel, check_width, global_meanmax, scaled_width, spectral_cnn
 
 
 # --------------------------------------------------------------------------------------------------------
 @register_model("bcrsn")
-class BCRSN(_SegmentSequenceModel):
+class BCRSN(SegmentSequenceModel):
     """Bidirectional convolutional recurrent sparse network (Dong et al. 2019), regression variant.
 
     Y. Dong, X. Yang, X. Zhao, J. Li, "Bidirectional convolutional recurrent sparse network (BCRSN): an
@@ -97,7 +97,7 @@ class BCRSN(_SegmentSequenceModel):
         l1: float = 1e-5,
     ):
         super().__init__()
-        _check_width(width)
+        check_width(width)
         if 2 ** len(channels) > min(segment_frames, n_mels):
             raise ValueError(
                 f"bcrsn: {len(channels)} 2x2 poolings do not fit a {segment_frames}x{n_mels} segment"
@@ -106,17 +106,17 @@ class BCRSN(_SegmentSequenceModel):
         self.segment_frames = segment_frames
         self.l1 = float(l1)
         self.norm = InputNorm(n_mels)
-        chans = [_scaled(c, width) for c in channels]
-        self.cnn = _spectral_cnn(chans, kernel_size)
-        self.asf = nn.Linear(2 * chans[-1], _scaled(asf_dim, width))
+        chans = [scaled_width(c, width) for c in channels]
+        self.cnn = spectral_cnn(chans, kernel_size)
+        self.asf = nn.Linear(2 * chans[-1], scaled_width(asf_dim, width))
         self.embed_dim = self.asf.out_features
         self.drop = nn.Dropout(dropout)
         self.head = BiLSTMRegressor(
-            self.embed_dim, _scaled(rnn_hidden, width), 2, num_layers=rnn_layers, dropout=dropout
+            self.embed_dim, scaled_width(rnn_hidden, width), 2, num_layers=rnn_layers, dropout=dropout
         )
 
     def _embed(self, seg: torch.Tensor) -> torch.Tensor:
-        h = _global_meanmax(self.cnn(seg))  # (n, 2C)
+        h = global_meanmax(self.cnn(seg))  # (n, 2C)
         return torch.relu(self.asf(h))  # (n, asf_dim): SII-ASF
 
     def sequence_head(self, emb: torch.Tensor) -> torch.Tensor:

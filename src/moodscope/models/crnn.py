@@ -8,12 +8,12 @@ from torch import nn
 from ..config import flag, integer
 from .base import DROPOUT, KERNEL, LAYERS, N_MELS, SEGMENT_FRAMES, UNITS, WIDTH, InputNorm, register_model
 from .blocks import ConvBNReLUPool
-from .sequence import _check_width, _scaled, _SegmentSequenceModel
+from .sequence import SegmentSequenceModel, check_width, scaled_width
 
 
 # --------------------------------------------------------------------------------------------------------
 @register_model("crnn")
-class CRNN(_SegmentSequenceModel):
+class CRNN(SegmentSequenceModel):
     """Stacked convolutional and recurrent network with separate V and A branches (Malik et al. 2017).
 
     M. Malik, S. Adavanne, K. Drossos, T. Virtanen, D. Ticha, R. Jarina, "Stacked convolutional and
@@ -90,11 +90,11 @@ class CRNN(_SegmentSequenceModel):
         dropout: float = 0.25,
     ):
         super().__init__()
-        _check_width(width)
+        check_width(width)
         self.n_mels = n_mels
         self.segment_frames = segment_frames
         self.norm = InputNorm(n_mels)
-        c = _scaled(channels, width)
+        c = scaled_width(channels, width)
         blocks, c_in, f = [], 1, n_mels
         for _ in range(n_conv_layers):
             blocks.append(ConvBNReLUPool(c_in, c, kernel_size, pool=(1, freq_pool)))
@@ -105,7 +105,7 @@ class CRNN(_SegmentSequenceModel):
             )
         self.frontend = nn.Sequential(*blocks)
         self.embed_dim = c * f
-        h = _scaled(rnn_hidden, width)
+        h = scaled_width(rnn_hidden, width)
         n_dir = 2 if bidirectional else 1
         self.drop = nn.Dropout(dropout)
         self.rnn = nn.ModuleDict(

@@ -12,12 +12,12 @@ from torch import nn
 
 from ..config import SAMPLE_RATE, SEGMENT_S, integer_list
 from .base import DROPOUT, LAYERS, LAYERS_MAX, UNITS, WIDTH, InputNorm, register_model
-from .sequence import _check_width, _scaled, _SegmentSequenceModel, _WaveformFrontEnd
+from .sequence import SegmentSequenceModel, WaveformFrontEnd, check_width, scaled_width
 
 
 # --------------------------------------------------------------------------------------------------------
 @register_model("dnn_raw")
-class DNNRaw(_SegmentSequenceModel):
+class DNNRaw(SegmentSequenceModel):
     """1-D convolutions on the raw waveform and a bidirectional GRU (Orjesek et al. 2019).
 
     R. Orjesek, R. Jarina, M. Chmulik, M. Kuba, "DNN based music emotion recognition from raw audio
@@ -72,14 +72,14 @@ class DNNRaw(_SegmentSequenceModel):
         dropout: float = 0.3,
     ):
         super().__init__()
-        _check_width(width)
+        check_width(width)
         self.sr = int(sr)
         self.n_mels = 1
         self.segment_frames = int(round(SEGMENT_S * self.sr))
         self.norm = InputNorm(1, mean=0.0, std=1.0)  # identity until the trainer sets the stats
-        self.frontend = _WaveformFrontEnd(self.sr, [_scaled(c, width) for c in channels])
+        self.frontend = WaveformFrontEnd(self.sr, [scaled_width(c, width) for c in channels])
         self.embed_dim = self.frontend.out_dim
-        h = _scaled(rnn_hidden, width)
+        h = scaled_width(rnn_hidden, width)
         self.drop = nn.Dropout(dropout)
         self.rnn = nn.GRU(
             self.embed_dim,

@@ -8,24 +8,24 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..audio.features import LogMel
+from ..audio.mel import LogMel
 from ..config import SEGMENT_S, FeatureConfig, integer, integer_list, number
 from .base import DROPOUT, LAYERS, LAYERS_MAX, UNITS, WIDTH, InputNorm, register_model
 from .blocks import BiLSTMRegressor
 from .sequence import (
-    _check_width,
-    _global_meanmax,
-    _scaled,
-    _SegmentSequenceModel,
-    _spectral_cnn,
-    _WaveformFrontEnd,
+    SegmentSequenceModel,
+    WaveformFrontEnd,
+    check_width,
+    global_meanmax,
+    scaled_width,
+    spectral_cnn,
 )
 
 # --------------------------------------------------------------------------------------------------------
 
 
 @register_model("mcrnn")
-class MCRNN(_SegmentSequenceModel):
+class MCRNN(SegmentSequenceModel):
     """Multi-view convolutional recurrent network on raw audio (He & Ferguson 2020).
 
     N. He, S. Ferguson, "Multi-view neural networks for raw audio-based music emotion recognition",
@@ -41,7 +41,7 @@ class MCRNN(_SegmentSequenceModel):
 
     - waveform view: as :class:`DNNRaw`'s front end (25 ms / 10 ms learnable filterbank, 64 filters, then
       conv blocks of 128, 128 channels), global mean + max pooling;
-    - spectral view: :class:`moodscope.audio.features.LogMel` (60 ms window, 10 ms hop, 64 mel bands at 16 kHz; per segment, zero
+    - spectral view: :class:`moodscope.audio.mel.LogMel` (60 ms window, 10 ms hop, 64 mel bands at 16 kHz; per segment, zero
       padded at its borders), per-band batch normalisation, three 3x3 conv blocks (32, 64, 128; BN,
       ReLU, 2x2 max-pool), global mean + max pooling;
     - fusion by concatenation ("merged"), dropout, two BiLSTM layers of 128 units per direction, a
@@ -96,12 +96,12 @@ class MCRNN(_SegmentSequenceModel):
         dropout: float = 0.3,
     ):
         super().__init__()
-        _check_width(width)
+        check_width(width)
         self.sr = int(sr)
         self.n_mels = 1
         self.segment_frames = int(round(SEGMENT_S * self.sr))
         self.norm = InputNorm(1, mean=0.0, std=1.0)  # identity until the trainer sets the stats
-        self.wave = _WaveformFrontEnd(self.sr, [_scaled(c, width) for c in wave_channels])
+        self.wave = WaveformFrontEnd(self.sr, [scaled_width(c, width) for c in wave_channels])
         hop = max(1, int(round(hop_s * self.sr)))
         # the feature front end's log-Mel (center, constant padding, no top_db), in float32 inside the model
         mel_cfg = FeatureConfig(
@@ -117,12 +117,12 @@ class MCRNN(_SegmentSequenceModel):
                 f"mcrnn: {len(spec_channels)} 2x2 poolings do not fit {n_frames}x{spec_mels} log-Mel"
             )
         self.mel_bn = nn.BatchNorm1d(spec_mels)
-        sc = [_scaled(c, width) for c in spec_channels]
-        self.spec = _spectral_cnn(sc, 3)
+        sc = [scaled_width(c, width) for c in spec_channels]
+        self.spec = spectral_cnn(sc, 3)
         self.embed_dim = self.wave.out_dim + 2 * sc[-1]
         self.drop = nn.Dropout(dropout)
         self.head = BiLSTMRegressor(
-            self.embed_dim, _scaled(rnn_hidden, width), 2, num_layers=rnn_layers, dropout=dropout
+            self.embed_dim, scaled_width(rnn_hidden, width), 2, num_layers=rnn_layers, dropout=dropout
         )
 
     def _embed(self, seg: torch.Tensor) -> torch.Tensor:
@@ -130,7 +130,7 @@ class MCRNN(_SegmentSequenceModel):
         e_wave = self.wave(y)  # (n, dw)
         s = self.logmel(y[:, 0])  # (n, frames, spec_mels) dB
         s = self.mel_bn(s.transpose(1, 2)).transpose(1, 2)  # per-band standardisation
-        e_spec = _global_meanmax(self.spec(s.unsqueeze(1)))  # (n, 2C)
+        e_spec = global_meanmax(self.spec(s.unsqueeze(1)))  # (n, 2C)
         return torch.cat([e_wave, e_spec], dim=1)  # (n, embed_dim): the merged views
 
     def sequence_head(self, emb: torch.Tensor) -> torch.Tensor:

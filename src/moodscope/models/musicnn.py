@@ -87,7 +87,7 @@ from torch.nn import functional as F
 
 from ..config import FeatureConfig, SettingError, check_settings, integer, shown, text_list
 from ..errors import ModelFileError
-from ..modelfile import check_tensors, open_safetensors, read_json_metadata, read_tensors
+from ..safetensors_io import check_tensors, open_safetensors, read_json_metadata, read_tensors
 
 __all__ = [
     "MSD_TAGS",
@@ -135,7 +135,7 @@ BN_EPS = 1e-3
 _BUNDLED = {"msd": "musicnn_msd.safetensors"}
 
 
-class _FreqMaxBlock(nn.Module):
+class FreqMaxBlock(nn.Module):
     """Conv2d over (time, freq) -> ReLU -> batch norm -> max over all remaining frequencies.
 
     ``pad`` = (zeros before, zeros after) in time. Output ``(batch, filters, time)``.
@@ -239,7 +239,7 @@ def _sliced_conv_freq_max(
     return torch.cat(parts, dim=-1)
 
 
-class _MidBlock(nn.Module):
+class MidBlock(nn.Module):
     """Conv1d over time (kernel 7, zero padding 3 + 3) -> ReLU -> batch norm; ``(batch, C, time)``."""
 
     def __init__(self, c_in: int, c_out: int):
@@ -260,7 +260,7 @@ def mid_end(midend: nn.ModuleList, front: torch.Tensor) -> torch.Tensor:
     return torch.cat([front, c1, c2, c3], dim=1).transpose(1, 2)
 
 
-def _same_pad(k: int) -> tuple[int, int]:
+def same_pad(k: int) -> tuple[int, int]:
     """TF "same" padding for stride 1: ``k - 1`` zeros in all, the extra one at the end."""
     return ((k - 1) // 2, k - 1 - (k - 1) // 2)
 
@@ -312,15 +312,15 @@ class MusiCNN(nn.Module):
         )
         self.input_bn = nn.BatchNorm2d(1, eps=BN_EPS)
         self.timbral = nn.ModuleList(
-            _FreqMaxBlock(n_timbral, (7, int(f * n_mels)), (3, 3)) for f in (0.4, 0.7)
+            FreqMaxBlock(n_timbral, (7, int(f * n_mels)), (3, 3)) for f in (0.4, 0.7)
         )
-        self.temporal = nn.ModuleList(_FreqMaxBlock(n_temporal, (k, 1), _same_pad(k)) for k in (128, 64, 32))
+        self.temporal = nn.ModuleList(FreqMaxBlock(n_temporal, (k, 1), same_pad(k)) for k in (128, 64, 32))
         self.n_frontend = 2 * n_timbral + 3 * n_temporal
         self.midend = nn.ModuleList(
             [
-                _MidBlock(self.n_frontend, n_midend),
-                _MidBlock(n_midend, n_midend),
-                _MidBlock(n_midend, n_midend),
+                MidBlock(self.n_frontend, n_midend),
+                MidBlock(n_midend, n_midend),
+                MidBlock(n_midend, n_midend),
             ]
         )
         self.n_frame_features = self.n_frontend + 3 * n_midend

@@ -78,10 +78,10 @@ class _FrameFeatures(torch.nn.Module):
 
 def _export(net, path: Path) -> None:
     from ..fileio import atomic_path
-    from .musicnn import _FreqMaxBlock
+    from .musicnn import FreqMaxBlock
 
-    saved = _FreqMaxBlock.CPU_SLICE
-    _FreqMaxBlock.CPU_SLICE = 1 << 62  # the plain graph: one convolution per branch, ONNX Runtime tiles it
+    saved = FreqMaxBlock.CPU_SLICE
+    FreqMaxBlock.CPU_SLICE = 1 << 62  # the plain graph: one convolution per branch, ONNX Runtime tiles it
     try:
         with atomic_path(path) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes about traced Python conditions
@@ -96,7 +96,7 @@ def _export(net, path: Path) -> None:
                 opset_version=OPSET,
             )
     finally:
-        _FreqMaxBlock.CPU_SLICE = saved
+        FreqMaxBlock.CPU_SLICE = saved
 
 
 class OnnxFrameFeatures:

@@ -44,8 +44,8 @@ from torch import nn
 from ..config import SettingError, check_settings, integer
 from ..errors import ModelFileError
 from ..fileio import atomic_path
-from ..modelfile import check_tensors, open_safetensors, read_json_metadata, read_tensors
-from .musicnn import BN_EPS, MusiCNN, _FreqMaxBlock, _MidBlock, _same_pad, mid_end
+from ..safetensors_io import check_tensors, open_safetensors, read_json_metadata, read_tensors
+from .musicnn import BN_EPS, FreqMaxBlock, MidBlock, MusiCNN, mid_end, same_pad
 
 __all__ = ["MusicnnStudent", "bundled_id", "load_student", "save_student", "teacher_key"]
 
@@ -108,13 +108,13 @@ class MusicnnStudent(nn.Module):
         self.input_bn = nn.BatchNorm2d(1, eps=BN_EPS)
         self.timbral = nn.ModuleList()
         for f in (0.4, 0.7):
-            block = _FreqMaxBlock(n_timbral, (7, -(-int(f * n_mels) // split)), (3, 3))
+            block = FreqMaxBlock(n_timbral, (7, -(-int(f * n_mels) // split)), (3, 3))
             block.conv = nn.Conv2d(split, n_timbral, block.conv.kernel_size)
             self.timbral.append(block)
-        self.temporal = nn.ModuleList(_FreqMaxBlock(n_temporal, (k, 1), _same_pad(k)) for k in (128, 64, 32))
+        self.temporal = nn.ModuleList(FreqMaxBlock(n_temporal, (k, 1), same_pad(k)) for k in (128, 64, 32))
         n_front = 2 * n_timbral + 3 * n_temporal
         self.midend = nn.ModuleList(
-            [_MidBlock(n_front, n_midend), _MidBlock(n_midend, n_midend), _MidBlock(n_midend, n_midend)]
+            [MidBlock(n_front, n_midend), MidBlock(n_midend, n_midend), MidBlock(n_midend, n_midend)]
         )
         self.info: dict = {}
 

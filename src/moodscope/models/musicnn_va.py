@@ -17,7 +17,7 @@ from torch import nn
 
 from ..config import MODE_BINS, MUSICNN_BINS, MUSICNN_UNITS, FeatureConfig, flag, number, text_list
 from .base import DROPOUT, UNITS, WIDTH, InputNorm, MoodModel, register_model
-from .sequence import _check_width
+from .sequence import check_width
 
 
 @register_model("musicnn_va")
@@ -147,7 +147,7 @@ class MusicnnVA(MoodModel):
         embedding_relu: bool = False,
     ):
         super().__init__()
-        _check_width(width)
+        check_width(width)
         h = max(4, int(round(hidden * width)))
         n_bins = MUSICNN_BINS + (MODE_BINS if mode_features else 0)
         self.n_mels, self.segment_frames = (

@@ -1,5 +1,5 @@
 """What the dynamic V-A models of DAMFF's Table 2 (DAMFF §4.4.3) share: a per-segment front end and a
-sequence model (:class:`_SegmentSequenceModel`). One file per model: :mod:`.crnn`, :mod:`.bcrsn`,
+sequence model (:class:`SegmentSequenceModel`). One file per model: :mod:`.crnn`, :mod:`.bcrsn`,
 :mod:`.dnn_raw`, :mod:`.mcrnn`.
 
 All four produce one (valence, arousal) pair per 0.5 s segment, ``(batch, n_segments, 2)``, so the DAMFF
@@ -48,17 +48,17 @@ from .base import MoodModel
 from .blocks import ConvBNReLUPool
 
 
-def _scaled(n: int, width: float) -> int:
+def scaled_width(n: int, width: float) -> int:
     """``n`` channels or units scaled by the width multiplier (at least 2)."""
     return max(2, int(round(n * width)))
 
 
-def _check_width(width: float) -> None:
+def check_width(width: float) -> None:
     if not width > 0:
         raise ValueError(f"width must be > 0, got {width}")
 
 
-class _SegmentSequenceModel(MoodModel):
+class SegmentSequenceModel(MoodModel):
     """Common plumbing: cut ``(batch, 1, frames, n_mels)`` into 0.5 s segments, embed, run the sequence head.
 
     Subclasses set ``self.segment_frames`` (frames -- or samples, for waveform input -- per segment),
@@ -128,7 +128,7 @@ class _SegmentSequenceModel(MoodModel):
         return self.sequence_head(emb.reshape(b, -1, emb.shape[-1]))  # (batch, n_seg, 2)
 
 
-class _WaveformFrontEnd(nn.Module):
+class WaveformFrontEnd(nn.Module):
     """1-D convolutions on a raw waveform segment, then global mean + max pooling over time.
 
     Layer 1 is a learnable filterbank: ``Conv1d`` with a 25 ms kernel and a 10 ms stride (the frame
@@ -162,13 +162,13 @@ class _WaveformFrontEnd(nn.Module):
         return torch.cat([h.mean(-1), h.amax(-1)], dim=1)  # (n, 2C)
 
 
-def _spectral_cnn(channels: Sequence[int], kernel_size: int) -> nn.Sequential:
+def spectral_cnn(channels: Sequence[int], kernel_size: int) -> nn.Sequential:
     """``ConvBNReLUPool`` blocks with 2x2 max pooling, starting from one input channel."""
     chans = [1, *channels]
     return nn.Sequential(*[ConvBNReLUPool(a, b, kernel_size, pool=2) for a, b in zip(chans[:-1], chans[1:])])
 
 
-def _global_meanmax(h: torch.Tensor) -> torch.Tensor:
+def global_meanmax(h: torch.Tensor) -> torch.Tensor:
     """``(n, C, T, F)`` -> ``(n, 2C)``: mean and max over time and frequency."""
     h = h.flatten(2)  # (n, C, T*F)
     return torch.cat([h.mean(-1), h.amax(-1)], dim=1)  # (n, 2C)

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..config import FeatureConfig, Setting, check_settings
-from ..inference.sliding import _autocast
+from ..inference.sliding import autocast_context
 from ..registry import Registry
 
 TASKS: Registry[type] = Registry("task")
@@ -44,7 +44,7 @@ class Item:
         return int(self.feats.shape[0])
 
 
-def _pad_value(model) -> np.ndarray:
+def pad_value(model) -> np.ndarray:
     """Padding frame for features: the model's input-normalisation mean, so padded frames normalise to zero."""
     return model.norm.mean.detach().cpu().numpy().astype(np.float32)
 
@@ -70,10 +70,10 @@ def run_windows(model, wins: np.ndarray, *, device="cpu", batch_size: int = 16) 
     return np.concatenate(outs)
 
 
-class _Examples(Dataset):
+class WindowExamples(Dataset):
     """A list of ``(item_index, start_frame, target, mask)`` tuples materialised lazily as tensors.
 
-    ``reuse``: the task batches these windows with shared segments (:class:`_SharedSegmentBatches`).
+    ``reuse``: the task batches these windows with shared segments (:class:`SharedSegmentBatches`).
     """
 
     def __init__(self, items, entries, length, pad, *, reuse: bool = False):
@@ -150,14 +150,14 @@ LOSSES = {
 }
 
 
-def _loss_fn(name: str):
+def loss_fn(name: str):
     try:
         return LOSSES[name]
     except KeyError:
         raise KeyError(f"unknown loss {name!r}; known: {', '.join(sorted(LOSSES))}") from None
 
 
-class _Task:
+class Task:
     """What every task kind provides; the kinds override what is theirs (``kind``, examples, loss, ...)."""
 
     kind = ""
@@ -236,7 +236,7 @@ class _Task:
         """
 
         feats = np.concatenate(list(blocks)) if not isinstance(blocks, np.ndarray) else blocks
-        with _autocast(torch.device(device), autocast):
+        with autocast_context(torch.device(device), autocast):
             return self.predict(model, feats, device=device)
 
     def result_fields(self, out: np.ndarray, duration_s: float) -> dict:
@@ -266,7 +266,7 @@ class _Task:
         raise NotImplementedError
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def logistic(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 

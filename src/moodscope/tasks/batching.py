@@ -6,11 +6,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .base import _Examples, crop_frames
+from .base import WindowExamples, crop_frames
 
 
-class _TrackGroupedBatches(torch.utils.data.Sampler):
-    """Batches of window indices grouped by track, for :class:`_SharedSegmentBatches`.
+class TrackGroupedBatches(torch.utils.data.Sampler):
+    """Batches of window indices grouped by track, for :class:`SharedSegmentBatches`.
 
     Each epoch shuffles the tracks, lists each track's windows in random order, and cuts that list into
     batches of ``batch_size`` windows (the last partial batch is dropped, as in plain batching, when there is
@@ -38,9 +38,9 @@ class _TrackGroupedBatches(torch.utils.data.Sampler):
             yield order[b * self.batch_size : (b + 1) * self.batch_size]
 
 
-class _SharedSegmentBatches(Dataset):
+class SharedSegmentBatches(Dataset):
     """Dynamic training windows batched so that each 0.5 s segment is embedded once
-    (``DynamicTask(train_reuse=True)``); indexed by a list of window indices (:class:`_TrackGroupedBatches`).
+    (``DynamicTask(train_reuse=True)``); indexed by a list of window indices (:class:`TrackGroupedBatches`).
 
     A batch is a dict:
 
@@ -50,7 +50,7 @@ class _SharedSegmentBatches(Dataset):
     - ``target``, ``mask`` ``(n_windows, window_segments, 2)``.
     """
 
-    def __init__(self, examples: _Examples, frames_per_segment: int):
+    def __init__(self, examples: WindowExamples, frames_per_segment: int):
         self.ex, self.fps_seg = examples, int(frames_per_segment)
 
     def __len__(self) -> int:

@@ -9,14 +9,14 @@ import torch
 from torch.utils.data import Dataset
 
 from ..config import SEGMENT_S, FeatureConfig, choice, flag, mapping, number
-from ..inference.sliding import _hop_segments, predict_from_blocks, sliding_predict
+from ..inference.sliding import hop_segments, predict_from_blocks, sliding_predict
 from ..metrics import evaluate_dynamic
-from .base import LOSSES, TASKS, Item, _Examples, _loss_fn, _pad_value, _Task
-from .batching import _SharedSegmentBatches, _TrackGroupedBatches
+from .base import LOSSES, TASKS, Item, Task, WindowExamples, loss_fn, pad_value
+from .batching import SharedSegmentBatches, TrackGroupedBatches
 
 
 @TASKS.register("dynamic")
-class DynamicTask(_Task):
+class DynamicTask(Task):
     """Per-0.5 s valence-arousal regression (DAMFF §3, §4.3, §4.4.1).
 
     Parameters
@@ -70,14 +70,14 @@ class DynamicTask(_Task):
         self.train_hop_s = float(train_hop_s)
         self.losses = {"valence": "rmse", "arousal": "ccc", **(losses or {})}
         for v in self.losses.values():
-            _loss_fn(v)
+            loss_fn(v)
         self.hop_valence = float(hop_valence)
         self.hop_arousal = float(hop_arousal)
         self.fps_seg = features.frames_per_segment
         self.window_segments = int(round(self.window_s / SEGMENT_S))
 
         for name, hop in (("valence", self.hop_valence), ("arousal", self.hop_arousal)):
-            _hop_segments(name, hop, self.window_segments)  # a bad hop fails here, before any audio is read
+            hop_segments(name, hop, self.window_segments)  # a bad hop fails here, before any audio is read
 
     def has_labels(self, item: Item) -> bool:
         return item.dynamic is not None
@@ -122,18 +122,18 @@ class DynamicTask(_Task):
                     y[max(0, n_audio - s) :] = np.nan
                 mask = (~np.isnan(y)).astype(np.float32)
                 entries.append((i, s * self.fps_seg, np.nan_to_num(y), mask))
-        return _Examples(items, entries, w * self.fps_seg, _pad_value(model), reuse=self._reuses(model))
+        return WindowExamples(items, entries, w * self.fps_seg, pad_value(model), reuse=self._reuses(model))
 
     def _reuses(self, model) -> bool:
         return self.train_reuse and hasattr(model, "embed_segments") and hasattr(model, "sequence_head")
 
     def train_loader(self, examples: Dataset, *, batch_size: int, seed: int, num_workers: int = 0):
         """Plain window batches, or (``train_reuse``) batches of the windows of a few tracks, segments shared."""
-        if not (isinstance(examples, _Examples) and examples.reuse):
+        if not (isinstance(examples, WindowExamples) and examples.reuse):
             return super().train_loader(examples, batch_size=batch_size, seed=seed, num_workers=num_workers)
         return torch.utils.data.DataLoader(
-            _SharedSegmentBatches(examples, self.fps_seg),
-            sampler=_TrackGroupedBatches(examples.entries, batch_size, seed),
+            SharedSegmentBatches(examples, self.fps_seg),
+            sampler=TrackGroupedBatches(examples.entries, batch_size, seed),
             batch_size=None,
             num_workers=num_workers,
         )
@@ -190,7 +190,7 @@ class DynamicTask(_Task):
         """``pred``/``target``/``mask``: ``(batch, segments, 2)``. Returns named losses incl. ``loss`` (the sum)."""
         out = {}
         for d, name in enumerate(("valence", "arousal")):
-            out[f"loss_{name}"] = _loss_fn(self.losses[name])(pred[..., d], target[..., d], mask[..., d])
+            out[f"loss_{name}"] = loss_fn(self.losses[name])(pred[..., d], target[..., d], mask[..., d])
         out["loss"] = out["loss_valence"] + out["loss_arousal"]
         return out
 

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from ..config import MUSICNN_BINS, SEGMENT_S, FeatureConfig, SettingError, number, text_list
 from ..emotion import quadrant_index
 from ..metrics import evaluate_dynamic
-from .base import TASKS, Item, _pad_value, _sigmoid, crop_frames
+from .base import TASKS, Item, crop_frames, logistic, pad_value
 from .dynamic import DynamicTask
 
 #: The quadrant tag names a dataset may carry (EMOPIA), in quadrant order.
@@ -213,7 +213,7 @@ class MoodTask(DynamicTask):
                 for s in starts:
                     steps = max(1, min(w, n_audio - s))
                     entries.append((i, s * self.fps_seg, *no_curve, *_sign_arrays(sign), steps))
-        return _MoodExamples(items, entries, w * self.fps_seg, _pad_value(model))
+        return _MoodExamples(items, entries, w * self.fps_seg, pad_value(model))
 
     def train_loader(self, examples: Dataset, *, batch_size: int, seed: int, num_workers: int = 0):
         return super(DynamicTask, self).train_loader(
@@ -260,7 +260,7 @@ class MoodTask(DynamicTask):
         n = len(curve)
         if getattr(model, "motion", None) is not None:
             curve = model.track_curve(np.asarray(feats[:n]), curve).astype(np.asarray(curve).dtype)
-        parts = [curve, _sigmoid(np.asarray(feats[:n, 200:MUSICNN_BINS], dtype=np.float64))]
+        parts = [curve, logistic(np.asarray(feats[:n, 200:MUSICNN_BINS], dtype=np.float64))]
         if getattr(model, "mood_head", None) is not None:
             self.mood_names = list(model.moods)
             parts.append(self._mood_steps(model, feats, n, device))
@@ -295,7 +295,7 @@ class MoodTask(DynamicTask):
         probs = out[:n, 2:].mean(0)
         fields["tags"] = {t: float(probs[MSD_TAGS.index(t)]) for t in self.mood_tags}
         moods = getattr(self, "mood_names", None)
-        pv, pa = (_sigmoid(self.sign_scale * fields["static"][d]) for d in ("valence", "arousal"))
+        pv, pa = (logistic(self.sign_scale * fields["static"][d]) for d in ("valence", "arousal"))
         q = {"Q1": pv * pa, "Q2": (1 - pv) * pa, "Q3": (1 - pv) * (1 - pa), "Q4": pv * (1 - pa)}
         fields["extra"] = {"quadrant_probabilities": {k: round(float(v), 4) for k, v in q.items()}}
         if moods and out.shape[1] == 2 + len(MSD_TAGS) + len(moods):

@@ -50,7 +50,8 @@ from torch.utils.data import Dataset
 from ..config import FeatureConfig, SettingError, choice, number
 from ..emotion import quadrant_index
 from ..metrics import evaluate_classes, evaluate_static, r2, rmse
-from .base import TASKS, Item, _Examples, _Task, crop_frames, run_windows
+from ..models.base import STATIC_HEADS, n_outputs
+from .base import TASKS, Item, Task, WindowExamples, crop_frames, run_windows
 
 FPS = 100.0  #: log-Mel frames per second at the default feature settings (hop 441 at 44.1 kHz)
 
@@ -59,16 +60,6 @@ SILENCE_DB = -100.0  #: log-Mel value of digital silence (10 log10(1e-10)); defa
 
 
 SEG_LENS_S = (5, 10, 15, 20, 25, 30)  #: the paper's segment lengths in seconds (§3.1)
-
-
-#: task name -> number of model outputs
-STATIC_HEADS: dict[str, int] = {"valence": 1, "arousal": 1, "multitask": 2, "binary": 4, "quadrant": 4}
-
-
-def n_outputs(task: str) -> int:
-    """Number of model outputs for ``task`` (see :data:`STATIC_HEADS`); unknown tasks raise ``ValueError``."""
-    _check_task(task)
-    return STATIC_HEADS[task]
 
 
 def _check_task(task: str) -> None:
@@ -262,7 +253,7 @@ def aggregate_track(window_outputs, task: str) -> np.ndarray:
     return out.mean(axis=0)
 
 
-def _silence_pad(model) -> float:
+def silence_pad(model) -> float:
     """Padding for static and tag models: digital silence (zero audio) in dB, as ADFF §3.1 zero-pads the audio."""
 
     return SILENCE_DB
@@ -278,7 +269,7 @@ def segment_windows(feats: np.ndarray, seg_len_s: float, fps: float, pad) -> np.
 
 
 @TASKS.register("static")
-class StaticTask(_Task):
+class StaticTask(Task):
     """Clip-level V-A regression or classification (ADFF §2-§3).
 
     ``head`` is the ADFF model's ``task`` argument: ``valence``/``arousal`` (single-task regression),
@@ -377,7 +368,7 @@ class StaticTask(_Task):
             t = self._target(it.static)
             for span in spans:
                 entries.append((i, int(span[0]), t, np.ones_like(t)))
-        return _Examples(items, entries, self.length, _silence_pad(model))
+        return WindowExamples(items, entries, self.length, silence_pad(model))
 
     def loss(self, pred, target, mask) -> dict:
         import torch.nn.functional as F
@@ -393,7 +384,7 @@ class StaticTask(_Task):
 
     def raw_outputs(self, model, feats: np.ndarray, *, device="cpu", batch_size: int = 16) -> np.ndarray:
         """Model outputs ``(n_windows, n_out)`` for the consecutive ``seg_len_s`` windows of a track."""
-        wins = segment_windows(feats, self.seg_len_s, self.fps, _silence_pad(model))
+        wins = segment_windows(feats, self.seg_len_s, self.fps, silence_pad(model))
         return run_windows(model, wins, device=device, batch_size=batch_size)
 
     def predict(self, model, feats: np.ndarray, *, device="cpu") -> np.ndarray:

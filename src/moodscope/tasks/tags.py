@@ -11,8 +11,8 @@ from torch.utils.data import Dataset
 
 from ..config import FeatureConfig, SettingError, number, number_list, text_list
 from ..metrics import multilabel_scores, per_tag_scores
-from .base import TASKS, Item, _Examples, _sigmoid, _Task, crop_frames, run_windows
-from .static import _silence_pad, full_segments, segment_windows
+from .base import TASKS, Item, Task, WindowExamples, crop_frames, logistic, run_windows
+from .static import full_segments, segment_windows, silence_pad
 
 
 def _as_prob_matrix(p, name: str) -> np.ndarray:
@@ -96,7 +96,7 @@ def choose_thresholds(y_true, y_prob, *, default: float = 0.5) -> np.ndarray:
 
 
 @TASKS.register("tags")
-class TagTask(_Task):
+class TagTask(Task):
     """Multi-label emotion tagging on ``seg_len_s`` segments (Liu et al. 2017; CAL500, CAL500exp).
 
     Song-level tags (CAL500): every consecutive ``seg_len_s`` segment of a song carries the song's tags.
@@ -160,7 +160,7 @@ class TagTask(_Task):
             elif it.tags is not None:
                 for span in full_segments(it.n_frames, self.seg_len_s, fps=self.fps):
                     entries.append((i, int(span[0]), it.tags, np.ones_like(it.tags)))
-        return _Examples(items, entries, self.length, _silence_pad(model))
+        return WindowExamples(items, entries, self.length, silence_pad(model))
 
     def loss(self, pred, target, mask) -> dict:
         import torch.nn.functional as F
@@ -207,19 +207,19 @@ class TagTask(_Task):
         return fields
 
     def predict(self, model, feats: np.ndarray, *, device="cpu", batch_size: int = 16) -> np.ndarray:
-        wins = segment_windows(feats, self.seg_len_s, self.fps, _silence_pad(model))
-        return _sigmoid(run_windows(model, wins, device=device, batch_size=batch_size)).mean(0)
+        wins = segment_windows(feats, self.seg_len_s, self.fps, silence_pad(model))
+        return logistic(run_windows(model, wins, device=device, batch_size=batch_size)).mean(0)
 
     def predict_item(self, model, item: Item, *, device="cpu"):
         """Track-level probabilities ``(n_tags,)``, or ``(n_segments, n_tags)`` for segment-labelled items."""
         if not item.segments:
             return self.predict(model, item.feats, device=device)
-        pad = _silence_pad(model)
+        pad = silence_pad(model)
         wins = []
         for start_s, end_s, _ in item.segments:
             mid = 0.5 * (start_s + end_s) * self.fps
             wins.append(crop_frames(item.feats, int(round(mid - self.length / 2)), self.length, pad))
-        return _sigmoid(run_windows(model, np.stack(wins), device=device))
+        return logistic(run_windows(model, np.stack(wins), device=device))
 
     @staticmethod
     def gather(items: list[Item], preds: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

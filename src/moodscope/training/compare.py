@@ -40,8 +40,8 @@ from ..errors import UsageError
 from ..fileio import json_text, write_atomic
 from ..inference.predictor import BUNDLED_MODELS, Predictor
 from ..inference.sliding import CURVE_OUTPUTS
-from ..metrics import paired_ttest
 from ..models import MODELS
+from ..significance import paired_ttest
 from ..tasks import TASKS, Item
 from .classical import NAME as CLASSICAL
 from .data import load_tracks, log, make_folds, tracks_to_items

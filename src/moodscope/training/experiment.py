@@ -10,9 +10,9 @@ from ..datasets import load_dataset
 from ..errors import MoodscopeError, UsageError
 from ..fileio import write_atomic
 from ..inference.predictor import Predictor
-from ..inference.sliding import resolve_device
 from ..modelfile import load_model
 from ..precision import resolve as resolve_precision
+from ..precision import resolve_device
 from .config import apply_overrides, dump_config, load_config
 from .data import (
     announce_repairs,
@@ -23,8 +23,8 @@ from .data import (
     make_folds,
     tracks_to_items,
 )
-from .fold import _fold_done, experiment_task, model_features, train_fold
-from .reports import _write_json, per_tag_table, results_table, summarize
+from .fold import experiment_task, fold_done, model_features, train_fold
+from .reports import per_tag_table, results_table, summarize, write_json
 from .rundir import locked_folder, open_run, warn
 
 
@@ -168,7 +168,7 @@ def _run_sweep(cfg: dict, run_dir: Path, *, resume: bool, progress: bool) -> dic
         "name": cfg["name"],
         "sweep": {k: {"summary": v["summary"], "run_dir": v["run_dir"]} for k, v in rows.items()},
     }
-    _write_json(run_dir / "results.json", out)
+    write_json(run_dir / "results.json", out)
     out["table"] = table
     out["run_dir"] = str(run_dir)
     return out
@@ -206,7 +206,7 @@ def _finish(cfg: dict, run_dir: Path, results: list[dict], extra: dict | None = 
         "summary": {k: {"mean": m, "std": s} for k, (m, s) in summary.items()},
         "paper": cfg.get("paper") or {},
     }
-    _write_json(run_dir / "results.json", out)
+    write_json(run_dir / "results.json", out)
     table = results_table(summary, cfg.get("paper"), title=f"{cfg['name']} ({len(results)} fold(s))")
     if any(r.get("per_tag") for r in results):
         per_tag_md, per_tag_csv = per_tag_table([r["per_tag"] for r in results if r.get("per_tag")])
@@ -340,7 +340,7 @@ def _evaluate_trained(cfg: dict, trained_dir: Path, prepared, *, out_dir: Path) 
             "trained_in": str(trained_dir / f"fold_{k}"),
         }
         (run_dir / f"fold_{k}").mkdir(parents=True, exist_ok=True)
-        results.append(_fold_done(run_dir / f"fold_{k}", result, task, test_items, preds))
+        results.append(fold_done(run_dir / f"fold_{k}", result, task, test_items, preds))
     if not results:
         raise MoodscopeError(f"{trained_dir}: no trained fold to evaluate")
     return _finish(cfg, run_dir, results, extra)

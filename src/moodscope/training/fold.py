@@ -12,22 +12,21 @@ import torch
 
 from ..config import FeatureConfig
 from ..errors import ConfigError, MoodscopeError
-from ..inference.sliding import resolve_device
 from ..modelfile import save_model
 from ..models import MODELS, build, resolve_args
-from ..precision import lightning_precision
+from ..precision import lightning_precision, resolve_device
 from ..precision import resolve as resolve_precision
 from ..tasks import TASKS, Item
 from .classical import NAME as CLASSICAL
 from .classical import ClassicalReference
 from .data import carve_validation, input_stats, log
-from .reports import _write_json
+from .reports import write_json
 from .rundir import warn
-from .system import _IndexDataset, _lightning, make_system
+from .system import IndexDataset, import_lightning, make_system
 
 
 def experiment_task(cfg: dict, kind: str, features: FeatureConfig, model_args: dict, tag_names=None):
-    """The task of kind ``kind`` for an experiment ``cfg`` (see :meth:`moodscope.tasks.base._Task.for_training`)."""
+    """The task of kind ``kind`` for an experiment ``cfg`` (see :meth:`moodscope.tasks.base.Task.for_training`)."""
     return TASKS.get(kind).for_training(features, cfg.get("task"), model_args, tag_names)
 
 
@@ -116,7 +115,7 @@ def train_fold(
         result["clip_fit"] = learner.clip_fit
     if getattr(learner, "movement_fit", None):
         result["movement_fit"] = learner.movement_fit
-    return _fold_done(fold_dir, result, task, test_items, preds)
+    return fold_done(fold_dir, result, task, test_items, preds)
 
 
 def refit_clip_head(
@@ -195,7 +194,7 @@ class DeepLearner:
     """
 
     def __init__(self, cfg: dict, tag_names, *, seed: int, fold_dir: Path, resume: bool, progress: bool):
-        self.L = _lightning()
+        self.L = import_lightning()
         self.cfg, self.seed, self.fold_dir, self.resume, self.progress = cfg, seed, fold_dir, resume, progress
         self.L.seed_everything(seed, workers=True, verbose=False)
         if not resume:  # a fresh run must not meet an earlier run's checkpoints or logs
@@ -227,7 +226,7 @@ class DeepLearner:
         loader = task.train_loader(
             train_ds, batch_size=int(tc["batch_size"]), seed=seed, num_workers=int(tc.get("num_workers") or 0)
         )
-        val_loader = torch.utils.data.DataLoader(_IndexDataset(len(val_items)), batch_size=None)
+        val_loader = torch.utils.data.DataLoader(IndexDataset(len(val_items)), batch_size=None)
         system = make_system(model, task, tc, val_items)
         ckpt = ModelCheckpoint(
             dirpath=self.fold_dir / "checkpoints",
@@ -407,10 +406,10 @@ def _checkpoint_problem(path: Path) -> str | None:
     return None
 
 
-def _fold_done(fold_dir: Path, result: dict, task, test_items, preds) -> dict:
+def fold_done(fold_dir: Path, result: dict, task, test_items, preds) -> dict:
     """Add the task's extras (per-tag scores) to a fold's result and write its ``metrics.json``."""
     result.update(task.fold_extras(test_items, preds))
-    _write_json(fold_dir / "metrics.json", result)
+    write_json(fold_dir / "metrics.json", result)
     return result
 
 

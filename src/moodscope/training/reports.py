@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import json_text, write_atomic
-from ..metrics import summarize_folds
+from ..significance import summarize_folds
 
 
-def _write_json(path: Path, obj) -> None:
+def write_json(path: Path, obj) -> None:
     write_atomic(path, json_text(obj, indent=2, default=_json_default))
 
 

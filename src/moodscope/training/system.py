@@ -16,7 +16,7 @@ from .data import log
 # ------------------------------------------------------------------------------------------------------------
 # Lightning system
 # ------------------------------------------------------------------------------------------------------------
-def _lightning():
+def import_lightning():
     """Import Lightning quietly (its INFO banners and tips are noise for a CLI user; -v shows them)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -28,7 +28,7 @@ def _lightning():
 
 
 def make_system(model, task, train_cfg: dict, val_items: list[Item]):
-    L = _lightning()
+    L = import_lightning()
 
     class MoodSystem(L.LightningModule):
         """model + task loss + Adam (+ step decay); validation predicts whole songs as at test time."""
@@ -92,7 +92,7 @@ def make_system(model, task, train_cfg: dict, val_items: list[Item]):
     return MoodSystem()
 
 
-class _IndexDataset(torch.utils.data.Dataset):
+class IndexDataset(torch.utils.data.Dataset):
     def __init__(self, n):
         self.n = n
 

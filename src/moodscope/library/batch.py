@@ -37,9 +37,9 @@ from pathlib import Path
 from ..audio.decode import is_audio_file
 from ..errors import OutputError, UsageError, shown_path, text_path
 from ..fileio import FolderLock, json_text, probe_writable, remove_orphans, write_atomic
-from ..library.store import STORE_NAME
+from ..inference.predictor import Result
 from ..plot import plot_result
-from .predictor import Result
+from .store import STORE_NAME
 
 #: files at least this long (seconds) get a progress bar of their own (decoding a 10-hour file takes minutes)
 LONG_FILE_S = 600.0
@@ -197,7 +197,7 @@ def predict_paths(
         Before any work: a destination that cannot be used, outputs that exist (without ``overwrite``), a
         folder another run holds, a bad model file, the Ray backend without Ray.
     """
-    from ..library.jobs import ModelSpec
+    from .jobs import ModelSpec
 
     roots = [Path(p) for p in paths if Path(p).is_dir()]
     if prune and (out_dir is None or not roots):
@@ -233,7 +233,7 @@ def predict_paths(
                 file=sys.stderr,
             )
         remove_orphans(out)
-        from ..library.store import ResultStore
+        from .store import ResultStore
 
         with ResultStore(out) as store:
             run = _Run(spec, files, plan, failures, progress, None, store=store)
@@ -261,7 +261,7 @@ def predict_paths(
 
 
 def _default_jobs(n_todo: int) -> int:
-    from ..library.jobs import available_cores
+    from .jobs import available_cores
 
     env = os.environ.get("MOODSCOPE_JOBS", "").strip()
     if env:
@@ -281,7 +281,7 @@ class _Run:
         self.predictor = spec.load()  # a bad model file stops the run here, before any work
         self.model_id = None
         if store is not None:
-            from ..library.store import model_id
+            from .store import model_id
 
             bundle = self.predictor.bundle
             self.model_id = (
@@ -299,7 +299,7 @@ class _Run:
 
     def reuse(self, *, force: bool) -> list[tuple[Path, str]]:
         """Take what the store has (unchanged files, duplicates); return ``(file, stem)`` left to compute."""
-        from ..library.store import FileKey, content_hash, row_from_result
+        from .store import FileKey, content_hash, row_from_result
 
         todo = []
         for f, stem in zip(self.files, self.plan.stems):
@@ -342,13 +342,13 @@ class _Run:
     def execute(self, todo: list[tuple[Path, str]], *, jobs, backend: str) -> None:
         from tqdm import tqdm
 
-        from ..library.jobs import available_cores, run_local
+        from .jobs import available_cores, run_local
 
         if not todo:
             return
         paths = [str(f) for f, _ in todo]
         if backend == "ray":  # without --jobs: every CPU of the cluster (RAY_ADDRESS), or of this machine
-            from ..library.ray_backend import run_ray
+            from .ray_backend import run_ray
 
             outcomes = run_ray(self.spec, paths, jobs=None if jobs is None else max(1, int(jobs)))
         elif backend == "local":
@@ -391,7 +391,7 @@ class _Run:
         for note in res.extra.get("warnings") or ():
             _warning_line(f, note)
         if self.store is not None:
-            from ..library.store import FileKey, content_hash, row_from_result
+            from .store import FileKey, content_hash, row_from_result
 
             try:
                 key = self.keys.get(f) or FileKey.of(f)
