@@ -194,34 +194,7 @@ def integrated_loudness(y, sr) -> float:
         ``y`` is not floating point, has the wrong shape, or holds NaN or infinite samples (or samples so
         large that their squares overflow); ``sr`` is not a rate above about 3.4 kHz.
     """
-    rate = _check_rate(sr)
-    x = _channels_first(y)
-    n = x.shape[1]
-    if n == 0:
-        return -math.inf
-    # one pass of both biquads over all channels, then squared in place
-    w = signal.sosfilt(k_weighting_sos(rate), x, axis=-1)
-    np.square(w, out=w)
-    # block edges: one every 100 ms, rounded to whole samples when 100 ms is not
-    n_steps = int(n / (STEP_S * rate)) + 1
-    while n_steps > 0 and round(n_steps * STEP_S * rate) > n:
-        n_steps -= 1
-    edges = np.round(np.arange(n_steps + 1) * (STEP_S * rate)).astype(np.int64)
-    if n_steps < _STEPS_PER_BLOCK:  # shorter than one block: the whole signal is the block
-        total = float(w.sum())
-        if not math.isfinite(total):
-            raise ValueError("the audio has NaN or infinite samples (or samples too large to square)")
-        return _gated_loudness(np.array([total / n]))
-    # energy of each 100 ms step, summed over the channels (all weights 1.0), and of the leftover tail
-    steps = np.add.reduceat(w[:, : edges[-1]], edges[:-1], axis=-1).sum(axis=0)
-    tail = float(w[:, edges[-1] :].sum())
-    if not (math.isfinite(float(steps.sum())) and math.isfinite(tail)):
-        raise ValueError("the audio has NaN or infinite samples (or samples too large to square)")
-    # each block: the sum of 4 consecutive steps (added directly: no cancellation, exact 0 for silence)
-    m = _STEPS_PER_BLOCK
-    blocks = sum(steps[i : len(steps) - m + 1 + i] for i in range(m))
-    lengths = edges[m:] - edges[:-m]
-    return _gated_loudness(blocks / lengths)
+    return LoudnessMeter(sr).update(y).loudness()
 
 
 def loudness_gain(
@@ -262,14 +235,7 @@ def loudness_gain(
         ``max_gain_db``.
     """
     _check_gain_args(target_lufs, max_gain_db, min_gain_db)
-    loudness = integrated_loudness(y, sr)
-    return _bounded_gain(
-        loudness,
-        lambda g_db: integrated_loudness(np.asarray(y, dtype=np.float64) * 10.0 ** (g_db / 20.0), sr),
-        target_lufs,
-        max_gain_db,
-        min_gain_db,
-    )
+    return LoudnessMeter(sr).update(y).gain(target_lufs, max_gain_db, min_gain_db)
 
 
 def _check_gain_args(target_lufs, max_gain_db, min_gain_db) -> None:
@@ -311,7 +277,7 @@ class LoudnessMeter:
     """:func:`integrated_loudness` and :func:`loudness_gain` of audio given piece by piece (:meth:`update`, in
     order): the filter's state is carried from piece to piece and only the energy of each 100 ms step is kept
     (8 bytes per 100 ms), so memory does not grow with the audio's length -- a 3-hour recording is measured in
-    a few MB. The same values as the whole-array functions within float rounding (sums in another order)."""
+    a few MB. The whole-array functions are this meter given one piece."""
 
     def __init__(self, sr):
         self.rate = _check_rate(sr)
@@ -338,10 +304,12 @@ class LoudnessMeter:
         if not math.isfinite(float(e.sum())):
             raise ValueError("the audio has NaN or infinite samples (or samples too large to square)")
         n0, n1 = self.n, self.n + e.size
-        cuts = []
-        while self._edge(self._k) <= n1:
-            cuts.append(self._edge(self._k) - n0)
-            self._k += 1
+        last = int(n1 / (STEP_S * self.rate)) + 1  # the last step edge within the audio so far
+        while last >= self._k and self._edge(last) > n1:
+            last -= 1
+        ks = np.arange(self._k, last + 1)
+        cuts = (np.round(ks * (STEP_S * self.rate)).astype(np.int64) - n0).tolist()
+        self._k = last + 1
         if cuts:  # edges already passed were taken by earlier pieces: every cut is >= 1, increasing
             sums = np.add.reduceat(e[: cuts[-1]], [0, *cuts[:-1]])
             sums[0] += self._open
