@@ -112,6 +112,15 @@ def collecting_enabled() -> bool:
     return _collector.get() is not None
 
 
+def report_samples(data, sr: int) -> None:
+    """Measure a whole track's samples ``(n,)`` or ``(n, channels)`` at ``sr`` and :func:`report` them -- only
+    inside :func:`collect` (otherwise nothing is computed)."""
+    if collecting_enabled():
+        meter = ContentMeter(sr)
+        meter.update(data)
+        report(meter)
+
+
 def report(meter: ContentMeter | None) -> None:
     """Hand a finished track's notes to the innermost :func:`collect` (none active: they are dropped)."""
     if meter is not None and _collector.get() is not None:

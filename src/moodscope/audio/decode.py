@@ -567,10 +567,7 @@ def load_audio(
     start, stop = native_span(info, offset, duration, path=path)
     data = read_frames(path, start, stop, info=info)
     check_samples(path, data, info.samplerate, min_duration=min_duration, check_silent=check_silent)
-    if content.collecting_enabled():
-        meter = content.ContentMeter(info.samplerate)
-        meter.update(data)
-        content.report(meter)
+    content.report_samples(data, info.samplerate)
     if mono:
         return resample(to_mono(data), info.samplerate, sr)
     return np.ascontiguousarray(resample(data, info.samplerate, sr).T)

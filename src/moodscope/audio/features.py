@@ -17,7 +17,7 @@ from ..config import SEGMENT_S, FeatureConfig
 from ..errors import AudioError
 from . import content
 from .decode import RegionReader, audio_info, load_audio, progress_share
-from .loudness import LoudnessMeter, loudness_gain
+from .loudness import LoudnessMeter
 from .mel import DEFAULT_FEATURES, LogMel
 from .samples import MIN_DURATION_S, SILENCE_THRESHOLD, check_length
 from .tonal import mode_features
@@ -101,12 +101,13 @@ class MusicnnEmbedding(nn.Module):
         # joined with time contiguous, as one pass of frame_features gives them (the back end scans time)
         return torch.cat(parts, dim=2).transpose(1, 2)
 
-    def gain(self, meter: LoudnessMeter, sum_squares: float) -> float:
-        """The level change the features are computed at, from a track's :class:`LoudnessMeter` (at
-        ``config.sr``) and its sum of squared samples: ``loudness_lufs``, then the ``level_db`` ceiling."""
+    def gain(self, meter: LoudnessMeter | None, sum_squares: float, n: int) -> float:
+        """The level change the features are computed at, for a track of ``n`` samples at ``config.sr``: its
+        :class:`LoudnessMeter` brings it to ``loudness_lufs`` (``None`` where that is not set), then the
+        ``level_db`` ceiling applies to the RMS its ``sum_squares`` gives."""
         gain = meter.gain(self.config.loudness_lufs) if self.config.loudness_lufs is not None else 1.0
-        if self.config.level_db is not None and meter.n:
-            rms = gain * math.sqrt(sum_squares / meter.n)
+        if self.config.level_db is not None and n:
+            rms = gain * math.sqrt(sum_squares / n)
             target = 10.0 ** (self.config.level_db / 20.0)
             if rms > target:  # louder tracks are brought down to the level; quieter ones are left as they are
                 gain *= target / rms
@@ -116,15 +117,12 @@ class MusicnnEmbedding(nn.Module):
         if y.dim() != 1:
             raise ValueError(f"MusicnnEmbedding expects one mono waveform (samples,), got {tuple(y.shape)}")
         steps = max(1, y.shape[-1] // int(round(self.config.sr * SEGMENT_S)))
-        if self.config.loudness_lufs is not None:
-            gain = loudness_gain(y.detach().cpu().numpy(), self.config.sr, self.config.loudness_lufs)
-            if gain != 1.0:
-                y = y * gain
-        if self.config.level_db is not None:
-            rms = float(torch.sqrt(torch.mean(y.double() ** 2)))
-            target = 10.0 ** (self.config.level_db / 20.0)
-            if rms > target:  # louder tracks are brought down to the level; quieter ones are left as they are
-                y = y * (target / rms)
+        x = y.detach().cpu().numpy()
+        meter = LoudnessMeter(self.config.sr).update(x) if self.config.loudness_lufs is not None else None
+        sum_squares = float(np.dot(x.astype(np.float64), x)) if self.config.level_db is not None else 0.0
+        gain = self.gain(meter, sum_squares, x.size)
+        if gain != 1.0:
+            y = y * gain
         base = self.steps_of(y, start=0, first=0, stop=steps, n_total=y.shape[-1])
         if not self.config.extras:
             return base
@@ -255,7 +253,7 @@ def musicnn_file_features(
     if region.peak < SILENCE_THRESHOLD:
         raise AudioError(path, "silent: every sample is zero")
     content.report(region.content)
-    n, gain = region.n, np.float32(emb.gain(meter, sum_squares))
+    n, gain = region.n, np.float32(emb.gain(meter, sum_squares, meter.n))
     steps = max(1, n // step)
     region = RegionReader(path, info, sr, offset, duration)
     region.content = None  # measured in the first pass

@@ -258,10 +258,7 @@ class Predictor:
             def seconds():
                 return length_s
 
-            if content.collecting_enabled():
-                meter = content.ContentMeter(int(sr))
-                meter.update(y)
-                content.report(meter)
+            content.report_samples(y, int(sr))
             if sr != self.features.sr:
                 y = resample(y, sr, self.features.sr)
             parts = iter([compute_features(y, self.features, device=self.device)])
