@@ -359,6 +359,17 @@ def test_413_comes_before_the_body_is_read_whole(declared, tiny_model, uploads):
     assert upload_folders(uploads) == []
 
 
+def _one_request(app, receive, timeout_s: float = 10.0) -> list:
+    """The ASGI messages ``app`` sends for one POST /predict whose body comes from ``receive``."""
+    sent = []
+
+    async def send(m):
+        sent.append(m)
+
+    asyncio.run(asyncio.wait_for(app(_scope(), receive, send), timeout_s))
+    return sent
+
+
 def test_a_stalled_upload_is_408_and_frees_its_place(tiny_model, uploads, monkeypatch):
     from moodscope.serve import app as app_module
 
@@ -372,22 +383,13 @@ def test_a_stalled_upload_is_408_and_frees_its_place(tiny_model, uploads, monkey
 
     chunks = stalls()
 
-    async def run():
-        sent = []
+    async def receive():
+        chunk = next(chunks, None)
+        if chunk is None:
+            await asyncio.sleep(3600)
+        return {"type": "http.request", "body": chunk, "more_body": True}
 
-        async def receive():
-            chunk = next(chunks, None)
-            if chunk is None:
-                await asyncio.sleep(3600)
-            return {"type": "http.request", "body": chunk, "more_body": True}
-
-        async def send(m):
-            sent.append(m)
-
-        await asyncio.wait_for(app(_scope(), receive, send), 10)
-        return sent
-
-    sent = asyncio.run(run())
+    sent = _one_request(app, receive)
     state.stop()
     assert sent[0]["status"] == 408
     assert json.loads(sent[1]["body"])["error"].startswith("slow.wav: no data for 0.2 s")
@@ -713,23 +715,16 @@ def test_a_trickling_upload_is_408_and_frees_its_place(tiny_model, uploads, monk
     state.start()
     head = b"".join(list(_multipart("drip.wav", [b"RIFF"]))[:2])  # the closing boundary never comes
 
-    async def run():
-        sent, first = [], [True]
+    first = [True]
 
-        async def receive():
-            if first[0]:
-                first[0] = False
-                return {"type": "http.request", "body": head, "more_body": True}
-            await asyncio.sleep(0.05)  # never idle for 0.3 s, far below 8 KiB/s
-            return {"type": "http.request", "body": b"\0", "more_body": True}
+    async def receive():
+        if first[0]:
+            first[0] = False
+            return {"type": "http.request", "body": head, "more_body": True}
+        await asyncio.sleep(0.05)  # never idle for 0.3 s, far below 8 KiB/s
+        return {"type": "http.request", "body": b"\0", "more_body": True}
 
-        async def send(m):
-            sent.append(m)
-
-        await asyncio.wait_for(app(_scope(), receive, send), 10)
-        return sent
-
-    sent = asyncio.run(run())
+    sent = _one_request(app, receive)
     state.stop()
     assert sent[0]["status"] == 408
     assert json.loads(sent[1]["body"])["error"].startswith("drip.wav: slower than 8 KiB/s")
