@@ -133,3 +133,88 @@ def test_no_module_is_over_600_lines():
     would look for something)."""
     long = {m: n for m, p in _modules().items() if (n := len(p.read_text().splitlines())) > 600}
     assert long == {}
+
+
+#: The predict road, top to bottom: each module hands the next its blocks; below ``audio.decode`` come the
+#: helpers every module may call (samples, containers, content notes, the log-Mel, loudness, mode features).
+ROAD = ["inference.predictor", "audio.cache", "audio.features", "audio.source", "audio.decode"]
+ROAD_HELPERS = {
+    "audio.samples",
+    "audio.containers",
+    "audio.content",
+    "audio.mel",
+    "audio.loudness",
+    "audio.tonal",
+}
+
+
+def _trace_predict(predictor, path):
+    """The calls between moodscope modules while ``predictor`` predicts ``path``: ``{(caller, callee, function):
+    count}`` (module names without ``moodscope.``), counting each resumption of a generator as a call."""
+    import collections
+    import sys
+
+    edges = collections.Counter()
+
+    def profile(frame, event, arg):
+        if event != "call" or frame.f_back is None:
+            return
+        callee, caller = frame.f_globals.get("__name__", ""), frame.f_back.f_globals.get("__name__", "")
+        if callee.startswith("moodscope.") and caller.startswith("moodscope.") and callee != caller:
+            edges[(caller[10:], callee[10:], frame.f_code.co_name)] += 1
+
+    sys.setprofile(profile)
+    try:
+        result = predictor.predict(path)
+    finally:
+        sys.setprofile(None)
+    return result, edges
+
+
+def _downhill(edges):
+    """The road's calls that go up it (a module re-entered from one below), or that leave it sideways."""
+    bad = []
+    for caller, callee, fn in edges:
+        if caller in ROAD and callee in ROAD:
+            if ROAD.index(callee) <= ROAD.index(caller):
+                bad.append((caller, callee, fn))
+        elif caller in ROAD_HELPERS and callee in ROAD:
+            bad.append((caller, callee, fn))
+    return bad
+
+
+def test_the_predict_road_visits_each_audio_module_once_per_block(tmp_path, monkeypatch):
+    """Issue 27: predict reads a file by one road -- the predictor takes the cache's blocks, the cache the
+    features', the features read the source, the source decodes -- and no module is entered again from one below
+    it (the road used to go features -> decode -> features -> decode -> cache -> features ...). A streamed file
+    (the demo DAMFF, 130 s: three 60 s blocks) and a long one through MusiCNN (two passes, 16 s blocks)."""
+    import numpy as np
+    import soundfile as sf
+
+    from moodscope.audio import features
+    from moodscope.inference.predictor import Predictor
+
+    rng = np.random.default_rng(0)
+    t = np.arange(22050 * 130) / 22050
+    y = (0.2 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(t))).astype(np.float32)
+    y += 0.01 * rng.standard_normal(y.size).astype(np.float32)
+    sf.write(str(tmp_path / "long.wav"), y, 22050)
+
+    result, edges = _trace_predict(Predictor.from_file("demo"), tmp_path / "long.wav")
+    assert result.dynamic is not None and not _downhill(edges), _downhill(edges)
+    assert (
+        edges[("inference.predictor", "audio.cache", "cached_features")] == 4
+    )  # a start per block + the end
+    assert edges[("audio.cache", "audio.features", "features_of")] == 4
+    assert edges[("audio.source", "audio.decode", "__init__")] == 1  # one forward pass over the file
+
+    monkeypatch.setenv("MOODSCOPE_LONG_FILE_S", "20")
+    real = features._musicnn_blocks
+    monkeypatch.setattr(features, "_musicnn_blocks", lambda *a, **k: real(*a, **{**k, "block_s": 16.0}))
+    sf.write(str(tmp_path / "mid.wav"), y[: 22050 * 50], 22050)
+    result, edges = _trace_predict(Predictor.from_file("default"), tmp_path / "mid.wav")
+    assert result.dynamic is not None and not _downhill(edges), _downhill(edges)
+    assert (
+        edges[("audio.cache", "audio.features", "features_of")] == 4 + 1
+    )  # four 16 s blocks of 50 s + the end
+    assert edges[("audio.source", "audio.decode", "__init__")] == 2  # two passes: loudness, then the steps

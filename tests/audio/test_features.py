@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from moodscope.audio import cache as feature_cache
+from moodscope.audio import features as audio_features
 from moodscope.audio import mel
+from moodscope.audio import source as audio_source
 from moodscope.audio.cache import FeatureCache, extract_to_dir, file_features
 from moodscope.audio.features import LogMel, compute_features, iter_file_features
 from moodscope.config import FeatureConfig
@@ -193,7 +195,7 @@ def song(write_audio):
 def counted(monkeypatch):
     """Count feature computations and decodes done by file_features."""
     calls = {"compute": 0, "load": 0}
-    compute, load = feature_cache.compute_features, feature_cache.load_audio
+    compute, load = audio_features.compute_features, audio_source.load_audio
 
     def counting_compute(*args, **kwargs):
         calls["compute"] += 1
@@ -203,14 +205,14 @@ def counted(monkeypatch):
         calls["load"] += 1
         return load(*args, **kwargs)
 
-    monkeypatch.setattr(feature_cache, "compute_features", counting_compute)
-    monkeypatch.setattr(feature_cache, "load_audio", counting_load)
+    monkeypatch.setattr(audio_features, "compute_features", counting_compute)
+    monkeypatch.setattr(audio_source, "load_audio", counting_load)
     return calls
 
 
 def test_file_features_equal_compute_on_loaded_audio(song):
     X = file_features(song, cache=False)
-    np.testing.assert_array_equal(X, compute_features(feature_cache.load_audio(song)))
+    np.testing.assert_array_equal(X, compute_features(audio_source.load_audio(song)))
     part = file_features(song, cache=False, offset=0.25, duration=0.5)
     assert part.shape == (51, 128)
 
@@ -408,8 +410,8 @@ def test_chunked_reports_silence_and_short_files(write_audio):
 def test_long_files_go_through_chunks(write_audio, monkeypatch):
     path = write_audio("l.wav", long_signal(12.0, SR))
     whole = file_features(path, cache=False)
-    monkeypatch.setattr(feature_cache, "LONG_FILE_S", 5.0)
-    monkeypatch.setattr(feature_cache, "load_audio", lambda *a, **k: pytest.fail("decoded the whole file"))
+    monkeypatch.setattr(audio_source, "LONG_FILE_S", 5.0)
+    monkeypatch.setattr(audio_source, "load_audio", lambda *a, **k: pytest.fail("decoded the whole file"))
     np.testing.assert_allclose(file_features(path, cache=False), whole, rtol=0, atol=1e-3)
     cfg = dataclasses.replace(CFG, top_db=30.0)
     clipped = file_features(path, cfg, cache=False)

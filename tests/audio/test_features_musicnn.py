@@ -12,7 +12,8 @@ import soundfile as sf
 import soxr
 import torch
 
-from moodscope.audio import cache as feature_cache
+from moodscope.audio import features as audio_features
+from moodscope.audio import source as audio_source
 from moodscope.audio.cache import FeatureCache, file_features
 from moodscope.audio.features import MusicnnEmbedding, compute_features, iter_file_features
 from moodscope.config import MUSICNN_EMBEDDING, FeatureConfig
@@ -185,8 +186,8 @@ def test_file_features_resample_then_embed_and_cache(wav44, tmp_path, monkeypatc
     np.testing.assert_allclose(feats, ref, rtol=0, atol=1e-4)
     assert len(list((tmp_path / "cache").glob("*/*.npy"))) == 1
     # the second call is a cache hit: nothing decoded or computed
-    monkeypatch.setattr(feature_cache, "compute_features", lambda *a, **k: pytest.fail("recomputed"))
-    monkeypatch.setattr(feature_cache, "load_audio", lambda *a, **k: pytest.fail("decoded again"))
+    monkeypatch.setattr(audio_features, "compute_features", lambda *a, **k: pytest.fail("recomputed"))
+    monkeypatch.setattr(audio_source, "load_audio", lambda *a, **k: pytest.fail("decoded again"))
     np.testing.assert_array_equal(file_features(path, MUSICNN_EMBEDDING, cache=store), feats)
     # the log-Mel of the same file is another entry
     assert store.key(path, MUSICNN_EMBEDDING) != store.key(path, FeatureConfig())
@@ -224,14 +225,12 @@ def test_long_musicnn_files_are_read_in_blocks_and_equal_the_whole(long_mp3, mon
     np.testing.assert_allclose(blocks, whole, rtol=0, atol=2e-4)
     # file_features takes the block road beyond the limit (the whole road is never called) ...
     monkeypatch.setenv("MOODSCOPE_LONG_FILE_S", "30")
-    monkeypatch.setattr(feature_cache, "load_audio", lambda *a, **k: pytest.fail("read whole"))
+    monkeypatch.setattr(audio_source, "load_audio", lambda *a, **k: pytest.fail("read whole"))
     np.testing.assert_allclose(file_features(long_mp3, config, cache=False), whole, rtol=0, atol=2e-4)
     # ... and not below it
-    assert feature_cache.long_file_s("musicnn") == 30.0
+    assert audio_source.long_file_s("musicnn") == 30.0
     monkeypatch.delenv("MOODSCOPE_LONG_FILE_S")
-    assert (
-        feature_cache.long_file_s("musicnn") == feature_cache.MUSICNN_LONG_FILE_S < feature_cache.LONG_FILE_S
-    )
+    assert audio_source.long_file_s("musicnn") == audio_source.MUSICNN_LONG_FILE_S < audio_source.LONG_FILE_S
 
 
 def test_a_part_of_a_track_must_start_on_a_frame():

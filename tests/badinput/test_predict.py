@@ -762,10 +762,9 @@ def test_a_long_recording_takes_the_block_road_with_the_same_answer(tmp_path, cl
     from moodscope.audio import features
 
     calls = []
-    real = features.musicnn_file_features
+    real = features._musicnn_blocks
     monkeypatch.setattr(
-        "moodscope.audio.cache.musicnn_file_features",
-        lambda *a, **k: calls.append(1) or real(*a, **{**k, "block_s": 16.0}),
+        features, "_musicnn_blocks", lambda *a, **k: calls.append(1) or real(*a, **{**k, "block_s": 16.0})
     )
     blocks = cli("predict", song, "--quiet")
     assert whole.code == blocks.code == 0, blocks.err

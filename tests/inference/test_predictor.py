@@ -247,14 +247,14 @@ def test_static_and_tagger_models_predict(write_audio, tmp_path):
 def test_only_block_consuming_tasks_stream_files(model_file, write_audio, tmp_path, monkeypatch):
     """A file streams block by block only for a task that consumes blocks (dynamic) and log-Mel without
     top_db (its clipping is relative to the whole file's peak); a static model, or top_db, reads it whole."""
-    import moodscope.inference.predictor as predictor
+    from moodscope.audio.source import Source
 
     path = write_audio("s.wav", _song(12.0))
-    streamed = []
-    real = predictor.iter_file_features
-    monkeypatch.setattr(predictor, "iter_file_features", lambda *a, **k: streamed.append(1) or real(*a, **k))
+    whole = []  # a file decoded whole at once; a streamed one is read forward in blocks
+    real = Source.whole
+    monkeypatch.setattr(Source, "whole", lambda self: whole.append(1) or real(self))
     Predictor.from_file(model_file).predict(path)
-    assert streamed == [1]
+    assert whole == []
     torch.manual_seed(0)
     static = tmp_path / "adff.safetensors"
     save_model(
@@ -266,4 +266,4 @@ def test_only_block_consuming_tasks_stream_files(model_file, write_audio, tmp_pa
     for other in (static, clipped):
         res = Predictor.from_file(other).predict(path)
         assert np.isfinite(res.static["valence"]) and res.duration_s == pytest.approx(12.0, abs=0.02)
-    assert streamed == [1]
+    assert whole == [1, 1]

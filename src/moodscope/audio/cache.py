@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,36 +16,11 @@ from ..config import FeatureConfig
 from ..errors import AudioError, UsageError
 from ..fileio import cache_root
 from . import content
-from .decode import audio_info, load_audio, native_span
-from .features import (
-    DEFAULT_FEATURES,
-    compute_features,
-    extra_features,
-    iter_file_features,
-    musicnn_file_features,
-)
+from .features import DEFAULT_FEATURES, features_of
+from .source import Source
 
 #: Bump when the feature computation changes in a way that invalidates cached arrays.
 CACHE_VERSION = 1
-
-
-#: ``file_features`` decodes files (regions) longer than this in chunks to bound memory
-#: (``MOODSCOPE_LONG_FILE_S`` overrides it: ``benchmarks/long_track_memory.py`` measures both roads).
-LONG_FILE_S = 600.0
-#: The same for MusiCNN features, read in blocks in two passes beyond it: a 5-minute 48 kHz stereo track read
-#: whole peaks at about 0.77 GB, a 10-minute one at 1.2 GB.
-MUSICNN_LONG_FILE_S = 300.0
-
-
-def long_file_s(kind: str = "logmel") -> float:
-    """:data:`LONG_FILE_S` (:data:`MUSICNN_LONG_FILE_S` for ``kind="musicnn"``), or ``MOODSCOPE_LONG_FILE_S``
-    when set to a positive number."""
-    default = MUSICNN_LONG_FILE_S if kind == "musicnn" else LONG_FILE_S
-    try:
-        value = float(os.environ.get("MOODSCOPE_LONG_FILE_S", ""))
-    except ValueError:
-        return default
-    return value if value > 0 and value == value else default
 
 
 def default_cache_dir() -> Path:
@@ -185,6 +159,52 @@ def _resolve_cache(cache: FeatureCache | bool | None) -> FeatureCache | None:
     raise TypeError(f"cache must be a FeatureCache, True, False or None, not {type(cache).__name__}")
 
 
+def cached_features(
+    source: Source,
+    config: FeatureConfig = DEFAULT_FEATURES,
+    *,
+    cache: FeatureCache | bool | None = None,
+    device: str = "cpu",
+    stream: bool = False,
+) -> Iterator[np.ndarray]:
+    """:func:`~moodscope.audio.features.features_of`, wrapped by the feature cache: the same blocks of rows.
+
+    Without a cache (``cache=False``, or an array source) it is that road as it is. With one, a file's rows
+    (without ``extras``) are kept under a hash of its content and the settings: a hit yields them, with the
+    extras computed from the audio (the mode features, ~0.1 s for 3 minutes) and the content notes kept with
+    them; a miss computes them whole (``stream`` does not apply: the cache keeps the whole road's rows) and
+    keeps them. A cache that cannot be written (read-only, full) gives a ``RuntimeWarning``, not an error.
+    """
+    store = _resolve_cache(cache)
+    if store is None or source.path is None:
+        yield from features_of(source, config, device=device, stream=stream)
+        return
+    base = config.without_extras()
+    key = store.key(source.path, base, offset=source.offset, duration=source.duration)
+    feats = store.load(key, base)
+    if feats is not None:  # a hit: the notes kept with the rows; the audio is read only for the extras
+        content.report_notes(store.notes(key))
+        if not config.extras:
+            yield feats
+            return
+        with content.collect():  # measured when the rows were kept
+            blocks = list(features_of(source, config, device=device, cached=feats))
+        yield from blocks
+        return
+    # measured whenever rows are kept, so that a later hit can tell what a decode would have
+    with content.collect() as notes:
+        blocks = list(features_of(source, config, device=device))
+    content.report_notes(notes)
+    try:
+        store.save(key, np.concatenate(blocks, axis=0)[:, : base.n_bins])
+        store.save_notes(key, notes)
+    except OSError as e:  # a read-only or full cache must not cost the user the result
+        warnings.warn(
+            f"{source.path}: features not cached in {store.root} ({e})", RuntimeWarning, stacklevel=2
+        )
+    yield from blocks
+
+
 def file_features(
     path: str | os.PathLike,
     config: FeatureConfig = DEFAULT_FEATURES,
@@ -194,7 +214,8 @@ def file_features(
     offset: float = 0.0,
     duration: float | None = None,
 ) -> np.ndarray:
-    """Features of an audio file (decoded with :func:`~moodscope.audio.decode.load_audio` at ``config.sr``).
+    """Features of an audio file (decoded with :func:`~moodscope.audio.decode.load_audio` at ``config.sr``):
+    :func:`cached_features` of the file, as one array.
 
     Parameters
     ----------
@@ -220,56 +241,11 @@ def file_features(
     Notes
     -----
     A cache that cannot be written (read-only, full) gives a ``RuntimeWarning``, not an error.
-    Regions longer than :data:`LONG_FILE_S` seconds are decoded chunk by chunk (:func:`iter_file_features`;
-    MusiCNN features: :func:`~moodscope.audio.features.musicnn_file_features`), so peak memory is a block of
-    audio plus the result.
+    Regions longer than :func:`~moodscope.audio.source.long_file_s` seconds are decoded block by block
+    (:func:`~moodscope.audio.features.features_of`), so peak memory is a block of audio plus the result.
     """
-    store = _resolve_cache(cache)
-    info = audio_info(path)  # bad input fails here, before the file is hashed
-    start, stop = native_span(info, offset, duration, path=path)
-    # the cache stores the features without extras; the extras (mode: ~0.1 s for 3 minutes) are computed
-    # from the audio each time, decoded once with the features when those are not cached
-    base = config.without_extras()
-    key = feats = y = whole = None
-    long = (stop - start) / info.samplerate > long_file_s(base.kind)
-    if store is not None:
-        key = store.key(path, base, offset=offset, duration=duration)
-        feats = store.load(key, base)
-    if feats is None:
-        # measured whenever features are cached, so that a later hit can tell what a decode would have
-        measure = content.collect() if store is not None else contextlib.nullcontext([])
-        with measure as notes:
-            if base.kind == "musicnn" and long:  # read in blocks, twice: memory bounded
-                whole = musicnn_file_features(path, config, offset=offset, duration=duration, device=device)
-                feats = whole[:, : base.n_bins]
-            elif base.streams and long:
-                blocks = iter_file_features(path, base, offset=offset, duration=duration, device=device)
-                feats = np.concatenate(list(blocks), axis=0)
-                if base.kind == "logmel" and base.compression == "db" and base.top_db is not None:
-                    feats = np.maximum(feats, feats.max() - np.float32(base.top_db))
-            else:
-                y = load_audio(path, sr=config.sr, offset=offset, duration=duration)
-                feats = compute_features(y, base, device=device)
-        content.report_notes(notes)
-        if store is not None:
-            try:
-                store.save(key, feats)
-                store.save_notes(key, notes)
-            except OSError as e:  # a read-only or full cache must not cost the user the result
-                warnings.warn(
-                    f"{path}: features not cached in {store.root} ({e})", RuntimeWarning, stacklevel=2
-                )
-    elif not config.extras:  # a hit, no audio decoded: the notes kept with the features
-        content.report_notes(store.notes(key))
-    if not config.extras:
-        return feats
-    if whole is not None:
-        return whole
-    if long and base.kind == "musicnn":  # a hit: the extras of a long file in blocks too (measured then)
-        return musicnn_file_features(path, config, offset=offset, duration=duration, device=device)
-    if y is None:  # a hit: decoded for the extras, and measured then
-        y = load_audio(path, sr=config.sr, offset=offset, duration=duration)
-    return np.concatenate([feats, extra_features(y, config, len(feats)).numpy()], axis=1)
+    source = Source.file(path, config.sr, offset=offset, duration=duration)  # bad input fails before the hash
+    return np.concatenate(list(cached_features(source, config, cache=cache, device=device)), axis=0)
 
 
 class Extraction(NamedTuple):

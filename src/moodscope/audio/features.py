@@ -7,19 +7,17 @@ import functools
 import math
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..config import SEGMENT_S, FeatureConfig
-from ..errors import AudioError
-from . import content
-from .decode import RegionReader, audio_info, load_audio, progress_share
+from .decode import progress_share
 from .loudness import LoudnessMeter
 from .mel import DEFAULT_FEATURES, LogMel
-from .samples import MIN_DURATION_S, SILENCE_THRESHOLD, check_length
+from .samples import MIN_DURATION_S
+from .source import Source
 from .tonal import mode_features
 
 _WAVEFORM = FeatureConfig(kind="waveform")
@@ -205,6 +203,153 @@ def compute_features(
     return out.cpu().numpy()
 
 
+def features_of(
+    source: Source,
+    config: FeatureConfig = DEFAULT_FEATURES,
+    *,
+    device: str = "cpu",
+    stream: bool = False,
+    cached: np.ndarray | None = None,
+    whole: bool | None = None,
+    chunk_s: float = 60.0,
+    block_s: float = 304.0,
+    context_s: float = 16.0,
+) -> Iterator[np.ndarray]:
+    """The features of a :class:`~moodscope.audio.source.Source` as consecutive blocks of rows: the one road
+    from samples to features (prediction, the cache, training and ``moodscope features`` all take it).
+
+    A source is read **whole** (one block, :func:`compute_features`) where it is in memory or short, and in
+    **blocks** with the context each kind needs where it is long (beyond
+    :func:`~moodscope.audio.source.long_file_s`), so that memory does not grow with its length:
+
+    - log-Mel and waveform: ``chunk_s`` seconds of rows per block, each computed from its samples and
+      ``n_fft // 2`` of context on both sides (``center=False``; only the region's true ends are zero-padded).
+      With ``stream`` a file is read this way whatever its length (a consumer that takes blocks as they come),
+      but for ``top_db``, which clips relative to the whole file's peak: a long file's blocks are joined and
+      clipped first, a short one is read whole.
+    - MusiCNN (``kind="musicnn"``): read twice -- once to measure the loudness the features are computed at
+      (:class:`~moodscope.audio.loudness.LoudnessMeter`), once for the steps of each ``block_s`` block from its
+      samples and ``context_s`` of context on each side (both rounded to multiples of 16 s, where frames, steps
+      and chroma frames meet): what a step sees (its 3 s patch, about 3 s more of the convolutions' reach, the
+      mode features' 10 s). Equal to the whole road within float rounding.
+
+    ``cached``: the rows without extras, kept by the feature cache: only the extras (the mode features) are
+    computed, from the audio. ``whole`` forces one way or the other (``None``: decided by the length).
+
+    Raises :class:`AudioError` as :func:`~moodscope.audio.decode.load_audio`; a streamed file's silence is
+    known, and raised, when its last block has been read.
+    """
+    stream = stream and config.streams and config.top_db is None  # top_db: the whole file's peak first
+    if whole is None:
+        whole = source.in_memory or not (source.is_long(config.kind) or stream)
+    if config.kind == "musicnn":
+        if whole:
+            y = source.whole()
+            if cached is None:
+                yield compute_features(y, config, device=device)
+            else:
+                yield _with_extras(cached, y, config, len(cached))
+        else:
+            yield from _musicnn_blocks(source, config, device, cached, block_s=block_s, context_s=context_s)
+    elif cached is not None:
+        yield cached
+    elif whole:
+        yield compute_features(source.whole(), config, device=device)
+    elif stream:
+        yield from _streamed_blocks(source, config, chunk_s=chunk_s, device=device)
+    else:  # joined, and top_db clipped relative to the whole file's peak, as LogMel clips a whole waveform
+        feats = np.concatenate(list(_streamed_blocks(source, config, chunk_s=chunk_s, device=device)))
+        if config.kind == "logmel" and config.compression == "db" and config.top_db is not None:
+            feats = np.maximum(feats, feats.max() - np.float32(config.top_db))
+        yield feats
+
+
+def _with_extras(rows: np.ndarray, y: np.ndarray, config: FeatureConfig, steps: int, first: int = 0):
+    """``rows`` with the extras of their steps ``[first, steps)`` computed from ``y`` (the samples as read)."""
+    if not config.extras:
+        return rows
+    return np.concatenate([rows, extra_features(y, config, steps)[first:].numpy()], axis=1)
+
+
+def _musicnn_blocks(source, config, device, cached, *, block_s: float, context_s: float):
+    sr = config.sr
+    emb = _extractor(config.without_extras(), str(torch.device(device)))
+    step = int(round(sr * SEGMENT_S))
+    unit = math.lcm(step, config.hop_length, 800 if config.extras else 1)  # 800: the chroma's hop
+    block = unit * max(1, round(block_s * sr / unit))
+    ctx = unit * max(1, math.ceil(context_s * sr / unit))
+    piece, gain = 60 * sr, np.float32(1.0)
+    if cached is None:  # pass 1: the loudness, the level and what the samples say; ~15 % of the time
+        meter, sum_squares = LoudnessMeter(sr), 0.0
+        with progress_share(0.0, 0.15), source.reading() as region:
+            a = 0
+            while a < region.n:
+                y = region.read(a, min(a + piece, region.n))
+                y = y[: max(0, min(y.size, region.n - a))].astype(np.float64)
+                meter.update(y)
+                sum_squares += float(np.dot(y, y))
+                a += piece
+        n, gain = region.n, np.float32(emb.gain(meter, sum_squares, meter.n))
+    else:
+        n = None
+    # pass 2: the steps of each block (with the cache's rows: only their extras); judged in pass 1 or cached
+    with progress_share(0.15 if cached is None else 0.0, 1.0), source.reading(checks=False) as region:
+        n = region.n if n is None else n
+        steps = max(1, n // step)
+        kept, kept_at = np.zeros(0, np.float32), 0  # samples [kept_at, kept_at + len) already read
+        for s0 in range(0, steps, block // step):
+            s1 = min(steps, s0 + block // step)
+            a, b = max(0, s0 * step - ctx), min(n, s1 * step + ctx)
+            # the context shared with the previous block is kept; the rest is read a minute at a time (a whole
+            # block at once would decode ~10 minutes at the file's own rate and channels)
+            old = kept[max(0, a - kept_at) :] if kept_at + kept.size > a else np.zeros(0, np.float32)
+            new = [region.read(p, min(p + piece, b)) for p in range(a + old.size, b, piece)]
+            y = np.concatenate([old, *new])[: b - a]
+            kept, kept_at = y, a
+            if cached is None:
+                with torch.inference_mode():
+                    x = torch.from_numpy(y * gain if gain != 1.0 else y)
+                    part = emb.steps_of(x, start=a, first=s0, stop=s1, n_total=n).cpu().numpy()
+            else:
+                part = cached[s0:s1]
+            yield _with_extras(part, y, config, s1 - a // step, s0 - a // step)
+
+
+def _streamed_blocks(source, config: FeatureConfig, *, chunk_s: float, device: str) -> Iterator[np.ndarray]:
+    """Log-Mel or waveform rows of ``source`` read forward, about ``chunk_s`` seconds of them per block."""
+    if chunk_s <= 0:
+        raise ValueError(f"chunk_s must be > 0, not {chunk_s}")
+    with source.reading() as region:
+        if config.kind == "waveform":
+            block = max(1, int(round(chunk_s * config.sr)))
+            a = 0
+            while a < region.n:
+                y = region.read(a, min(a + block, region.n))
+                y = y[: max(0, min(y.size, region.n - a))]
+                if y.size:
+                    yield y[:, None]
+                a += block
+            return
+        hop, n_fft = config.hop_length, config.n_fft
+        pad = n_fft // 2 if config.center else 0
+        block = max(1, int(round(chunk_s * config.sr / hop)))
+        t0 = 0
+        while True:
+            n_frames = 1 + (region.n + 2 * pad - n_fft) // hop
+            if t0 >= n_frames:
+                break
+            t1 = min(t0 + block, n_frames)
+            a = t0 * hop - pad
+            y = region.read(a, (t1 - 1) * hop - pad + n_fft)
+            n_frames = 1 + (region.n + 2 * pad - n_fft) // hop  # the read may have found the true end
+            t1 = min(t1, n_frames)
+            if t1 > t0:
+                with torch.inference_mode():
+                    feats = _chunk_logmel(config, str(torch.device(device)))(torch.from_numpy(y))
+                yield feats[: t1 - t0].cpu().numpy()
+            t0 = t1
+
+
 def musicnn_file_features(
     path: str | os.PathLike,
     config: FeatureConfig,
@@ -215,70 +360,16 @@ def musicnn_file_features(
     block_s: float = 304.0,
     context_s: float = 16.0,
 ) -> np.ndarray:
-    """``kind="musicnn"`` features of a (long) file in memory that does not grow with its length: the file is
-    read twice, block by block -- once to measure its loudness (:class:`~moodscope.audio.loudness.LoudnessMeter`),
-    once to compute the steps of each ``block_s`` block from its samples and ``context_s`` of context on each
-    side (both rounded to multiples of 16 s, where frames, steps and chroma frames meet). Equal to
-    ``compute_features(load_audio(path), config)`` within float rounding: the context covers what a step
-    sees (its 3 s patch, about 3 s more of the convolutions' reach, the mode features' 10 s). Peak memory is a
-    block's worth plus the result (1 kB per second): under 1 GB for any length
-    (``benchmarks/long_track_memory.py``); the second read and the context cost about 10 % more time.
-
-    Raises :class:`AudioError` as :func:`~moodscope.audio.decode.load_audio` (silence when the first pass ends).
-    """
+    """``kind="musicnn"`` features of a file read in blocks, twice, whatever its length (:func:`features_of`'s
+    road for long files): memory that does not grow with the length -- a block's worth plus the result
+    (1 kB per second), under 1 GB for any length (``benchmarks/long_track_memory.py``); the second read and the
+    context cost about 10 % more time. Equal to ``compute_features(load_audio(path), config)`` within float
+    rounding."""
     if config.kind != "musicnn":
         raise ValueError(f"musicnn_file_features reads kind='musicnn' features, not {config.kind!r}")
-    path, sr = Path(path), config.sr
-    emb = _extractor(config.without_extras(), str(torch.device(device)))
-    step = int(round(sr * SEGMENT_S))
-    unit = math.lcm(step, config.hop_length, 800 if config.extras else 1)  # 800: the chroma's hop
-    block = unit * max(1, round(block_s * sr / unit))
-    ctx = unit * max(1, math.ceil(context_s * sr / unit))
-    info = audio_info(path)
-    region = RegionReader(path, info, sr, offset, duration)
-    check_length(path, region.n_native, info.samplerate, min_duration=MIN_DURATION_S)
-    meter, sum_squares, piece = LoudnessMeter(sr), 0.0, 60 * sr
-    # pass 1: the loudness, the level and what the samples say (content notes); ~15 % of the time
-    with progress_share(0.0, 0.15):
-        try:
-            a = 0
-            while a < region.n:
-                y = region.read(a, min(a + piece, region.n))
-                y = y[: max(0, min(y.size, region.n - a))].astype(np.float64)
-                meter.update(y)
-                sum_squares += float(np.dot(y, y))
-                a += piece
-        finally:
-            region.close()
-    if region.peak < SILENCE_THRESHOLD:
-        raise AudioError(path, "silent: every sample is zero")
-    content.report(region.content)
-    n, gain = region.n, np.float32(emb.gain(meter, sum_squares, meter.n))
-    steps = max(1, n // step)
-    region = RegionReader(path, info, sr, offset, duration)
-    region.content = None  # measured in the first pass
-    parts, kept, kept_at = [], np.zeros(0, np.float32), 0  # samples [kept_at, kept_at + len) already read
-    with progress_share(0.15, 1.0):  # pass 2: the steps of each block
-        try:
-            for s0 in range(0, steps, block // step):
-                s1 = min(steps, s0 + block // step)
-                a, b = max(0, s0 * step - ctx), min(n, s1 * step + ctx)
-                # the context shared with the previous block is kept; the rest is read a minute at a time (a
-                # whole block at once would decode ~10 minutes at the file's own rate and channels)
-                old = kept[max(0, a - kept_at) :] if kept_at + kept.size > a else np.zeros(0, np.float32)
-                new = [region.read(p, min(p + piece, b)) for p in range(a + old.size, b, piece)]
-                y = np.concatenate([old, *new])[: b - a]
-                kept, kept_at = y, a
-                with torch.inference_mode():
-                    x = torch.from_numpy(y * gain if gain != 1.0 else y)
-                    part = emb.steps_of(x, start=a, first=s0, stop=s1, n_total=n).cpu().numpy()
-                if config.extras:  # from the samples as read, as file_features computes them
-                    extra = extra_features(y, config, s1 - a // step)[s0 - a // step :].numpy()
-                    part = np.concatenate([part, extra], axis=1)
-                parts.append(part)
-        finally:
-            region.close()
-    return np.concatenate(parts, axis=0)
+    source = Source.file(path, config.sr, offset=offset, duration=duration)
+    blocks = features_of(source, config, device=device, whole=False, block_s=block_s, context_s=context_s)
+    return np.concatenate(list(blocks), axis=0)
 
 
 def iter_file_features(
@@ -292,13 +383,13 @@ def iter_file_features(
     min_duration: float = MIN_DURATION_S,
     check_silent: bool = True,
 ) -> Iterator[np.ndarray]:
-    """Features of a (long) file as consecutive blocks, decoding about ``chunk_s`` seconds at a time.
+    """Features of a (long) file as consecutive blocks: :func:`features_of` on the file, streamed.
 
-    Each chunk is decoded with ``n_fft // 2`` samples of context on both sides and analysed with
-    ``center=False``; only the true start and end of the file (or region) are zero-padded, so
-    ``np.concatenate(list(iter_file_features(path, config)))`` equals ``file_features(path, config)``
-    (exactly at the file's own rate, within float32 rounding when resampling). Memory stays
-    proportional to ``chunk_s``, not to the file's length.
+    Log-Mel and waveform features come ``chunk_s`` seconds at a time, each decoded with ``n_fft // 2`` samples
+    of context on both sides and analysed with ``center=False``; only the true start and end of the file (or
+    region) are zero-padded, so ``np.concatenate(list(iter_file_features(path, config)))`` equals
+    ``file_features(path, config)`` (exactly at the file's own rate, within float32 rounding when resampling).
+    Memory stays proportional to ``chunk_s``, not to the file's length.
 
     Parameters
     ----------
@@ -315,9 +406,8 @@ def iter_file_features(
 
     Notes
     -----
-    ``config.top_db`` is not applied here (it clips relative to the whole file's maximum); clip the
-    concatenation, as :func:`file_features` does. Features that do not stream (``config.streams`` false,
-    the MusiCNN embedding) come as one block of the whole region.
+    With ``config.top_db`` the log-Mel comes as one block (it clips relative to the whole file's maximum). The
+    MusiCNN embedding comes as one block of the whole region (computed in blocks, with context, when long).
 
     Yields
     ------
@@ -330,63 +420,19 @@ def iter_file_features(
     """
     if chunk_s <= 0:
         raise ValueError(f"chunk_s must be > 0, not {chunk_s}")
-    path = Path(path)
-    if not config.streams:
-        y = load_audio(
-            path,
-            sr=config.sr,
-            offset=offset,
-            duration=duration,
-            min_duration=min_duration,
-            check_silent=check_silent,
-        )
-        yield compute_features(y, config, device=device)
-        return
-    info = audio_info(path)
-    region = RegionReader(path, info, config.sr, offset, duration)
-    # too short is decided from the header; a shorter-than-declared decode is caught per chunk
-    check_length(path, region.n_native, info.samplerate, min_duration=min_duration)
-    try:
-        yield from _iter_region(region, config, chunk_s=chunk_s, device=device)
-    finally:
-        region.close()
-    if check_silent and region.peak < SILENCE_THRESHOLD:
-        raise AudioError(path, "silent: every sample is zero")
-    content.report(region.content)
-
-
-def _iter_region(
-    region: RegionReader, config: FeatureConfig, *, chunk_s: float, device: str
-) -> Iterator[np.ndarray]:
-    if config.kind == "waveform":
-        block = max(1, int(round(chunk_s * config.sr)))
-        a = 0
-        while a < region.n:
-            y = region.read(a, min(a + block, region.n))
-            y = y[: max(0, min(y.size, region.n - a))]
-            if y.size:
-                yield y[:, None]
-            a += block
+    source = Source.file(
+        path,
+        config.sr,
+        offset=offset,
+        duration=duration,
+        min_duration=min_duration,
+        check_silent=check_silent,
+    )
+    blocks = features_of(source, config, device=device, stream=True, chunk_s=chunk_s)
+    if config.kind == "musicnn":  # one block of the whole region, however it was read
+        yield np.concatenate(list(blocks), axis=0)
     else:
-        hop, n_fft = config.hop_length, config.n_fft
-        pad = n_fft // 2 if config.center else 0
-        block = max(1, int(round(chunk_s * config.sr / hop)))
-        t0 = 0
-        while True:
-            n_frames = 1 + (region.n + 2 * pad - n_fft) // hop
-            if t0 >= n_frames:
-                break
-            t1 = min(t0 + block, n_frames)
-            a = t0 * hop - pad
-            y = region.read(a, (t1 - 1) * hop - pad + n_fft)
-            n_frames = 1 + (region.n + 2 * pad - n_fft) // hop  # the read may have found the true end
-            t1 = min(t1, n_frames)
-            if t1 > t0:
-                with torch.inference_mode():
-                    x = torch.from_numpy(y)
-                    feats = _chunk_logmel(config, str(torch.device(device)))(x)
-                yield feats[: t1 - t0].cpu().numpy()
-            t0 = t1
+        yield from blocks
 
 
 @functools.lru_cache(maxsize=8)

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import content
-from ..audio.cache import file_features
-from ..audio.decode import audio_info, resample, to_mono
-from ..audio.features import compute_features, iter_file_features
+from ..audio.cache import cached_features
+from ..audio.source import Source
 from ..config import FRONTENDS
 from ..emotion import quadrant_name
 from ..errors import AudioError, MoodscopeError, PredictionError, UnknownNameError, UsageError, text_path
@@ -232,37 +231,20 @@ class Predictor:
         (an MP3's estimated from its frames and size). The features' span rounds (a 0.3 s clip fills one 0.5 s
         step, a log-Mel centred on its ends has one frame more), so it is not the duration.
 
-        A file is decoded and featurised block by block (memory independent of its length) where the task
-        consumes blocks (:attr:`~moodscope.tasks.base.Task.streams`) and the features allow it (log-Mel
-        without ``top_db``, whose clipping is relative to the whole file's peak); otherwise, with the feature
-        cache on, and for arrays, the features are one block.
+        One road for both (:func:`~moodscope.audio.cache.cached_features`): the source is read whole or in
+        blocks (a long file, or a task that consumes blocks, :attr:`~moodscope.tasks.base.Task.streams`, on
+        features that stream), the feature cache wrapping it when it is on.
         """
         if isinstance(source, (str, os.PathLike)):
             label = text_path(source)  # a name that is not UTF-8 is written with \xNN escapes everywhere
-            c = self.features
-            if self.task.streams and c.kind == "logmel" and c.top_db is None and not self.cache:
-                parts = iter_file_features(source, self.features, device=self.device)
-            else:
-                parts = iter([file_features(source, self.features, cache=self.cache, device=self.device)])
-
-            def seconds():
-                return float(audio_info(source).duration)
+            audio = Source.file(source, self.features.sr)
+        elif sr is None:
+            raise ValueError("predict(array) needs sr= (the array's sample rate)")
         else:
-            y = np.asarray(source, dtype=np.float32)
-            if y.ndim == 2:  # (channels, n) or (n, channels)
-                y = to_mono(y.T if y.shape[0] <= 8 else y)
-            if sr is None:
-                raise ValueError("predict(array) needs sr= (the array's sample rate)")
-            length_s = y.shape[0] / float(sr)
-
-            def seconds():
-                return length_s
-
-            content.report_samples(y, int(sr))
-            if sr != self.features.sr:
-                y = resample(y, sr, self.features.sr)
-            parts = iter([compute_features(y, self.features, device=self.device)])
-            label = "<array>"
+            label, audio = "<array>", Source.array(source, int(sr), self.features.sr)
+        parts = cached_features(
+            audio, self.features, cache=self.cache, device=self.device, stream=self.task.streams
+        )
         n_frames = 0
 
         def blocks():
@@ -271,7 +253,7 @@ class Predictor:
                 n_frames += block.shape[0]
                 yield block
 
-        return blocks(), label, lambda: n_frames, seconds
+        return blocks(), label, lambda: n_frames, audio.seconds
 
     def predict(self, source, *, sr: int | None = None) -> Result:
         """Predict a file path or a waveform array (``sr`` required for arrays): one path for both."""
