@@ -14,7 +14,7 @@ PyTorch, measured in the same run:
 2. **agreement** of the student with the full network on that track: embedding cosine per 0.5 s step, the
    largest static valence/arousal and curve differences, the quadrant;
 3. **layer by layer**: each branch of the front and mid end, full and student;
-4. **stages**: decode to 16 kHz mono; log-Mel; the front and mid end; the back end on the 0.5 s windows; the
+4. **stages**: decode to 16 kHz mono; the content notes; the loudness measure; log-Mel; the front and mid end; the back end on the 0.5 s windows; the
    mode features; the valence-arousal model;
 5. **side by side**: the front end in cache-sized time slices (what moodscope does,
    ``FreqMaxBlock.CPU_SLICE``) against one convolution call per branch, with the largest difference;
@@ -50,8 +50,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from damff_speed import TRACK_S, find_track, synth_track  # noqa: E402
 
+from moodscope.audio import content  # noqa: E402
 from moodscope.audio.decode import load_audio  # noqa: E402
 from moodscope.audio.features import LogMel, MusicnnEmbedding, compute_features  # noqa: E402
+from moodscope.audio.loudness import LoudnessMeter  # noqa: E402
 from moodscope.audio.tonal import mode_features  # noqa: E402
 from moodscope.inference.predictor import Predictor  # noqa: E402
 from moodscope.models.musicnn import FreqMaxBlock, window_starts  # noqa: E402
@@ -257,6 +259,13 @@ def main(argv=None) -> int:
     )
 
     _, t_decode = best_of(lambda: load_audio(path, sr=features.sr), args.repeats)
+
+    def decode_and_notes():  # as predict reads: the content notes measured on the decoded samples
+        with content.collect():
+            return load_audio(path, sr=features.sr)
+
+    _, t_notes = best_of(decode_and_notes, args.repeats)
+    _, t_loud = best_of(lambda: LoudnessMeter(features.sr).update(y).gain(-14.0), args.repeats)
     front = {}
     with torch.inference_mode():
         _, t_mel = best_of(lambda: logmel(torch.from_numpy(y))[None], args.repeats)
@@ -285,6 +294,8 @@ def main(argv=None) -> int:
         _, t_model = best_of(lambda: predictors["full"].model(x), args.repeats)
     stages = {
         "decode + resample to 16 kHz": t_decode,
+        "content notes (beside the decode)": max(0.0, t_notes - t_decode),
+        "loudness (BS.1770, for the level)": t_loud,
         "log-Mel": t_mel,
         **{f"front + mid end, {fe}, {name}": t for (fe, name), t in front.items()},
         "MusiCNN back end, 0.5 s windows": t_head,

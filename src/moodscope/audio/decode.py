@@ -471,9 +471,9 @@ class RegionReader:
         if data.shape[0] < count:  # the stream ended (header lengths of MP3 are estimates)
             self._set_native_length(self._stream.position - self._stream.start)
         sample_peak(self.path, data)  # NaN/inf refused
-        if self.content is not None:
-            self.content.update(data)
         x = to_mono(data)
+        if self.content is not None:
+            self.content.update(data, x)
         if x.size:
             self.peak = max(self.peak, float(max(-x.min(), x.max())))
         return x
@@ -567,9 +567,10 @@ def load_audio(
     start, stop = native_span(info, offset, duration, path=path)
     data = read_frames(path, start, stop, info=info)
     check_samples(path, data, info.samplerate, min_duration=min_duration, check_silent=check_silent)
-    content.report_samples(data, info.samplerate)
+    x = to_mono(data) if mono else None
+    content.report_samples(data, info.samplerate, x)
     if mono:
-        return resample(to_mono(data), info.samplerate, sr)
+        return resample(x, info.samplerate, sr)
     return np.ascontiguousarray(resample(data, info.samplerate, sr).T)
 
 
