@@ -17,6 +17,7 @@ from moodscope.audio import source as audio_source
 from moodscope.audio.cache import FeatureCache, file_features
 from moodscope.audio.features import MusicnnEmbedding, compute_features, iter_file_features
 from moodscope.config import MUSICNN_EMBEDDING, FeatureConfig
+from tools import needs
 
 SR16 = 16000
 
@@ -279,3 +280,52 @@ def test_loudness_setting_makes_the_features_independent_of_the_playback_gain():
     assert "loudness_lufs" in cfg.key() and "loudness_lufs" not in plain.key()
     with pytest.raises(ValueError, match="only kind 'musicnn'"):
         FeatureConfig(loudness_lufs=-14.0)
+
+
+@needs("ffmpeg")
+def test_a_cache_hit_on_a_long_file_whose_header_overstates_its_length(tmp_path, monkeypatch):
+    """Review of issue 27's one road: a constant-bitrate MP3 without a Xing frame decodes a little shorter than
+    its header's estimate; the block road's second pass, on a cache hit (only the mode features are computed),
+    took the header's step count and failed joining the cached rows to one row more of extras."""
+    import subprocess
+
+    mp3 = tmp_path / "noxing.mp3"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=330:duration=39.9",
+         "-ar", "44100", "-b:a", "128k", "-write_xing", "0", str(mp3)],
+        check=True,
+    )  # fmt: skip
+    monkeypatch.setenv("MOODSCOPE_LONG_FILE_S", "5")
+    config = FeatureConfig.for_kind("musicnn", extras=("mode",), loudness_lufs=-14.0)
+    store = FeatureCache(tmp_path / "cache")
+    miss = file_features(mp3, config, cache=store)
+    assert audio_source.Source.file(mp3, SR16).seconds() // 0.5 > miss.shape[0]  # the header says more
+    hit = file_features(mp3, config, cache=store)
+    np.testing.assert_allclose(hit, miss, rtol=0, atol=1e-6)
+
+
+def test_a_block_road_left_half_read_leaves_no_progress_report_behind(tmp_path, monkeypatch):
+    """Review of issue 27's one road: the block road once held its progress share (a context variable) across a
+    ``yield``, so the consumer's context reported to the share while it held a block, and a road left half
+    read put a stale report back when it was collected."""
+    import gc
+
+    from moodscope.audio import decode
+    from moodscope.audio.features import features_of
+
+    path = tmp_path / "long.wav"
+    sf.write(str(path), music_like(40.0, sr=SR16, seed=1), SR16)
+    monkeypatch.setenv("MOODSCOPE_LONG_FILE_S", "5")
+    seen = []
+
+    def outer(done, total):
+        seen.append(done)
+
+    with decode.decoding_progress(outer):
+        road = features_of(audio_source.Source.file(path, SR16), MUSICNN_EMBEDDING, block_s=16, context_s=16)
+        next(road)
+        assert decode._progress.get() is outer  # not the road's share of it
+    assert decode._progress.get() is None
+    del road
+    gc.collect()
+    assert decode._progress.get() is None and seen

@@ -68,6 +68,9 @@ def test_array_equals_file_and_resampling(model_file, write_audio):
         pred.predict(y)
     y22 = y[::2].copy()
     assert pred.predict(y22, sr=22050).duration_s == pytest.approx(8.0, abs=0.02)
+    # an array's duration is its own samples over its own rate, not its resampled length's
+    odd = _song(3.0)[:88207]
+    assert pred.predict(odd, sr=48000).duration_s == 88207 / 48000
 
 
 @pytest.mark.bf16

@@ -67,7 +67,7 @@ class ContentMeter:
         peak = max(-float(data.min()), float(data.max()))
         self.peak = max(self.peak, peak)
         self.samples += data.shape[0]
-        if peak >= CLIP_LEVEL:
+        if not peak < CLIP_LEVEL:  # (NaN too: measured as before, the NaN refused elsewhere)
             mag = np.abs(data if data.ndim == 1 else data[:, 0])
             for c in range(1, 1 if data.ndim == 1 else data.shape[1]):
                 np.maximum(mag, np.abs(data[:, c]), out=mag)

@@ -253,7 +253,7 @@ def features_of(
             yield from _musicnn_blocks(source, config, device, cached, block_s=block_s, context_s=context_s)
     elif cached is not None:
         yield cached
-    elif whole:
+    elif whole or not config.streams:  # a kind that does not stream is read whole, however long
         yield compute_features(source.whole(), config, device=device)
     elif stream:
         yield from _streamed_blocks(source, config, chunk_s=chunk_s, device=device)
@@ -290,21 +290,27 @@ def _musicnn_blocks(source, config, device, cached, *, block_s: float, context_s
                 sum_squares += float(np.dot(y, y))
                 a += piece
         n, gain = region.n, np.float32(emb.gain(meter, sum_squares, meter.n))
-    else:
+    else:  # the cache's rows were computed from the length pass 1 found (a header's may be an estimate)
         n = None
-    # pass 2: the steps of each block (with the cache's rows: only their extras); judged in pass 1 or cached
-    with progress_share(0.15 if cached is None else 0.0, 1.0), source.reading(checks=False) as region:
-        n = region.n if n is None else n
-        steps = max(1, n // step)
+    # pass 2: the steps of each block (with the cache's rows: only their extras); judged in pass 1 or cached.
+    # The progress share is entered around each read only: a context variable set across a ``yield`` would
+    # stay set in the consumer's context while it holds the block.
+    share = (0.15 if cached is None else 0.0, 1.0)
+    with source.reading(checks=False) as region:
+        steps = max(1, n // step) if cached is None else len(cached)
         kept, kept_at = np.zeros(0, np.float32), 0  # samples [kept_at, kept_at + len) already read
         for s0 in range(0, steps, block // step):
             s1 = min(steps, s0 + block // step)
-            a, b = max(0, s0 * step - ctx), min(n, s1 * step + ctx)
+            a, b = max(0, s0 * step - ctx), s1 * step + ctx
+            b = min(n if n is not None else region.n, b)
             # the context shared with the previous block is kept; the rest is read a minute at a time (a whole
             # block at once would decode ~10 minutes at the file's own rate and channels)
             old = kept[max(0, a - kept_at) :] if kept_at + kept.size > a else np.zeros(0, np.float32)
-            new = [region.read(p, min(p + piece, b)) for p in range(a + old.size, b, piece)]
+            with progress_share(*share):
+                new = [region.read(p, min(p + piece, b)) for p in range(a + old.size, b, piece)]
             y = np.concatenate([old, *new])[: b - a]
+            if n is None:  # the true end, found by reading it, as pass 1 would have
+                y = y[: max(0, region.n - a)]
             kept, kept_at = y, a
             if cached is None:
                 with torch.inference_mode():
@@ -389,7 +395,7 @@ def iter_file_features(
     of context on both sides and analysed with ``center=False``; only the true start and end of the file (or
     region) are zero-padded, so ``np.concatenate(list(iter_file_features(path, config)))`` equals
     ``file_features(path, config)`` (exactly at the file's own rate, within float32 rounding when resampling).
-    Memory stays proportional to ``chunk_s``, not to the file's length.
+    Memory stays proportional to ``chunk_s``, not to the file's length (but with ``top_db``, below).
 
     Parameters
     ----------
@@ -406,7 +412,8 @@ def iter_file_features(
 
     Notes
     -----
-    With ``config.top_db`` the log-Mel comes as one block (it clips relative to the whole file's maximum). The
+    With ``config.top_db`` the log-Mel comes as one block, clipped (it clips relative to the whole file's
+    maximum: a long file's rows are joined in memory first). The
     MusiCNN embedding comes as one block of the whole region (computed in blocks, with context, when long).
 
     Yields

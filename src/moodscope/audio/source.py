@@ -73,10 +73,14 @@ class Source:
         min_duration: float = MIN_DURATION_S,
         check_silent: bool = True,
     ):
-        self.sr, self.path, self._samples = sr, path, samples
+        self.sr, self.path, self._samples = sr, None if path is None else Path(path), samples
         self.offset, self.duration = offset, duration
         self.min_duration, self.check_silent = min_duration, check_silent
-        self._info = None
+        self._seconds = None if samples is None else samples.shape[0] / float(sr)
+        if self.path is not None:  # bad input (missing, unknown format, offset past the end) fails here
+            self._info = audio_info(self.path)
+            start, stop = native_span(self._info, offset, duration, path=self.path)
+            self._seconds = (stop - start) / self._info.samplerate
 
     @classmethod
     def file(
@@ -90,7 +94,7 @@ class Source:
         check_silent: bool = True,
     ) -> Source:
         """A file region; bad input (missing, unknown format, offset past the end) fails here, before any work."""
-        src = cls(
+        return cls(
             sr,
             path=Path(path),
             offset=offset,
@@ -98,9 +102,6 @@ class Source:
             min_duration=min_duration,
             check_silent=check_silent,
         )
-        src._info = audio_info(src.path)
-        src._span = native_span(src._info, offset, duration, path=src.path)
-        return src
 
     @classmethod
     def array(cls, y, rate: int, sr: int) -> Source:
@@ -110,7 +111,9 @@ class Source:
         if y.ndim == 2:  # (channels, n) or (n, channels)
             y = to_mono(y.T if y.shape[0] <= 8 else y)
         content.report_samples(y, int(rate))
-        return cls(sr, samples=resample(y, rate, sr) if rate != sr else y)
+        src = cls(sr, samples=resample(y, rate, sr) if rate != sr else y)
+        src._seconds = y.shape[0] / float(rate)  # the array's own length, not its resampled one's
+        return src
 
     @property
     def in_memory(self) -> bool:
@@ -119,10 +122,7 @@ class Source:
 
     def seconds(self) -> float:
         """The region's length in seconds: an array's own, a file's from its header (an MP3's estimated)."""
-        if self.path is None:
-            return self._samples.shape[0] / float(self.sr)
-        start, stop = self._span
-        return (stop - start) / self._info.samplerate
+        return self._seconds
 
     def is_long(self, kind: str) -> bool:
         """A file region longer than :func:`long_file_s` for features of ``kind``: read in blocks, never whole."""
@@ -152,9 +152,9 @@ class Source:
         region = RegionReader(self.path, self._info, self.sr, self.offset, self.duration)
         if not checks:
             region.content = None
-        # too short is decided from the header; a shorter-than-declared decode is caught as it reads
-        check_length(self.path, region.n_native, self._info.samplerate, min_duration=self.min_duration)
         try:
+            # too short is decided from the header; a shorter-than-declared decode is caught as it reads
+            check_length(self.path, region.n_native, self._info.samplerate, min_duration=self.min_duration)
             yield region
         finally:
             region.close()
