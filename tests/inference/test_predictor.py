@@ -270,3 +270,28 @@ def test_only_block_consuming_tasks_stream_files(model_file, write_audio, tmp_pa
         res = Predictor.from_file(other).predict(path)
         assert np.isfinite(res.static["valence"]) and res.duration_s == pytest.approx(12.0, abs=0.02)
     assert whole == [1, 1]
+
+
+def test_a_waveform_model_streams_a_file_in_blocks_with_the_array_answer(tmp_path, monkeypatch):
+    """Issue 27's one road streams every kind that streams for a task that takes blocks -- the raw waveform too
+    (before, only log-Mel): a 70 s file read as 60 s blocks gives exactly the whole array's curve."""
+    import soundfile as sf
+
+    from moodscope.audio.source import Source
+
+    torch.manual_seed(0)
+    path = tmp_path / "raw.safetensors"
+    save_model(
+        path, build("dnn_raw").eval(), FeatureConfig(kind="waveform", sr=16000), {"task": {"kind": "dynamic"}}
+    )
+    t = np.arange(16000 * 70) / 16000
+    y = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(t / 3))).astype(np.float32)
+    sf.write(str(tmp_path / "a.wav"), y, 16000, subtype="FLOAT")
+    pred = Predictor.from_file(path)
+    monkeypatch.setattr(Source, "whole", lambda self: pytest.fail("read whole"))
+    streamed = pred.predict(tmp_path / "a.wav")
+    monkeypatch.undo()
+    whole = pred.predict(y, sr=16000)
+    assert len(streamed.dynamic["valence"]) == len(whole.dynamic["valence"]) == 140
+    np.testing.assert_array_equal(streamed.dynamic["valence"], whole.dynamic["valence"])
+    assert streamed.static == whole.static
