@@ -58,31 +58,17 @@ def _packed(weight: torch.Tensor, bias: torch.Tensor):
     return _PACKED[key]
 
 
+def int8_product(bias: torch.Tensor, patches: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """``torch.addmm(bias, patches, filters)`` as fbgemm's int8 dynamic linear."""
+    return torch.ops.quantized.linear_dynamic(patches, _packed(filters.t(), bias), False)
+
+
 def int8_conv_freq_max(x, weight, bias, size):
-    """``musicnn._conv_freq_max`` with the timbral products in int8 (the temporal branches as they are)."""
-    batch, channels, frames, bands = x.shape
-    filters, _, kt, kf = weight.shape
-    if (kf == 1 and not TEMPORAL) or x.device.type != "cpu":
+    """``musicnn._conv_freq_max`` with the timbral products in int8 (the temporal branches as they are, unless
+    ``--temporal``)."""
+    if weight.shape[-1] == 1 and not TEMPORAL:
         return REAL(x, weight, bias, size)
-    out_frames, positions = frames - kt + 1, bands - kf + 1
-    inner = channels * kt * kf
-    packed = _packed(weight.reshape(filters, inner), bias)
-    rows = max(1, min(out_frames, size // (filters * positions), (1 << 20) // (positions * inner)))
-    x = x.contiguous()
-    sb, sc, st, sf_ = x.stride()
-    base = x.storage_offset()
-    out = []
-    for b in range(batch):
-        parts = []
-        for t in range(0, out_frames, rows):
-            n = min(rows, out_frames - t)
-            patches = torch.as_strided(
-                x, (n, positions, channels, kt, kf), (st, sf_, sc, st, sf_), base + b * sb + t * st
-            ).reshape(n * positions, inner)
-            y = torch.ops.quantized.linear_dynamic(patches, packed, False)
-            parts.append(y.view(n, positions, filters).amax(dim=1))
-        out.append(torch.cat(parts, dim=0).t())
-    return torch.stack(out)
+    return REAL(x, weight, bias, size, product=int8_product)
 
 
 REAL = musicnn._conv_freq_max

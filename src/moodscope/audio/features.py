@@ -239,6 +239,8 @@ def features_of(
     Raises :class:`AudioError` as :func:`~moodscope.audio.decode.load_audio`; a streamed file's silence is
     known, and raised, when its last block has been read.
     """
+    if chunk_s <= 0:
+        raise ValueError(f"chunk_s must be > 0, not {chunk_s}")
     stream = stream and config.streams and config.top_db is None  # top_db: the whole file's peak first
     if whole is None:
         whole = source.in_memory or not (source.is_long(config.kind) or stream)
@@ -323,8 +325,6 @@ def _musicnn_blocks(source, config, device, cached, *, block_s: float, context_s
 
 def _streamed_blocks(source, config: FeatureConfig, *, chunk_s: float, device: str) -> Iterator[np.ndarray]:
     """Log-Mel or waveform rows of ``source`` read forward, about ``chunk_s`` seconds of them per block."""
-    if chunk_s <= 0:
-        raise ValueError(f"chunk_s must be > 0, not {chunk_s}")
     with source.reading() as region:
         if config.kind == "waveform":
             block = max(1, int(round(chunk_s * config.sr)))
@@ -425,7 +425,7 @@ def iter_file_features(
     AudioError
         As :func:`~moodscope.audio.decode.load_audio`.
     """
-    if chunk_s <= 0:
+    if chunk_s <= 0:  # before the file is opened, as the arguments' error
         raise ValueError(f"chunk_s must be > 0, not {chunk_s}")
     source = Source.file(
         path,

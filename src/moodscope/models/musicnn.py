@@ -179,7 +179,9 @@ class FreqMaxBlock(nn.Module):
         )
 
 
-def _conv_freq_max(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, size: int) -> torch.Tensor:
+def _conv_freq_max(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, size: int, product=None
+) -> torch.Tensor:
     """``conv2d(x, weight, bias).amax(-1)``; on the CPU as matrix products of cache-sized im2col slices.
 
     On the CPU each slice of ``size`` output values or fewer gathers its input patches (a strided view copied
@@ -189,14 +191,20 @@ def _conv_freq_max(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, si
     for one input channel and a 38- or 67-tap kernel. The temporal branches (one frequency tap) stay oneDNN
     convolutions in time slices (:func:`_sliced_conv_freq_max`: faster there). ``size`` of 2**62 or more (and
     any other device, and an ONNX export) is one plain convolution call.
+
+    ``product(bias, patches, filters)`` replaces ``torch.addmm`` for each slice (and then takes the temporal
+    branches too): how ``benchmarks/int8_timbral.py`` measures int8 products on the same slices.
     """
     batch, channels, frames, bands = x.shape
     filters, _, kt, kf = weight.shape
     out_frames, positions = frames - kt + 1, bands - kf + 1
     if x.device.type != "cpu" or size >= 1 << 62 or torch.onnx.is_in_onnx_export():
         return F.conv2d(x, weight, bias).amax(dim=-1)
-    if kf == 1:  # the temporal branches: oneDNN's own kernels are faster here, in time slices
+    if (
+        kf == 1 and product is None
+    ):  # the temporal branches: oneDNN's own kernels are faster here, in time slices
         return _sliced_conv_freq_max(x, weight, bias, size)
+    product = product or torch.addmm
     inner = channels * kt * kf
     rows = max(1, min(out_frames, size // (filters * positions), (1 << 20) // (positions * inner)))
     w = weight.reshape(filters, inner).t()
@@ -211,7 +219,7 @@ def _conv_freq_max(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, si
             patches = torch.as_strided(
                 x, (n, positions, channels, kt, kf), (st, sf, sc, st, sf), base + b * sb + t * st
             ).reshape(n * positions, inner)
-            parts.append(torch.addmm(bias, patches, w).view(n, positions, filters).amax(dim=1))
+            parts.append(product(bias, patches, w).view(n, positions, filters).amax(dim=1))
         out.append(torch.cat(parts, dim=0).t())
     return torch.stack(out)
 
