@@ -44,6 +44,12 @@ CV_CONFIG = ROOT / "configs" / "mood_4q.yaml"
 VGMIDI_CONFIG = ROOT / "configs" / "mood_vgmidi.yaml"
 FINAL_CONFIG = ROOT / "configs" / "mood_default.yaml"
 
+DESCRIPTION = (
+    "default: a clip-level quadrant classifier (the level), a BiGRU, a linear map of 8 s past averages and a "
+    "3-member BiLSTM ensemble (the movement) on frozen MSD-MusiCNN embeddings (+ mode features), every track "
+    "brought to -14 LUFS first; AllMusic mood tags"
+)
+
 LICENCES = (
     "4Q audio emotion dataset (Panda, Malheiro & Paiva 2018; audio clips from AllMusic): research and "
     "non-commercial use only; EMOPIA 1.0 labels and MIDI (Hung et al., ISMIR 2021): CC BY-NC-SA 4.0 -- "
@@ -150,9 +156,7 @@ def main() -> None:
     info = dict(b.info)
     info.update(
         {
-            "description": "default: a clip-level quadrant classifier (the level), a BiGRU and a linear map of "
-            "8 s past averages (the movement) on frozen MSD-MusiCNN embeddings (+ mode features), every track "
-            "brought to -14 LUFS first; AllMusic mood tags",
+            "description": DESCRIPTION,
             "trained_on": "4Q audio emotion dataset, the given half (461 real recordings of 331 artists, "
             "quadrants and AllMusic moods); EMOPIA 1.0 official train split (876 clips, FluidR3_GM rendering), "
             "validation on its val split; VGMIDI, the given half (100 piano pieces, listeners' valence-arousal "

@@ -747,6 +747,105 @@ def test_a_column_that_barely_moves_in_the_fit_cannot_swing_other_music():
     assert np.abs(out).max() < 0.9 and np.allclose(out.mean(0), 0.0, atol=1e-6)  # float32 movement
 
 
+def _net_model(members=3):
+    torch.manual_seed(0)
+    m = build(
+        "musicnn_va",
+        width=0.25,
+        mode_features=False,
+        clip_head=True,
+        movement_past_s=4.0,
+        movement_net=members,
+    )
+    m.set_input_stats(np.zeros(250, np.float32), np.ones(250, np.float32))
+    return m.eval()
+
+
+def _planted(seed):
+    """Features whose column 3 moves slowly, and listeners whose movement is a non-linear function of it now
+    (what an 8 s past average sees only late and linearly), at another level per track."""
+    rng = np.random.default_rng(seed)
+    f = feats(80, seed)
+    f[:, 3] = np.cumsum(rng.normal(0, 0.4, 80))
+    f[:, 3] = (f[:, 3] - f[:, 3].mean()) / (f[:, 3].std() + 1e-9)
+    target = np.stack([np.tanh(f[:, 3]) ** 3, -np.tanh(2 * f[:, 3])], 1) * 0.1 + rng.normal(0, 0.3, 2)
+    target[75:] = np.nan  # unlabelled tail
+    return f, target
+
+
+def test_building_a_movement_net_draws_nothing_from_the_training_stream():
+    torch.manual_seed(5)
+    plain = build("musicnn_va", width=0.25, mode_features=False, clip_head=True, movement_past_s=4.0)
+    after_plain = torch.rand(3)
+    torch.manual_seed(5)
+    net = build(
+        "musicnn_va", width=0.25, mode_features=False, clip_head=True, movement_past_s=4.0, movement_net=2
+    )
+    assert torch.equal(torch.rand(3), after_plain)
+    for k, v in plain.state_dict().items():
+        assert torch.equal(net.state_dict()[k], v), k
+    assert not any(p.requires_grad for p in net.motion_nets.parameters())
+    # without a movement part there is nothing for a net to shape
+    assert build("musicnn_va", width=0.25, mode_features=False, movement_net=2).motion_nets is None
+
+
+def test_movement_net_learns_a_movement_the_ridge_cannot_and_keeps_size_and_mean(task):
+    from moodscope.models.musicnn_va import fit_movement_net, fit_track_movement
+
+    m = _net_model(2)
+    train = [_planted(i) for i in range(12)]
+    tracks = [(f, np.zeros((80, 2)), y) for f, y in train]
+    fit_track_movement(m, tracks, alpha=10.0)
+    f, y = _planted(100)  # a track neither fit saw
+    ok = ~np.isnan(y).any(1)
+    curve = np.random.default_rng(7).normal(0.2, 0.05, (80, 2))
+    ridge_only = m.track_curve(f, curve)
+    # unfitted members change nothing
+    assert np.array_equal(ridge_only, m.track_curve(f, curve))
+    # (4 seeds, native and ONEDNN_MAX_CPU_ISA=AVX2 alike: net 0.70-0.78 / 0.78-0.88, shaped 0.47-0.49 /
+    # 0.59-0.64 against the ridge's 0.00 / 0.16)
+    info = fit_movement_net(m, [(f_, y_) for f_, y_ in train], seed=3, epochs=15)
+    assert info["members"] == 2 and info["tracks"] == 12 and float(m.motion_nets_fitted) == 1.0
+    shaped = m.track_curve(f, curve)
+
+    def r(a, b):
+        return np.corrcoef(a[ok], b[ok])[0, 1]
+
+    for d in (0, 1):
+        e = m.net_movement(f).numpy()[:, d]
+        assert r(e, y[:, d]) > 0.6, (d, r(e, y[:, d]))  # the net alone follows the planted movement
+        assert r(shaped[:, d], y[:, d]) > r(ridge_only[:, d], y[:, d]) + 0.25
+    # the mean (static point, quadrant) never moves, and the movement keeps the ridge part's size
+    assert np.allclose(shaped.mean(0), ridge_only.mean(0), atol=1e-6)
+    keep = m.motion_keep.numpy()
+    ridge_part = ridge_only - ridge_only.mean(0) - keep * (curve - curve.mean(0))
+    shaped_part = shaped - shaped.mean(0) - keep * (curve - curve.mean(0))
+    assert np.allclose(shaped_part.std(0), ridge_part.std(0), rtol=1e-4)
+
+
+def test_movement_net_training_is_reproducible_and_survives_the_model_file(tmp_path):
+    from moodscope.config import MUSICNN_EMBEDDING
+    from moodscope.modelfile import load_model, save_model
+    from moodscope.models.musicnn_va import fit_movement_net
+
+    train = [_planted(i) for i in range(6)]
+    a, b = _net_model(2), _net_model(2)
+    torch.manual_seed(123)  # the members' training depends on their seeds alone
+    fit_movement_net(a, train, seed=1, epochs=2)
+    fit_movement_net(b, train, seed=1, epochs=2)
+    for k, v in a.state_dict().items():
+        assert torch.equal(b.state_dict()[k], v), k
+    save_model(tmp_path / "m.safetensors", a, MUSICNN_EMBEDDING)
+    back = load_model(tmp_path / "m.safetensors").model
+    f, _ = _planted(50)
+    curve = np.zeros((80, 2))
+    assert np.allclose(back.track_curve(f, curve), a.track_curve(f, curve), atol=1e-7)
+    with pytest.raises(ValueError, match="no movement net"):
+        fit_movement_net(_movement_model(), train)
+    with pytest.raises(ValueError, match="four labelled steps"):
+        fit_movement_net(a, [(f, np.full((80, 2), np.nan))])
+
+
 def test_movement_fit_is_checked():
     from moodscope.errors import ConfigError
     from moodscope.training.config import load_config
@@ -758,7 +857,14 @@ def test_movement_fit_is_checked():
         "sources": ["main"],
         "gate": ["synthetic"],
     }
-    for bad in ("{alpha: -1}", "{alpha: 1, colour: red}", "{sources: main}", "{gate: synthetic}", "[1]"):
+    assert (
+        load_config(None, ["train.movement_fit={alpha: 1, net_epochs: 5}"])["train"]["movement_fit"][
+            "net_epochs"
+        ]
+        == 5
+    )
+    bad_cases = ("{alpha: -1}", "{alpha: 1, colour: red}", "{sources: main}", "{gate: synthetic}", "[1]")
+    for bad in bad_cases + ("{net_epochs: 0}", "{net_epochs: 2.5}", "{net_epochs: true}"):
         with pytest.raises(ConfigError, match="train.movement_fit: expected"):
             load_config(None, [f"train.movement_fit={bad}"])
 
@@ -782,3 +888,7 @@ def test_refit_movement_uses_only_the_named_sources(task):
     assert out["sources"] == {"main": 1, "vgmidi": 1, "synthetic": 1} and "gate_accuracy" in out
     with pytest.raises(ValueError, match="no training track with a curve"):
         refit_movement(m, task, items, sources=["4q"])
+    # a model with a movement net trains it on the same tracks' curves
+    n = _net_model(1)
+    out = refit_movement(n, task, items, alpha=1.0, sources=["main", "vgmidi"], net_epochs=1, seed=4)
+    assert out["net"]["tracks"] == 2 and float(n.motion_nets_fitted) == 1.0

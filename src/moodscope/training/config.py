@@ -144,7 +144,15 @@ class TrainSection:
             )
         if self.movement_fit is not None:
             mf = self.movement_fit
-            ok = isinstance(mf, dict) and set(mf) <= {"alpha", "gain", "sources", "gate"}
+            ok = isinstance(mf, dict) and set(mf) <= {"alpha", "gain", "sources", "gate", "net_epochs"}
+            ok = ok and (
+                mf.get("net_epochs") is None
+                or (
+                    isinstance(mf["net_epochs"], int)
+                    and not isinstance(mf["net_epochs"], bool)
+                    and mf["net_epochs"] > 0
+                )
+            )
             ok = ok and all(
                 isinstance(mf.get(k, 1.0), (int, float))
                 and not isinstance(mf.get(k, 1.0), bool)
@@ -157,7 +165,7 @@ class TrainSection:
             )
             if not ok:
                 raise ConfigError(
-                    "train.movement_fit: expected {alpha: > 0, gain: > 0, sources: [names], gate: [names]}, e.g. "
+                    "train.movement_fit: expected {alpha: > 0, gain: > 0, sources: [names], gate: [names], net_epochs: > 0}, e.g. "
                     f"{{alpha: 10000, gain: 2, sources: [vgmidi], gate: [synthetic]}}, got {mf!r}"
                 )
         if self.keep not in ("best", "last"):

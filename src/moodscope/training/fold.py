@@ -154,16 +154,27 @@ def refit_clip_head(
 
 
 def refit_movement(
-    model, task, items, *, alpha: float = 1e4, gain: float = 1.0, sources=None, gate=None
+    model,
+    task,
+    items,
+    *,
+    alpha: float = 1e4,
+    gain: float = 1.0,
+    sources=None,
+    gate=None,
+    net_epochs: int | None = None,
+    seed: int = 0,
 ) -> dict:
     """Fit a model's track-level movement (:func:`moodscope.models.musicnn_va.fit_track_movement`) on the
     training tracks with a curve whose source (``"main"``, or the dataset of a ``data.also`` entry) is in
     ``sources`` (every source with curves when ``None``; each source weighs the same in total), against the
     model's own sliding-window curve of each track. ``gate``: the sources of synthetic audio (e.g.
-    ``["synthetic"]``): the gate learns them against every other labelled training track."""
+    ``["synthetic"]``): the gate learns them against every other labelled training track. A model with a
+    ``movement_net`` then trains its members on the same tracks' curves (:func:`fit_movement_net`, seeds from
+    ``seed``; ``net_epochs`` overrides its epochs)."""
     import numpy as np
 
-    from ..models.musicnn_va import fit_track_movement
+    from ..models.musicnn_va import fit_movement_net, fit_track_movement
     from .data import source_of
 
     keep = None if sources is None else set(sources)
@@ -180,6 +191,10 @@ def refit_movement(
         pairs = [(it.feats, source_of(it.id) in set(gate)) for it in items if task.has_labels(it)]
     out = fit_track_movement(model, tracks, alpha=alpha, gain=gain, weights=weights, gate=pairs)
     out["sources"] = count
+    if getattr(model, "motion_nets", None) is not None:
+        out["net"] = fit_movement_net(
+            model, [(it.feats, it.dynamic) for it in picked], seed=seed, epochs=net_epochs
+        )
     return out
 
 
@@ -288,7 +303,7 @@ class DeepLearner:
             )
         if tc.get("movement_fit") and getattr(model, "motion", None) is not None:
             self.movement_fit = refit_movement(
-                model.cpu().eval(), task, tr_items + list(val_items), **tc["movement_fit"]
+                model.cpu().eval(), task, tr_items + list(val_items), seed=seed, **tc["movement_fit"]
             )
         model.eval().to(device)
         self.epochs = int(trainer.current_epoch)
