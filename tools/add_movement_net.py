@@ -39,11 +39,13 @@ from moodscope.training.reports import summarize, write_json
 def with_net(path: Path, members: int):
     """``(model, bundle)``: the model of ``path`` rebuilt with ``members`` unfitted movement-net members."""
     bundle = load_model(path)
+    if bundle.model.model_name != "musicnn_va" or bundle.model.model_args.get("movement_past_s") is None:
+        raise SystemExit(f"{path}: not a musicnn_va model with a movement part (movement_past_s)")
     args = dict(bundle.model.model_args, movement_net=int(members))
     model = build(bundle.model.model_name, **args)
     missing, unexpected = model.load_state_dict(bundle.model.state_dict(), strict=False)
     if unexpected or any(not k.startswith("motion_nets") for k in missing):
-        raise SystemExit(f"{path}: not a musicnn_va model with a movement part ({unexpected or missing})")
+        raise SystemExit(f"{path}: has a movement net already, or other weights ({unexpected or missing})")
     return model.eval(), bundle
 
 
@@ -61,12 +63,18 @@ def main() -> None:
         "--run-report", type=Path, help="with --model: a --run output whose report replaces the figures"
     )
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--resume", action="store_true", help="with --run: keep the fold models --out already has"
+    )
     a = ap.parse_args()
+    if a.run and (a.run_report or a.seed):
+        ap.error(
+            "--run-report and --seed go with --model (with --run each fold's seed is the run's seed + fold)"
+        )
     if a.run:
         cfg = resolve_config(a.run / "config.yaml")
         ds = load_tracks(cfg)
         paths = sorted(a.run.glob("fold_*/model.safetensors"), key=lambda p: int(p.parent.name[5:]))
-        first, _ = with_net(paths[0], a.members)
         items, _ = tracks_to_items(ds.tracks, load_model(paths[0]).features, progress=True)
         items = [it for it in items if it.dynamic is not None]
         folds = make_folds(cfg, ds, items)
@@ -77,10 +85,21 @@ def main() -> None:
         shutil.copy(a.run / "config.yaml", a.out / "config.yaml")
         results = []
         for k, (fold, path) in enumerate(zip(folds, paths)):
-            model, bundle = with_net(path, a.members)
-            train = [by_id[i] for i in list(fold.train) + list(fold.val or []) if i in by_id]
-            fit = fit_movement_net(model, [(it.feats, it.dynamic) for it in train], seed=int(cfg["seed"]) + k)
             dest = a.out / f"fold_{k}" / "model.safetensors"
+            done = load_model(dest).info if a.resume and dest.is_file() else {}
+            if "movement_net" in done:  # finished by an earlier run of this command
+                results.append(
+                    {"fold": k, "metrics": done["test_metrics"], "movement_net": done["movement_net"]}
+                )
+                print(f"fold {k}: done before", flush=True)
+                continue
+            model, bundle = with_net(path, a.members)
+            # sorted by id, as refit_movement orders them (the fit depends on the order)
+            train = sorted(
+                (by_id[i] for i in list(fold.train) + list(fold.val or []) if i in by_id),
+                key=lambda it: it.id,
+            )
+            fit = fit_movement_net(model, [(it.feats, it.dynamic) for it in train], seed=int(cfg["seed"]) + k)
             save_model(dest, model, bundle.features, bundle.info)
             pred = Predictor.from_file(dest)
             test = pred.task.labelled([by_id[i] for i in fold.test])
@@ -105,7 +124,9 @@ def main() -> None:
         model, bundle = with_net(a.model, a.members)
         ds = load_dataset("vgmidi", a.vgmidi, soundfont="FluidR3_GM", sr=16000)
         items, _ = tracks_to_items(ds.tracks, bundle.features, progress=True)
-        tracks = [(it.feats, it.dynamic) for it in items if it.dynamic is not None]
+        tracks = [
+            (it.feats, it.dynamic) for it in sorted(items, key=lambda it: it.id) if it.dynamic is not None
+        ]
         fit = fit_movement_net(model, tracks, seed=a.seed)
         info = dict(bundle.info, movement_net=dict(fit, trained_on="VGMIDI given half, every piece"))
         if a.run_report:

@@ -786,7 +786,8 @@ def test_building_a_movement_net_draws_nothing_from_the_training_stream():
         assert torch.equal(net.state_dict()[k], v), k
     assert not any(p.requires_grad for p in net.motion_nets.parameters())
     # without a movement part there is nothing for a net to shape
-    assert build("musicnn_va", width=0.25, mode_features=False, movement_net=2).motion_nets is None
+    with pytest.raises(ValueError, match="needs movement_past_s"):
+        build("musicnn_va", width=0.25, mode_features=False, movement_net=2)
 
 
 def test_movement_net_learns_a_movement_the_ridge_cannot_and_keeps_size_and_mean(task):
@@ -800,11 +801,16 @@ def test_movement_net_learns_a_movement_the_ridge_cannot_and_keeps_size_and_mean
     ok = ~np.isnan(y).any(1)
     curve = np.random.default_rng(7).normal(0.2, 0.05, (80, 2))
     ridge_only = m.track_curve(f, curve)
-    # unfitted members change nothing
-    assert np.array_equal(ridge_only, m.track_curve(f, curve))
+    # unfitted members change nothing: the same curve as the model without a net
+    plain = build("musicnn_va", width=0.25, mode_features=False, clip_head=True, movement_past_s=4.0).eval()
+    plain.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("motion_nets")})
+    assert np.array_equal(ridge_only, plain.track_curve(f, curve))
     # (4 seeds, native and ONEDNN_MAX_CPU_ISA=AVX2 alike: net 0.70-0.78 / 0.78-0.88, shaped 0.47-0.49 /
     # 0.59-0.64 against the ridge's 0.00 / 0.16)
+    state = torch.get_rng_state()
     info = fit_movement_net(m, [(f_, y_) for f_, y_ in train], seed=3, epochs=15)
+    assert torch.equal(torch.get_rng_state(), state)  # the global stream is left as it was
+    assert not any(p.requires_grad for p in m.motion_nets.parameters())
     assert info["members"] == 2 and info["tracks"] == 12 and float(m.motion_nets_fitted) == 1.0
     shaped = m.track_curve(f, curve)
 
@@ -844,6 +850,8 @@ def test_movement_net_training_is_reproducible_and_survives_the_model_file(tmp_p
         fit_movement_net(_movement_model(), train)
     with pytest.raises(ValueError, match="four labelled steps"):
         fit_movement_net(a, [(f, np.full((80, 2), np.nan))])
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        fit_movement_net(a, train, epochs=0)
 
 
 def test_movement_fit_is_checked():

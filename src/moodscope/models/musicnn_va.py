@@ -201,7 +201,9 @@ class MusicnnVA(MoodModel):
             for prm in (self.motion.weight, self.domain.weight, self.domain.bias):
                 prm.requires_grad_(False)  # fitted in closed form after training (fit_track_movement)
         self.motion_nets = None
-        if movement_net and self.motion is not None:
+        if movement_net and self.motion is None:
+            raise ValueError("musicnn_va: movement_net shapes the movement part: it needs movement_past_s")
+        if movement_net:
             with torch.random.fork_rng(devices=[]):  # the rest of training draws what it drew without them
                 self.motion_nets = nn.ModuleList(MovementNet(n_bins) for _ in range(int(movement_net)))
             self.register_buffer("motion_nets_fitted", torch.zeros(()))  # 1 once fit_movement_net ran
@@ -286,15 +288,16 @@ class MusicnnVA(MoodModel):
         """For a whole track's feature rows ``(steps, n_bins)``: the past averages centred over the track
         ``(steps, n_bins)`` and the track's statistics ``(2 n_bins,)`` (what the movement and its gate read).
         They read the embedding as it comes, before its ReLU, whatever ``embedding_relu`` says (see there)."""
-        z = self.norm(torch.as_tensor(feats, dtype=torch.float32)[None])  # (1, steps, n_bins)
-        real = torch.ones_like(z[..., :1])
+        z = self.norm(torch.as_tensor(feats, dtype=torch.float32, device=self.norm.mean.device)[None])
+        real = torch.ones_like(z[..., :1])  # z: (1, steps, n_bins), on the model's device
         c = self.past_average(z, real)[0]
         return c - c.mean(0), self._statistics(z, real)[0]
 
     def net_movement(self, feats) -> torch.Tensor:
         """``(steps, 2)``: the mean of the :class:`MovementNet` members' outputs on a whole track's feature rows
-        ``(steps, n_bins)``, each standardised over the track (the movement's shape, no size, no level)."""
-        z = self.norm(torch.as_tensor(feats, dtype=torch.float32)[None])
+        ``(steps, n_bins)``, each standardised over the track (the movement's shape, no size, no level); on the
+        model's device. In eval mode (the members' dropout off), as :meth:`track_curve` runs it."""
+        z = self.norm(torch.as_tensor(feats, dtype=torch.float32, device=self.norm.mean.device)[None])
         outs = [_standardised(net(z)[0]) for net in self.motion_nets]
         return torch.stack(outs).mean(0)
 
@@ -310,11 +313,12 @@ class MusicnnVA(MoodModel):
         with torch.no_grad():
             c, stats = self.track_parts(np.asarray(feats)[:n])
             p = float(torch.sigmoid(self.domain(stats)).item())
-            m = self.motion(c).double().numpy()
+            m = self.motion(c).cpu().double().numpy()
             if self.motion_nets is not None and float(self.motion_nets_fitted) > 0:
-                e = self.net_movement(np.asarray(feats)[:n]).double().numpy()
+                # the net shapes the ridge's movement: where the ridge adds none (spread 0), it adds none either
+                e = self.net_movement(np.asarray(feats)[:n]).cpu().double().numpy()
                 m = m.std(0) * _standardised(_standardised(m) + e)
-        keep = p + (1.0 - p) * self.motion_keep.detach().double().numpy()
+        keep = p + (1.0 - p) * self.motion_keep.detach().cpu().double().numpy()
         mean = curve.mean(0)
         return np.clip(mean + keep * (curve - mean) + (1.0 - p) * m, -1.0, 1.0)
 
@@ -360,14 +364,19 @@ def fit_movement_net(model: MusicnnVA, tracks, *, seed: int = 0, epochs: int | N
     i``) sees every track once per epoch in random order, a random crop of 60-240 s of it (the context varies as
     a whole track's does), and minimises ``1 - PCC`` between its output and the labels over the crop's labelled
     steps, averaged over valence and arousal (the movement's shape; its size is the ridge's, its level the clip
-    head's). AdamW (:data:`MOVEMENT_NET_TRAINING`). Returns ``{"members", "tracks", "loss"}`` (the last epoch's
-    mean loss per member)."""
+    head's). AdamW (:data:`MOVEMENT_NET_TRAINING`). The result depends on the order of ``tracks`` (each epoch
+    visits a permutation of it): :func:`~moodscope.training.fold.refit_movement` passes them sorted by id. The
+    global random stream is left as it was. Returns ``{"members", "tracks", "loss"}`` (the last epoch's mean loss
+    per member)."""
     import numpy as np
 
     if model.motion_nets is None:
         raise ValueError("fit_movement_net: the model has no movement net (movement_net=0)")
     cfg = MOVEMENT_NET_TRAINING
     epochs = int(cfg["epochs"] if epochs is None else epochs)
+    if epochs < 1:
+        raise ValueError(f"fit_movement_net: epochs must be >= 1, got {epochs}")
+    dev = model.norm.mean.device
     data = []
     for feats, target in tracks:
         n = min(len(feats), len(target))
@@ -375,47 +384,57 @@ def fit_movement_net(model: MusicnnVA, tracks, *, seed: int = 0, epochs: int | N
         ok = ~np.isnan(y).any(1)
         if ok.sum() >= 4:
             with torch.no_grad():
-                z = model.norm(torch.as_tensor(np.asarray(feats)[:n], dtype=torch.float32)[None])[0]
-            data.append((z, torch.from_numpy(np.nan_to_num(y)).float(), torch.from_numpy(ok)))
+                z = model.norm(torch.as_tensor(np.asarray(feats)[:n], dtype=torch.float32, device=dev)[None])[
+                    0
+                ]
+            y = torch.from_numpy(np.nan_to_num(y)).float().to(dev)
+            data.append((z, y, torch.from_numpy(ok).to(dev)))
     if not data:
         raise ValueError("fit_movement_net: no track has four labelled steps")
     losses = []
     for i, net in enumerate(model.motion_nets):
         rng = np.random.default_rng(seed + i)
-        with torch.random.fork_rng(
-            devices=[]
-        ):  # the member's initialisation and dropout masks: its seed alone
-            torch.manual_seed(seed + i)
+        # the member's initialisation and dropout masks come from its seed alone (CPU stream, restored after)
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed + i)
             for layer in net.modules():  # a fresh start for every fit
                 if isinstance(layer, (nn.Linear, nn.LSTM)):
                     layer.reset_parameters()
-            for prm in net.parameters():
-                prm.requires_grad_(True)
-            opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-            net.train()
-            for _ in range(epochs):
-                total, count = 0.0, 0
-                for k in rng.permutation(len(data)):
-                    z, y, ok = data[k]
-                    length = min(len(z), int(rng.integers(cfg["crop_steps"][0], cfg["crop_steps"][1] + 1)))
-                    s = int(rng.integers(0, len(z) - length + 1))
-                    m = ok[s : s + length]
-                    if m.sum() < 4:
-                        continue
-                    p = net(z[None, s : s + length])[0][m]
-                    t = y[s : s + length][m]
-                    p, t = p - p.mean(0), t - t.mean(0)
-                    loss = 1.0 - ((p * t).sum(0) / (p.norm(dim=0) * t.norm(dim=0) + 1e-8)).mean()
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    total, count = total + float(loss.detach()), count + 1
-            net.eval()
-            for prm in net.parameters():
-                prm.requires_grad_(False)
-        losses.append(round(total / max(count, 1), 4))
+            try:
+                for prm in net.parameters():
+                    prm.requires_grad_(True)
+                net.train()
+                losses.append(_train_member(net, data, rng, epochs, cfg))
+            finally:
+                net.eval()
+                for prm in net.parameters():
+                    prm.requires_grad_(False)
     model.motion_nets_fitted.fill_(1.0)
     return {"members": len(model.motion_nets), "tracks": len(data), "loss": losses}
+
+
+def _train_member(net: MovementNet, data, rng, epochs: int, cfg: dict) -> float:
+    """:func:`fit_movement_net`'s loop for one member; returns the last epoch's mean loss."""
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    lo, hi = cfg["crop_steps"]
+    for _ in range(epochs):
+        total, count = 0.0, 0
+        for k in rng.permutation(len(data)):
+            z, y, ok = data[k]
+            length = min(len(z), int(rng.integers(lo, hi + 1)))
+            s = int(rng.integers(0, len(z) - length + 1))
+            m = ok[s : s + length]
+            if m.sum() < 4:
+                continue
+            p = net(z[None, s : s + length])[0][m]
+            t = y[s : s + length][m]
+            p, t = p - p.mean(0), t - t.mean(0)
+            loss = 1.0 - ((p * t).sum(0) / (p.norm(dim=0) * t.norm(dim=0) + 1e-8)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total, count = total + float(loss.detach()), count + 1
+    return round(total / max(count, 1), 4)
 
 
 def _window_statistics(model: MusicnnVA, windows):
@@ -542,7 +561,7 @@ def fit_track_movement(
         if ok.sum() < 2:
             continue
         c, _ = model.track_parts(np.asarray(feats)[:n])
-        c = c.double().numpy()[ok]
+        c = c.cpu().double().numpy()[ok]
         g = np.asarray(curve, np.float64)[:n][ok]
         X.append(c - c.mean(0))
         G.append(g - g.mean(0))
@@ -570,7 +589,7 @@ def fit_track_movement(
         model.motion_keep.copy_(torch.from_numpy(keep).to(model.motion_keep))
         if gate:
             with torch.no_grad():
-                S = np.array([model.track_parts(np.asarray(f))[1].double().numpy() for f, _ in gate])
+                S = np.array([model.track_parts(np.asarray(f))[1].cpu().double().numpy() for f, _ in gate])
             y = np.array([int(bool(v)) for _, v in gate])
             if len(set(y)) < 2:
                 raise ValueError("fit_track_movement: the gate needs synthetic and other tracks")

@@ -192,8 +192,11 @@ def refit_movement(
     out = fit_track_movement(model, tracks, alpha=alpha, gain=gain, weights=weights, gate=pairs)
     out["sources"] = count
     if getattr(model, "motion_nets", None) is not None:
+        ordered = sorted(
+            picked, key=lambda it: it.id
+        )  # its fit depends on the order: one, whatever the split's
         out["net"] = fit_movement_net(
-            model, [(it.feats, it.dynamic) for it in picked], seed=seed, epochs=net_epochs
+            model, [(it.feats, it.dynamic) for it in ordered], seed=seed, epochs=net_epochs
         )
     return out
 
