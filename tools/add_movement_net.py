@@ -30,7 +30,7 @@ from moodscope.datasets import load_dataset
 from moodscope.inference.predictor import Predictor
 from moodscope.modelfile import load_model, save_model
 from moodscope.models import build
-from moodscope.models.musicnn_va import fit_movement_net
+from moodscope.models.movement_net import fit_movement_net
 from moodscope.training.data import load_tracks, make_folds, tracks_to_items
 from moodscope.training.experiment import resolve_config
 from moodscope.training.reports import summarize, write_json

@@ -791,7 +791,8 @@ def test_building_a_movement_net_draws_nothing_from_the_training_stream():
 
 
 def test_movement_net_learns_a_movement_the_ridge_cannot_and_keeps_size_and_mean(task):
-    from moodscope.models.musicnn_va import fit_movement_net, fit_track_movement
+    from moodscope.models.movement_net import fit_movement_net
+    from moodscope.models.musicnn_va import fit_track_movement
 
     m = _net_model(2)
     train = [_planted(i) for i in range(12)]
@@ -832,7 +833,7 @@ def test_movement_net_learns_a_movement_the_ridge_cannot_and_keeps_size_and_mean
 def test_movement_net_training_is_reproducible_and_survives_the_model_file(tmp_path):
     from moodscope.config import MUSICNN_EMBEDDING
     from moodscope.modelfile import load_model, save_model
-    from moodscope.models.musicnn_va import fit_movement_net
+    from moodscope.models.movement_net import fit_movement_net
 
     train = [_planted(i) for i in range(6)]
     a, b = _net_model(2), _net_model(2)

@@ -174,7 +174,8 @@ def refit_movement(
     ``seed``; ``net_epochs`` overrides its epochs)."""
     import numpy as np
 
-    from ..models.musicnn_va import fit_movement_net, fit_track_movement
+    from ..models.movement_net import fit_movement_net
+    from ..models.musicnn_va import fit_track_movement
     from .data import source_of
 
     keep = None if sources is None else set(sources)
