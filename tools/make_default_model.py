@@ -47,7 +47,8 @@ FINAL_CONFIG = ROOT / "configs" / "mood_default.yaml"
 DESCRIPTION = (
     "default: a clip-level quadrant classifier (the level), a BiGRU, a linear map of 8 s past averages and a "
     "3-member BiLSTM ensemble (the movement) on frozen MSD-MusiCNN embeddings (+ mode features), every track "
-    "brought to -14 LUFS first; AllMusic mood tags"
+    "brought to -14 LUFS first; on solo piano the level half from a ridge fitted on VGMIDI's and EMOPIA's "
+    "labels; AllMusic mood tags"
 )
 
 LICENCES = (
@@ -160,7 +161,7 @@ def main() -> None:
             "trained_on": "4Q audio emotion dataset, the given half (461 real recordings of 331 artists, "
             "quadrants and AllMusic moods); EMOPIA 1.0 official train split (876 clips, FluidR3_GM rendering), "
             "validation on its val split; VGMIDI, the given half (100 piano pieces, listeners' valence-arousal "
-            "per bar, FluidR3_GM rendering) for the curve's movement; moodscope's synthetic corpus (48 clips x "
+            "per bar, FluidR3_GM rendering) for the curve's movement and, with EMOPIA, the level of solo piano; moodscope's synthetic corpus (48 clips x "
             "45 s, seed 1) for the curve",
             "licences": LICENCES,
             "moods_source": "AllMusic editors' mood tags of 4Q's clips (MoodsStr: AllMusic's own grouping), the "

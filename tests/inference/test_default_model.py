@@ -243,7 +243,8 @@ def test_default_model_does_not_move_with_playback_level_piano(model, tmp_path):
 def test_default_model_gate_tells_synthetic_audio_from_piano(model, tmp_path):
     """The track-level movement's gate (issue 24): the synthetic corpus's songs keep the sliding window's movement
     (the gate opens), sampled piano -- the listeners' domain -- gets the movement learnt from VGMIDI (it stays
-    closed). Neither audio was heard in training (corpus seed 3; pieces written here)."""
+    closed); the piano level's gate opens on the piano only. Neither audio was heard in training (corpus seed 3;
+    pieces written here)."""
     import torch
 
     from moodscope.datasets.corpus import synthesize
@@ -269,3 +270,12 @@ def test_default_model_gate_tells_synthetic_audio_from_piano(model, tmp_path):
     ps, pp = [p_syn(it) for it in syn], [p_syn(it) for it in pian]
     print(f"\ngate: synthetic {np.round(ps, 3).tolist()}, piano {np.round(pp, 3).tolist()}")
     assert min(ps) > 0.5 > max(pp)
+
+    # the piano level's gate the other way round: open on the piano, closed on the corpus's songs
+    def p_piano(it):
+        with torch.no_grad():
+            return float(m.piano(m.track_parts(it.feats)[1])[1].item())
+
+    qs, qp = [p_piano(it) for it in syn], [p_piano(it) for it in pian]
+    print(f"piano level's gate: synthetic {np.round(qs, 3).tolist()}, piano {np.round(qp, 3).tolist()}")
+    assert min(qp) > 0.5 > max(qs)

@@ -123,3 +123,8 @@ def test_config_runs_on_fixture(path, tmp_path):
             assert f"| {metric} |" in table and f"{value:.4f}" in table
     res = json.loads((run_dir / "results.json").read_text())
     assert res["name"] == cfg["name"]
+    if cfg["train"].get("level_fit"):  # the default recipe's piano level was fitted after training
+        fold = json.loads(next(run_dir.rglob("metrics.json")).read_text())
+        assert (
+            fold["level_fit"]["tracks"] > 0 and fold["level_fit"]["gate_tracks"] > fold["level_fit"]["tracks"]
+        )

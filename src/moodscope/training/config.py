@@ -103,6 +103,10 @@ class TrainSection:
     # {alpha: ridge strength, gain: multiplier of the fitted map, sources: [names] whose curves it learns
     # ("main" or a data.also dataset's name; default every source with curves), gate: [names] of synthetic audio}
     movement_fit: dict | None = None
+    # a model with a piano level (musicnn_va piano_level): fit it after training in closed form,
+    # {sources: [names] of solo-piano sources, alpha: ridge strength, quadrant_scale: the level of a quadrant
+    # clip's signs, gate_c: the gate's inverse regularisation}
+    level_fit: dict | None = None
     gamma: float = 0.5
     patience: int = 10
     # which weights a fold keeps: "best" (the epoch of the best validation score) or "last" (the end of
@@ -167,6 +171,22 @@ class TrainSection:
                 raise ConfigError(
                     "train.movement_fit: expected {alpha: > 0, gain: > 0, sources: [names], gate: [names], net_epochs: > 0}, e.g. "
                     f"{{alpha: 10000, gain: 2, sources: [vgmidi], gate: [synthetic]}}, got {mf!r}"
+                )
+        if self.level_fit is not None:
+            lf = self.level_fit
+            ok = isinstance(lf, dict) and set(lf) <= {"alpha", "quadrant_scale", "sources", "gate_c"}
+            ok = ok and isinstance(lf.get("sources"), list) and bool(lf["sources"])
+            ok = ok and all(isinstance(x, str) for x in lf["sources"])
+            ok = ok and all(
+                isinstance(lf.get(k, 1.0), (int, float))
+                and not isinstance(lf.get(k, 1.0), bool)
+                and lf.get(k, 1.0) > 0
+                for k in ("alpha", "quadrant_scale", "gate_c")
+            )
+            if not ok:
+                raise ConfigError(
+                    "train.level_fit: expected {sources: [names], alpha: > 0, quadrant_scale: > 0, gate_c: > 0}, "
+                    f"e.g. {{sources: [vgmidi, emopia], alpha: 100, quadrant_scale: 0.2, gate_c: 1.0}}, got {lf!r}"
                 )
         if self.keep not in ("best", "last"):
             raise ConfigError(f"train.keep: expected 'best' or 'last', got {self.keep!r}")

@@ -115,6 +115,8 @@ def train_fold(
         result["clip_fit"] = learner.clip_fit
     if getattr(learner, "movement_fit", None):
         result["movement_fit"] = learner.movement_fit
+    if getattr(learner, "level_fit", None):
+        result["level_fit"] = learner.level_fit
     return fold_done(fold_dir, result, task, test_items, preds)
 
 
@@ -202,6 +204,46 @@ def refit_movement(
     return out
 
 
+def refit_piano_level(
+    model,
+    task,
+    items,
+    *,
+    sources,
+    alpha: float = 100.0,
+    quadrant_scale: float = 0.2,
+    gate_c: float = 1.0,
+) -> dict:
+    """Fit a model's piano level (``musicnn_va`` ``piano_level``,
+    :func:`moodscope.models.piano_level.fit_piano_level`) on the training ``items`` of the solo-piano
+    ``sources`` (``"main"`` or a ``data.also`` dataset's name): a track with a listeners' curve gives the
+    curve's mean, a clip with a listener's quadrant ``quadrant_scale`` times its signs; each source weighs the
+    same in total. The gate learns those sources' tracks against every other labelled training track."""
+    import numpy as np
+
+    from ..models.piano_level import fit_piano_level
+    from .data import source_of
+
+    keep = set(sources)
+    level = []
+    for it in sorted(items, key=lambda it: it.id):
+        if source_of(it.id) not in keep:
+            continue
+        if it.dynamic is not None and not np.isnan(it.dynamic).all():
+            level.append((it, np.nanmean(np.asarray(it.dynamic, np.float64), 0)))
+        elif task.quadrant_labelled(it):
+            level.append((it, float(quadrant_scale) * np.asarray(task.signs(it), np.float64)))
+    if not level:
+        raise ValueError(f"train.level_fit: no training track with a curve or a quadrant from {sorted(keep)}")
+    names = [source_of(it.id) for it, _ in level]
+    count = {n: names.count(n) for n in set(names)}
+    tracks = [(it.feats, t, len(names) / (len(count) * count[n])) for (it, t), n in zip(level, names)]
+    gate = [(it.feats, source_of(it.id) in keep) for it in items if task.has_labels(it)]
+    out = fit_piano_level(model, tracks, gate, alpha=alpha, gate_c=gate_c)
+    out["sources"] = count
+    return out
+
+
 class DeepLearner:
     """A registered model trained with Lightning: Adam (+ step decay), early stopping on the validation
     score, the best checkpoint kept; ``resume`` continues from the fold's last checkpoint.
@@ -231,6 +273,7 @@ class DeepLearner:
         self.epochs, self.best_val_score = 0, None
         self.clip_fit: dict | None = None
         self.movement_fit: dict | None = None
+        self.level_fit: dict | None = None
 
     def fit(self, tr_items: list[Item], val_items: list[Item], *, fold: int) -> None:
         from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -308,6 +351,10 @@ class DeepLearner:
         if tc.get("movement_fit") and getattr(model, "motion", None) is not None:
             self.movement_fit = refit_movement(
                 model.cpu().eval(), task, tr_items + list(val_items), seed=seed, **tc["movement_fit"]
+            )
+        if tc.get("level_fit") and getattr(model, "piano", None) is not None:
+            self.level_fit = refit_piano_level(
+                model.cpu().eval(), task, tr_items + list(val_items), **tc["level_fit"]
             )
         model.eval().to(device)
         self.epochs = int(trainer.current_epoch)
