@@ -128,3 +128,17 @@ def test_config_runs_on_fixture(path, tmp_path):
         assert (
             fold["level_fit"]["tracks"] > 0 and fold["level_fit"]["gate_tracks"] > fold["level_fit"]["tracks"]
         )
+
+
+def test_a_setting_unset_in_an_older_run_equals_null():
+    """A run made before an optional setting existed resumes: unset there, ``null`` now, is no difference; any
+    other value against unset still is."""
+    from moodscope.training.config import UNSET, config_differences
+
+    old = {"train": {"epochs": 3}}
+    assert config_differences(old, {"train": {"epochs": 3, "level_fit": None}}) == []
+    assert config_differences({"train": {"epochs": 3, "level_fit": None}}, old) == []
+    assert config_differences(old, {"train": {"epochs": 3, "level_fit": {"sources": ["x"]}}}) == [
+        ("train.level_fit.sources", UNSET, ["x"])
+    ]
+    assert config_differences(old, {"train": {"epochs": 4, "level_fit": None}}) == [("train.epochs", 3, 4)]

@@ -419,7 +419,9 @@ def config_differences(old: dict, new: dict, free=RESUME_FREE_KEYS) -> list[tupl
     """The dotted keys whose values differ between two resolved configs, as ``(key, old, new)`` sorted by key
     (:data:`UNSET` where a key is missing), leaving out the keys in ``free`` and below them.
 
-    Both are compared as YAML stores them (``new`` is dumped and read back), so a tuple equals a list."""
+    Both are compared as YAML stores them (``new`` is dumped and read back), so a tuple equals a list. A key
+    missing on one side and ``null`` on the other is no difference: every optional setting is off when unset,
+    and a setting added to moodscope after a run was made (``train.level_fit``) must not stop it resuming."""
     new = yaml.safe_load(yaml.safe_dump(new, sort_keys=False))
     a, b = _flatten(old or {}), _flatten(new or {})
     # an empty mapping on one side and keys below it on the other: compare the keys, not the mapping
@@ -430,6 +432,8 @@ def config_differences(old: dict, new: dict, free=RESUME_FREE_KEYS) -> list[tupl
         if any(key == f or key.startswith(f + ".") for f in free):
             continue
         va, vb = a.get(key, UNSET), b.get(key, UNSET)
+        if {va is UNSET, vb is UNSET} == {True, False} and (va is None or vb is None):
+            continue  # unset on one side, null on the other: the same setting
         if va != vb:
             out.append((key, va, vb))
     return out
