@@ -51,6 +51,14 @@ DESCRIPTION = (
     "labels; AllMusic mood tags"
 )
 
+TRAINED_ON = (
+    "4Q audio emotion dataset, the given half (461 real recordings of 331 artists, quadrants and AllMusic moods); "
+    "EMOPIA 1.0 official train split (876 clips, FluidR3_GM rendering), validation on its val split; VGMIDI, the "
+    "given half (100 piano pieces, listeners' valence-arousal per bar, FluidR3_GM rendering) for the curve's "
+    "movement and, with EMOPIA, the level of solo piano; moodscope's synthetic corpus (48 clips x 45 s, seed 1) "
+    "for the curve"
+)
+
 LICENCES = (
     "4Q audio emotion dataset (Panda, Malheiro & Paiva 2018; audio clips from AllMusic): research and "
     "non-commercial use only; EMOPIA 1.0 labels and MIDI (Hung et al., ISMIR 2021): CC BY-NC-SA 4.0 -- "
@@ -158,11 +166,7 @@ def main() -> None:
     info.update(
         {
             "description": DESCRIPTION,
-            "trained_on": "4Q audio emotion dataset, the given half (461 real recordings of 331 artists, "
-            "quadrants and AllMusic moods); EMOPIA 1.0 official train split (876 clips, FluidR3_GM rendering), "
-            "validation on its val split; VGMIDI, the given half (100 piano pieces, listeners' valence-arousal "
-            "per bar, FluidR3_GM rendering) for the curve's movement and, with EMOPIA, the level of solo piano; moodscope's synthetic corpus (48 clips x "
-            "45 s, seed 1) for the curve",
+            "trained_on": TRAINED_ON,
             "licences": LICENCES,
             "moods_source": "AllMusic editors' mood tags of 4Q's clips (MoodsStr: AllMusic's own grouping), the "
             f"{len(vocab)} moods on >= {mood_tags.MIN_CLIPS} of 461 clips; one logistic regression per mood "
