@@ -171,16 +171,27 @@ def test_truncated_files_are_refused_where_libsndfile_reads_them_as_shorter(tmp_
 
 
 def test_explicit_bad_paths(tmp_path, cli, tiny_model):
-    """Paths named on the command line: a missing file, a device, an unknown extension, an empty folder."""
+    """Paths named on the command line: a missing file, a device, an unknown extension, an empty folder, ''."""
     good = write_clip(tmp_path / "good.wav", 3.0)
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
     empty = tmp_path / "empty_folder"
     empty.mkdir()
     run = cli(
-        "predict", good, tmp_path / "missing.wav", "/dev/null", notes, empty, "--model", tiny_model, "--quiet"
+        "predict",
+        good,
+        tmp_path / "missing.wav",
+        "/dev/null",
+        notes,
+        empty,
+        "",
+        "--model",
+        tiny_model,
+        "--quiet",
     )
     assert_clean_error(run, code=1, name="missing.wav", cause="no such file")
+    # an empty argument (an unset shell variable) is not the current folder
+    assert_clean_error(run, code=1, name="''", cause="empty path")
     assert_clean_error(run, code=1, name="/dev/null", cause="character device")
     assert_clean_error(run, code=1, name="notes.txt", cause="unknown audio format")
     assert_clean_error(run, code=1, name="empty_folder", cause="no supported audio files")

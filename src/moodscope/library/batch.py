@@ -55,7 +55,13 @@ def collect_audio(paths) -> tuple[list[Path], list[tuple[str, str]]]:
     met twice (the same path resolved) is taken once.
     """
     files, problems = [], []
-    for p in map(Path, paths):
+    for given in paths:
+        p = Path(given)
+        if not str(
+            given
+        ).strip():  # Path("") is ".": an empty argument (an unset shell variable) is not a folder
+            problems.append(("''", "empty path (an unset shell variable?)"))
+            continue
         if p.is_dir():
             found = []
 
