@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
 from moodscope.modelfile import load_model, save_model
 from moodscope.models import build
+from moodscope.training.config import dump_config
 from moodscope.training.experiment import _prepare, experiment_task, resolve_config
 from moodscope.training.fold import refit_piano_level
 from moodscope.training.reports import summarize, write_json
@@ -44,6 +44,10 @@ def with_level(path: Path, weight: float):
     bundle = load_model(path)
     if bundle.model.model_name != "musicnn_va" or bundle.model.model_args.get("movement_past_s") is None:
         raise SystemExit(f"{path}: not a musicnn_va model with a movement part (movement_past_s)")
+    if bundle.model.model_args.get("piano_level"):
+        raise SystemExit(
+            f"{path}: has a piano level already (piano_level {bundle.model.model_args['piano_level']})"
+        )
     args = dict(bundle.model.model_args, piano_level=float(weight))
     model = build(bundle.model.model_name, **args)
     missing, unexpected = model.load_state_dict(bundle.model.state_dict(), strict=False)
@@ -95,7 +99,11 @@ def main() -> None:
     src.add_argument(
         "--run", type=Path, help="a cross-validation run (config.yaml, fold_*/model.safetensors)"
     )
-    src.add_argument("--model", type=Path, help="one model file, fitted on every track of --config")
+    src.add_argument(
+        "--model",
+        type=Path,
+        help="one model file, fitted on the training tracks of --config (not its test split)",
+    )
     ap.add_argument("--config", type=Path, help="with --model: the run config it was trained with")
     ap.add_argument("--weight", type=float, default=0.5, help="piano_level (default 0.5: half and half)")
     ap.add_argument(
@@ -120,7 +128,11 @@ def main() -> None:
         if len(folds) != len(paths):
             raise SystemExit(f"{a.run}: {len(paths)} fold models for {len(folds)} folds")
         a.out.mkdir(parents=True, exist_ok=True)
-        shutil.copy(a.run / "config.yaml", a.out / "config.yaml")
+        # the models' config: the run's, with the piano level it now has
+        model_cfg = dict(cfg["model"], args=dict(cfg["model"]["args"], piano_level=a.weight))
+        dump_config(
+            dict(cfg, model=model_cfg, train=dict(cfg["train"], level_fit=settings)), a.out / "config.yaml"
+        )
         results = []
         for k, (fold, path) in enumerate(zip(folds, paths)):
             dest = a.out / f"fold_{k}" / "model.safetensors"
@@ -164,8 +176,14 @@ def main() -> None:
         measured = dict(info.get("measured") or {})
         if "emopia_test" in measured and cfg["data"]["dataset"] == "emopia":  # the final model's test split
             measured["emopia_test"] = {k: {"mean": round(v, 4), "std": 0.0} for k, v in metrics.items()}
-        for k, v in _figures(a.vgmidi_run, a.fourq_run).items():  # the other models' VGMIDI rows stay
-            measured[k] = {**measured.get(k, {}), **v} if k == "vgmidi_cv" else v
+        for k, v in _figures(a.vgmidi_run, a.fourq_run).items():  # the other models' rows stay
+            if k == "vgmidi_cv":
+                v = {**measured.get(k, {}), **v}
+            elif k == "fourq_cv_report":
+                mine = {r["model"] for r in v["table"]}
+                kept = [r for r in (measured.get(k) or {}).get("table", []) if r["model"] not in mine]
+                v = dict(v, table=v["table"] + kept)
+            measured[k] = v
         info["measured"] = measured
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from make_default_model import DESCRIPTION, TRAINED_ON, curve_on_unseen_corpus

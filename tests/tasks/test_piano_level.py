@@ -125,10 +125,15 @@ def test_refit_piano_level_takes_curve_means_and_scaled_quadrants_each_source_we
     assert levels[0.18][1] == pytest.approx(0.75) and levels[-0.25][1] == pytest.approx(
         1.5
     )  # 2 x 0.75 = 1 x 1.5
-    assert [p for _, p in seen["gate"]] == [True, True, True, False, False]
+    # sorted by id: 4q:c1, emopia:e1, p1, p2, synthetic:s
+    assert [p for _, p in seen["gate"]] == [False, True, True, True, False]
     assert seen["kw"] == {"alpha": 3.0, "gate_c": 1.0}
-    with pytest.raises(ValueError, match="no training track with a curve or a quadrant"):
-        fold.refit_piano_level(_model(), task, items, sources=["vgmidi"])
+    with pytest.raises(ValueError, match=r"no training track with a curve or a quadrant from \['vgmidi'\]"):
+        fold.refit_piano_level(_model(), task, items, sources=["main", "vgmidi"])  # a misspelt source
+    # an unlabelled track is in neither the level nor the gate; the gate's order is the ids'
+    items.append(Item("4q:nolabel", _track(6, False)[0]))
+    fold.refit_piano_level(_model(), task, items[::-1], sources=["main", "emopia"])
+    assert len(seen["gate"]) == 5 and [p for _, p in seen["gate"]] == [False, True, True, True, False]
 
 
 def test_level_fit_is_checked():
@@ -146,3 +151,38 @@ def test_level_fit_is_checked():
     ):
         with pytest.raises(ConfigError, match="train.level_fit: expected"):
             load_config(None, [f"train.level_fit={bad}"])
+
+
+def test_level_fit_is_checked_against_the_model_and_the_data_before_training():
+    from moodscope.errors import ConfigError
+    from moodscope.training.fold import _check_level_fit
+
+    cfg = {"data": {"dataset": "vgmidi", "also": [{"dataset": "emopia"}, {"dataset": "emopia"}]}}
+    cfg["train"] = {"level_fit": {"sources": ["main", "emopia", "emopia#2"]}}
+    _check_level_fit(cfg, _model())
+    cfg["train"]["level_fit"]["sources"] = ["main", "empoia"]
+    with pytest.raises(ConfigError, match=r"train.level_fit.sources: \['empoia'\] name no data source"):
+        _check_level_fit(cfg, _model())
+    with pytest.raises(ConfigError, match="no piano level to fit"):
+        _check_level_fit(cfg, build("musicnn_va", **ARGS))
+
+
+def test_an_unfitted_level_changes_nothing_and_the_level_stays_in_the_fitted_range():
+    from moodscope.models.piano_level import fit_piano_level
+
+    m = _model()
+    stats = m.track_parts(_track(1, True)[0])[1]
+    with torch.no_grad():
+        m.piano.gate.bias.fill_(30.0)  # an open gate and a level, but not fitted: skipped
+        m.piano.map.bias.fill_(0.5)
+    f, _ = _track(2, True)
+    curve = np.full((60, 2), 0.1)
+    assert np.array_equal(m.track_curve(f, curve), np.clip(curve, -1, 1))
+    train = [_track(i, True) for i in range(20)]
+    gate = [(f_, True) for f_, _ in train] + [(_track(50 + i, False)[0], False) for i in range(20)]
+    fit_piano_level(m, [(f_, y, 1.0) for f_, y in train], gate, alpha=1.0)
+    lo, hi = np.min([y for _, y in train], 0), np.max([y for _, y in train], 0)
+    far = stats * 0 + 1e3  # statistics far outside what the fit saw
+    level, _ = m.piano(far)
+    assert np.all(level.numpy() >= lo - 1e-6) and np.all(level.numpy() <= hi + 1e-6)
+    assert float(m.piano.fitted) == 1.0

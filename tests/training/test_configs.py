@@ -130,15 +130,24 @@ def test_config_runs_on_fixture(path, tmp_path):
         )
 
 
-def test_a_setting_unset_in_an_older_run_equals_null():
-    """A run made before an optional setting existed resumes: unset there, ``null`` now, is no difference; any
-    other value against unset still is."""
+def test_a_setting_unset_in_an_older_run_is_its_default():
+    """A run made before a setting of a typed section existed resumes: unset there is its default now; any other
+    value against unset still is a difference, and so is null against unset outside the typed sections (a
+    renderer's ``program: null`` keeps the MIDI's own instruments: not the default)."""
+    import copy
+
     from moodscope.training.config import UNSET, config_differences
 
-    old = {"train": {"epochs": 3}}
-    assert config_differences(old, {"train": {"epochs": 3, "level_fit": None}}) == []
-    assert config_differences({"train": {"epochs": 3, "level_fit": None}}, old) == []
-    assert config_differences(old, {"train": {"epochs": 3, "level_fit": {"sources": ["x"]}}}) == [
-        ("train.level_fit.sources", UNSET, ["x"])
+    now = load_config(None)
+    old = copy.deepcopy(now)
+    del old["train"]["level_fit"], old["train"]["keep"]  # an older moodscope's run
+    assert config_differences(old, now) == []
+    assert config_differences(old, dict(now, train={**now["train"], "keep": "last"})) == [
+        ("train.keep", "best", "last")
     ]
-    assert config_differences(old, {"train": {"epochs": 4, "level_fit": None}}) == [("train.epochs", 3, 4)]
+    fit = {"sources": ["x"]}
+    diffs = config_differences(old, dict(now, train={**now["train"], "level_fit": fit}))
+    assert [k for k, _, _ in diffs] == ["train.level_fit", "train.level_fit.sources"]  # null -> set
+    old["data"]["options"] = {"soundfont": "FluidR3_GM"}
+    new = dict(now, data={**now["data"], "options": {"soundfont": "FluidR3_GM", "program": None}})
+    assert config_differences(old, new) == [("data.options.program", UNSET, None)]

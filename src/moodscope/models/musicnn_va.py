@@ -132,9 +132,9 @@ class MusicnnVA(MoodModel):
         (:func:`~moodscope.models.piano_level.fit_piano_level`, ``train.level_fit``). Chosen on VGMIDI's
         series-grouped folds (README "Curves that follow listeners"): offline, a regression on VGMIDI alone set
         held-out series' levels worse than the model (static PCC 0.48 / 0.72 against 0.58 / 0.77) and half and
-        half better than either (0.60 / 0.79); in the model (the five fold models given it) static PCC 0.606 /
-        0.765 against 0.581 / 0.772, the pieces' mean level error 0.177 / 0.132 against 0.231 / 0.164 (smaller on
-        74 / 64 of 100 pieces, p < 0.001), per-piece CCC 0.085 / 0.193 against 0.064 / 0.172. EMOPIA in the fit
+        half better than either (0.60 / 0.79); in the model (the five fold models given it) static PCC 0.605 /
+        0.765 against 0.581 / 0.772, the pieces' mean level error 0.176 / 0.131 against 0.231 / 0.164 (smaller on
+        74 / 65 of 100 pieces, p < 0.001), per-piece CCC 0.084 / 0.191 against 0.064 / 0.172. EMOPIA in the fit
         keeps pop piano's quadrants (its test split: 0.659 against 0.614; with VGMIDI alone it fell to 0.568);
         the gate's C 1 rather than 0.01 keeps it open on held-out series (at least 0.98) and shut on held-out 4Q
         clips (mean 0.004): 4Q's artist-grouped figures stay (quadrant accuracy unchanged, valence ROC-AUC 0.868
@@ -352,7 +352,9 @@ class MusicnnVA(MoodModel):
                 e = self.net_movement(np.asarray(feats)[:n]).cpu().double().numpy()
                 m = m.std(0) * standardised(standardised(m) + e)
             shift = 0.0
-            if self.piano is not None:  # the level moves toward the piano level where the gate opens
+            if (
+                self.piano is not None and float(self.piano.fitted) > 0
+            ):  # toward the piano level where its gate opens
                 level, q = self.piano(stats)
                 shift = self.piano_level * float(q) * (level.cpu().double().numpy() - curve.mean(0))
         keep = p + (1.0 - p) * self.motion_keep.detach().cpu().double().numpy()

@@ -23,8 +23,10 @@ LEVEL_SD_FLOOR = 0.1
 
 class PianoLevel(nn.Module):
     """``forward(stats) -> (level (2,), gate ())`` for a track's statistics ``(2 n_bins,)``: the fitted level
-    (valence, arousal) clamped to [-1, 1] and the probability that the track is solo piano. No gradient: fitted
-    by :func:`fit_piano_level`. Built without drawing from the global random stream (models given it after
+    (valence, arousal), clamped to the range of the levels it was fitted on (a linear map of ~540 statistics
+    must not extrapolate past what it learnt), and the probability that the track is solo piano. ``fitted`` is 1
+    once :func:`fit_piano_level` ran (unfitted, :meth:`~moodscope.models.musicnn_va.MusicnnVA.track_curve`
+    skips it). No gradient. Built without drawing from the global random stream (models given it after
     training equal what the recipe trains)."""
 
     def __init__(self, n_stats: int):
@@ -39,9 +41,13 @@ class PianoLevel(nn.Module):
             self.gate.bias.fill_(-30.0)
         for prm in self.parameters():
             prm.requires_grad_(False)
+        self.register_buffer("lo", torch.full((2,), -1.0))  # the fitted levels' range
+        self.register_buffer("hi", torch.full((2,), 1.0))
+        self.register_buffer("fitted", torch.zeros(()))
 
     def forward(self, stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.map(stats).clamp(-1.0, 1.0), torch.sigmoid(self.gate(stats))[..., 0]
+        level = torch.minimum(torch.maximum(self.map(stats), self.lo), self.hi)
+        return level, torch.sigmoid(self.gate(stats))[..., 0]
 
 
 def _standardising(S):
@@ -90,6 +96,9 @@ def fit_piano_level(model, tracks, gate, *, alpha: float = 100.0, gate_c: float 
         piano.map.bias.copy_(torch.from_numpy(reg.intercept_ - (reg.coef_ * (mu / sd)).sum(1)).to(p))
         piano.gate.weight.copy_(torch.from_numpy(lr.coef_ / gs).to(p))
         piano.gate.bias.fill_(float(lr.intercept_[0] - (lr.coef_[0] * gm / gs).sum()))
+        piano.lo.copy_(torch.from_numpy(Y.min(0)).to(piano.lo))
+        piano.hi.copy_(torch.from_numpy(Y.max(0)).to(piano.hi))
+        piano.fitted.fill_(1.0)
     return {
         "tracks": len(tracks),
         "r2": round(float(reg.score((S - mu) / sd, Y, sample_weight=w)), 4),

@@ -419,11 +419,19 @@ def config_differences(old: dict, new: dict, free=RESUME_FREE_KEYS) -> list[tupl
     """The dotted keys whose values differ between two resolved configs, as ``(key, old, new)`` sorted by key
     (:data:`UNSET` where a key is missing), leaving out the keys in ``free`` and below them.
 
-    Both are compared as YAML stores them (``new`` is dumped and read back), so a tuple equals a list. A key
-    missing on one side and ``null`` on the other is no difference: every optional setting is off when unset,
-    and a setting added to moodscope after a run was made (``train.level_fit``) must not stop it resuming."""
+    Both are compared as YAML stores them (``new`` is dumped and read back), so a tuple equals a list. A key of
+    a typed section (``data``, ``split``, ``train``) missing from ``old`` -- a setting added to moodscope after
+    that run was made, such as ``train.level_fit`` -- is compared as its default, so it does not stop the run
+    resuming unless this run sets it; a key missing anywhere else is a difference (``null`` there may mean
+    something else than unset: a renderer's ``program: null`` keeps the MIDI's own instruments)."""
     new = yaml.safe_load(yaml.safe_dump(new, sort_keys=False))
-    a, b = _flatten(old or {}), _flatten(new or {})
+    old = copy.deepcopy(old or {})
+    for name, cls in SECTIONS.items():  # settings the older run did not know of: their defaults
+        if isinstance(old.get(name), dict):
+            for f in fields(cls):
+                if f.name not in old[name]:
+                    old[name][f.name] = yaml.safe_load(yaml.safe_dump(asdict(cls())[f.name]))
+    a, b = _flatten(old), _flatten(new or {})
     # an empty mapping on one side and keys below it on the other: compare the keys, not the mapping
     a = {k: v for k, v in a.items() if not (v == {} and any(x.startswith(k + ".") for x in b))}
     b = {k: v for k, v in b.items() if not (v == {} and any(x.startswith(k + ".") for x in a))}
@@ -432,8 +440,6 @@ def config_differences(old: dict, new: dict, free=RESUME_FREE_KEYS) -> list[tupl
         if any(key == f or key.startswith(f + ".") for f in free):
             continue
         va, vb = a.get(key, UNSET), b.get(key, UNSET)
-        if {va is UNSET, vb is UNSET} == {True, False} and (va is None or vb is None):
-            continue  # unset on one side, null on the other: the same setting
         if va != vb:
             out.append((key, va, vb))
     return out

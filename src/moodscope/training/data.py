@@ -192,6 +192,17 @@ def source_of(item_id: str) -> str:
     return item_id.split(":", 1)[0] if ":" in item_id else "main"
 
 
+def source_names(cfg: dict) -> set[str]:
+    """The names a config's data sources go by (:func:`source_of`): ``"main"`` and each ``data.also`` entry's
+    dataset (``<dataset>#2`` for a dataset's second entry)."""
+    names, seen = {"main"}, {}
+    for entry in cfg["data"].get("also") or []:
+        name = entry["dataset"]
+        seen[name] = seen.get(name, 0) + 1
+        names.add(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return names
+
+
 def load_aux_items(
     cfg: dict, features: FeatureConfig, tag_names, *, progress=True, repairs: list[str] | None = None
 ) -> list[Item]:

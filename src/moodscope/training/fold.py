@@ -233,15 +233,41 @@ def refit_piano_level(
             level.append((it, np.nanmean(np.asarray(it.dynamic, np.float64), 0)))
         elif task.quadrant_labelled(it):
             level.append((it, float(quadrant_scale) * np.asarray(task.signs(it), np.float64)))
-    if not level:
-        raise ValueError(f"train.level_fit: no training track with a curve or a quadrant from {sorted(keep)}")
     names = [source_of(it.id) for it, _ in level]
+    missing = sorted(keep - set(names))
+    if missing:  # a misspelt source would also teach the gate that its tracks are not piano
+        raise ValueError(
+            f"train.level_fit: no training track with a curve or a quadrant from {missing} (sources are 'main' "
+            "or a data.also dataset's name)"
+        )
     count = {n: names.count(n) for n in set(names)}
     tracks = [(it.feats, t, len(names) / (len(count) * count[n])) for (it, t), n in zip(level, names)]
-    gate = [(it.feats, source_of(it.id) in keep) for it in items if task.has_labels(it)]
+    labelled = sorted(
+        (it for it in items if task.has_labels(it)), key=lambda it: it.id
+    )  # one order, any split's
+    gate = [(it.feats, source_of(it.id) in keep) for it in labelled]
     out = fit_piano_level(model, tracks, gate, alpha=alpha, gate_c=gate_c)
     out["sources"] = count
     return out
+
+
+def _check_level_fit(cfg: dict, model) -> None:
+    """``train.level_fit`` against the model and the data, before any training (its fit runs after it)."""
+    from .data import source_names
+
+    lf = cfg["train"].get("level_fit")
+    if not lf:
+        return
+    if getattr(model, "piano", None) is None:
+        raise ConfigError(
+            "train.level_fit: the model has no piano level to fit (model.args.piano_level is 0)"
+        )
+    names = source_names(cfg)
+    unknown = sorted(set(lf["sources"]) - names)
+    if unknown:
+        raise ConfigError(
+            f"train.level_fit.sources: {unknown} name no data source of this config (it has {sorted(names)})"
+        )
 
 
 class DeepLearner:
@@ -269,6 +295,7 @@ class DeepLearner:
             raise ConfigError(f"model.args of {name!r}: {e}") from None
         self.features = model_features(cfg, name)
         self.task = experiment_task(cfg, kind, self.features, self.model.model_args, tag_names)
+        _check_level_fit(cfg, self.model)
         self.device = resolve_device(cfg["train"].get("device"))
         self.epochs, self.best_val_score = 0, None
         self.clip_fit: dict | None = None
