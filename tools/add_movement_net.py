@@ -36,6 +36,22 @@ from moodscope.training.experiment import resolve_config
 from moodscope.training.reports import summarize, write_json
 
 
+def write_fold_results(out: Path, cfg: dict, run: Path, results: list[dict], **args) -> None:
+    """``out/results.json`` as ``moodscope train`` writes it, for fold models of ``run`` given a part fitted after
+    training: the run's config with the model arguments ``args`` changed, each fold's result, their summary."""
+    summary = summarize(results)
+    write_json(
+        out / "results.json",
+        {
+            "name": cfg["name"],
+            "model": dict(cfg["model"], args=dict(cfg["model"]["args"], **args)),
+            "from_run": str(run),
+            "folds": results,
+            "summary": {k: {"mean": m, "std": s} for k, (m, s) in summary.items()},
+        },
+    )
+
+
 def with_net(path: Path, members: int):
     """``(model, bundle)``: the model of ``path`` rebuilt with ``members`` unfitted movement-net members."""
     bundle = load_model(path)
@@ -109,17 +125,7 @@ def main() -> None:
             )
             results.append({"fold": k, "metrics": dict(metrics), "movement_net": fit})
             print(f"fold {k}: {fit}", flush=True)
-        summary = summarize(results)
-        write_json(
-            a.out / "results.json",
-            {
-                "name": cfg["name"],
-                "model": dict(cfg["model"], args=dict(cfg["model"]["args"], movement_net=a.members)),
-                "from_run": str(a.run),
-                "folds": results,
-                "summary": {k: {"mean": m, "std": s} for k, (m, s) in summary.items()},
-            },
-        )
+        write_fold_results(a.out, cfg, a.run, results, movement_net=a.members)
     else:
         model, bundle = with_net(a.model, a.members)
         ds = load_dataset("vgmidi", a.vgmidi, soundfont="FluidR3_GM", sr=16000)

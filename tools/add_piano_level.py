@@ -31,12 +31,14 @@ import json
 import sys
 from pathlib import Path
 
+from add_movement_net import write_fold_results  # tools/: the script's own folder
+from make_default_model import DESCRIPTION, TRAINED_ON, curve_on_unseen_corpus, rounded
+
 from moodscope.modelfile import load_model, save_model
 from moodscope.models import build
 from moodscope.training.config import dump_config
 from moodscope.training.experiment import _prepare, experiment_task, resolve_config
 from moodscope.training.fold import refit_piano_level
-from moodscope.training.reports import summarize, write_json
 
 
 def with_level(path: Path, weight: float):
@@ -65,16 +67,6 @@ def level_settings(cfg: dict) -> dict:
     return {"sources": ["main" if s == main else s for s in piano], "alpha": 100.0, "quadrant_scale": 0.2}
 
 
-def _rounded(x):
-    if isinstance(x, float):
-        return round(x, 4)
-    if isinstance(x, dict):
-        return {k: _rounded(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_rounded(v) for v in x]
-    return x
-
-
 def _figures(vgmidi_run: Path | None, fourq_run: Path | None) -> dict:
     """The ``measured`` entries of the default model's metadata from the runs given the level (``--run``)."""
     out = {}
@@ -90,7 +82,7 @@ def _figures(vgmidi_run: Path | None, fourq_run: Path | None) -> dict:
         out["fourq_cv_report"] = {k: rep[k] for k in ("table", "confusion", "level")}
         out["fourq_cv_moods_auc"] = {m: sum(v) / len(v) for m, v in rep["moods"]["auc"].items()}
         out["fourq_cv_moods_macro_auc"] = rep["moods"]["macro_auc"]
-    return _rounded(out)
+    return rounded(out)
 
 
 def main() -> None:
@@ -147,17 +139,7 @@ def main() -> None:
             )
             results.append({"fold": k, "metrics": dict(metrics), "level_fit": fit})
             print(f"fold {k}: {json.dumps(fit)}", flush=True)
-        summary = summarize(results)
-        write_json(
-            a.out / "results.json",
-            {
-                "name": cfg["name"],
-                "model": dict(cfg["model"], args=dict(cfg["model"]["args"], piano_level=a.weight)),
-                "from_run": str(a.run),
-                "folds": results,
-                "summary": {k: {"mean": m, "std": s} for k, (m, s) in summary.items()},
-            },
-        )
+        write_fold_results(a.out, cfg, a.run, results, piano_level=a.weight)
     else:
         if len(folds) != 1:
             raise SystemExit(
@@ -185,14 +167,11 @@ def main() -> None:
                 v = dict(v, table=v["table"] + kept)
             measured[k] = v
         info["measured"] = measured
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from make_default_model import DESCRIPTION, TRAINED_ON, curve_on_unseen_corpus
-
         if "measured" in info and "emopia_test" in measured:  # the bundled default model
             info.update(description=DESCRIPTION, trained_on=TRAINED_ON)
         save_model(a.out, model, bundle.features, info)
         if "synthetic_curve_unseen" in measured:  # the corpus's curves, measured again with the level
-            measured["synthetic_curve_unseen"] = _rounded(curve_on_unseen_corpus(a.out))
+            measured["synthetic_curve_unseen"] = rounded(curve_on_unseen_corpus(a.out))
             save_model(a.out, model, bundle.features, dict(info, measured=measured))
         print(json.dumps(fit), flush=True)
     return None

@@ -85,13 +85,14 @@ def curve_on_unseen_corpus(model_path: Path) -> dict:
     return out
 
 
-def _rounded(x):
+def rounded(x):
+    """``x`` with every float rounded to 4 decimals (nested dicts and lists): the figures of model metadata."""
     if isinstance(x, float):
         return round(x, 4)
     if isinstance(x, dict):
-        return {k: _rounded(v) for k, v in x.items()}
+        return {k: rounded(v) for k, v in x.items()}
     if isinstance(x, list):
-        return [_rounded(v) for v in x]
+        return [rounded(v) for v in x]
     return x
 
 
@@ -172,7 +173,7 @@ def main() -> None:
             f"{len(vocab)} moods on >= {mood_tags.MIN_CLIPS} of 461 clips; one logistic regression per mood "
             f"(C = {mood_tags.DEFAULT_C}) on the clip head's window statistics",
             "moods_vocabulary": vocab,
-            "measured": _rounded(
+            "measured": rounded(
                 {
                     "fourq_cv": cv_summary,
                     "fourq_cv_report": {k: rep[k] for k in ("table", "confusion", "level")},

@@ -428,9 +428,8 @@ def config_differences(old: dict, new: dict, free=RESUME_FREE_KEYS) -> list[tupl
     old = copy.deepcopy(old or {})
     for name, cls in SECTIONS.items():  # settings the older run did not know of: their defaults
         if isinstance(old.get(name), dict):
-            for f in fields(cls):
-                if f.name not in old[name]:
-                    old[name][f.name] = yaml.safe_load(yaml.safe_dump(asdict(cls())[f.name]))
+            defaults = yaml.safe_load(yaml.safe_dump(asdict(cls())))
+            old[name] = {**defaults, **old[name]}
     a, b = _flatten(old), _flatten(new or {})
     # an empty mapping on one side and keys below it on the other: compare the keys, not the mapping
     a = {k: v for k, v in a.items() if not (v == {} and any(x.startswith(k + ".") for x in b))}
